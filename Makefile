@@ -1,0 +1,45 @@
+# The two commands: `make demo` and `make test`. Both create or reuse .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-sensor-msgs ros-std-msgs ros-geometry-msgs \
+	ros-trajectory-msgs ros-std-srvs ros-rosgraph-msgs ros-builtin-interfaces ros-diagnostic-msgs
+
+# DDS discovery stays on loopback on this machine (see DESIGN.md); MuJoCo renders offscreen.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: install test demo bench checkpoint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py package.xml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# the pinned CPU torch first: an open range would pull a multi-GB CUDA build
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	$(PY) -c "import rclpy" 2>/dev/null || $(PIP) install -q $(ROS_WHEELS)
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+test: install
+	$(PY) -m pytest -q test
+
+demo: install
+	$(VENV)/bin/jepa-ros demo --out reports/demo
+
+bench: install
+	for b in sim world_model planner closed_loop replay; do $(PY) benchmarks/$$b.py || exit 1; done
+
+# Reproduces the embedded default checkpoint (see README).
+checkpoint: install
+	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 0 --out data/explore
+	$(VENV)/bin/jepa-ros train --bags data/explore --config config/train.yaml --out runs/default --seed 0
+	$(VENV)/bin/jepa-ros export --run runs/default --out checkpoints/default
+
+clean:
+	rm -rf $(VENV) build install log reports runs

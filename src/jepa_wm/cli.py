@@ -1,0 +1,48 @@
+"""`jepa-ros` command line: ROS-free subcommands. jepa_ros.cli adds the ROS ones.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; this file only wires them, importing a module when it is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, one-line help)
+CORE_COMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("jepa_wm.data.collect", "generate exploration episodes from the MuJoCo arm into rosbag2 files"),
+    "train": ("jepa_wm.train", "train the JEPA world model from rosbag2 episodes"),
+    "evaluate": ("jepa_wm.evaluate", "evaluate a checkpoint offline on recorded rosbags"),
+}
+
+
+def build_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
+    """Parser with one subparser per command; modules are imported lazily."""
+    parser = argparse.ArgumentParser(prog="jepa-ros", description="JEPA world models for ROS 2 robot arms")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    argv = sys.argv[1:]
+    for name, (module_name, help_text) in commands.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        # Only the chosen subcommand's module is imported (torch and rclpy are slow to load).
+        if name in argv:
+            importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, commands: dict[str, tuple[str, str]] | None = None) -> int:
+    """Entry point of the ROS-free command line."""
+    commands = CORE_COMMANDS if commands is None else commands
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

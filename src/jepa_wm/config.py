@@ -1,0 +1,355 @@
+"""Typed configuration for the world model, planner, training, simulation and robots.
+
+Every knob lives in a frozen dataclass that validates itself in ``__post_init__`` and
+names the bad value. YAML files, JSON checkpoint configs and ROS parameters only fill
+these fields: :func:`from_dict` refuses unknown keys, so a typo is an error, not a
+silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """ViT encoder over image patches; parameter names follow V-JEPA 2."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    in_channels: int = 3
+    embed_dim: int = 128
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+
+    def __post_init__(self) -> None:
+        _require(16 <= self.image_size <= 1024, f"encoder.image_size={self.image_size}: expected 16..1024")
+        _require(
+            self.image_size % self.patch_size == 0,
+            f"encoder.image_size={self.image_size} is not a multiple of patch_size={self.patch_size}",
+        )
+        _require(
+            self.embed_dim % self.num_heads == 0,
+            f"encoder.embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}",
+        )
+        _require(self.depth >= 1, f"encoder.depth={self.depth}: expected >= 1")
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per image side."""
+        return self.image_size // self.patch_size
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Action-conditioned predictor (V-JEPA 2-AC style, block-causal over time)."""
+
+    embed_dim: int = 128
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    latent_grid: int = 4  # encoder patch grid is average-pooled to latent_grid x latent_grid tokens
+    max_steps: int = 16  # longest sequence of time steps (context + rollout)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.embed_dim % self.num_heads == 0,
+            f"predictor.embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}",
+        )
+        _require(self.latent_grid >= 1, f"predictor.latent_grid={self.latent_grid}: expected >= 1")
+        _require(self.max_steps >= 2, f"predictor.max_steps={self.max_steps}: expected >= 2")
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """Everything a checkpoint needs to rebuild its model and talk to a robot."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    joint_names: tuple[str, ...] = (
+        "joint1",
+        "joint2",
+        "joint3",
+        "joint4",
+        "joint5",
+        "joint6",
+    )
+    # One unit of normalised action is this many radians of commanded joint-position delta.
+    action_scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        _require(len(self.joint_names) >= 1, "world_model.joint_names is empty")
+        _require(
+            len(set(self.joint_names)) == len(self.joint_names),
+            f"world_model.joint_names has duplicates: {list(self.joint_names)}",
+        )
+        _require(self.action_scale > 0, f"world_model.action_scale={self.action_scale}: expected > 0")
+        _require(
+            self.encoder.grid_size % self.predictor.latent_grid == 0,
+            f"predictor.latent_grid={self.predictor.latent_grid} does not divide the encoder "
+            f"patch grid {self.encoder.grid_size}",
+        )
+
+    @property
+    def action_dim(self) -> int:
+        """One action component per joint."""
+        return len(self.joint_names)
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Sampling-based MPC in latent space (CEM as in V-JEPA 2-AC, MPPI as in TD-MPC2)."""
+
+    method: Literal["cem", "mppi"] = "cem"
+    horizon: int = 4
+    num_samples: int = 128
+    iterations: int = 3
+    num_elites: int = 16
+    init_std: float = 0.5
+    min_std: float = 0.05
+    max_std: float = 1.0
+    momentum_mean: float = 0.0  # weight of the previous iteration's mean (CEM)
+    momentum_std: float = 0.0  # weight of the previous iteration's std (CEM)
+    temperature: float = 0.5  # MPPI elite weighting
+    action_bound: float = 1.0  # normalised actions are clipped to [-bound, bound]
+    cost: Literal["l1", "l2"] = "l1"
+    cost_over_horizon: bool = False  # sum the latent distance over all steps, not only the last
+    action_penalty: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.method in ("cem", "mppi"), f"planner.method={self.method!r}: expected 'cem' or 'mppi'")
+        _require(self.cost in ("l1", "l2"), f"planner.cost={self.cost!r}: expected 'l1' or 'l2'")
+        _require(self.horizon >= 1, f"planner.horizon={self.horizon}: expected >= 1")
+        _require(self.num_samples >= 2, f"planner.num_samples={self.num_samples}: expected >= 2")
+        _require(self.iterations >= 1, f"planner.iterations={self.iterations}: expected >= 1")
+        _require(
+            1 <= self.num_elites <= self.num_samples,
+            f"planner.num_elites={self.num_elites}: expected 1..num_samples={self.num_samples}",
+        )
+        _require(
+            0 < self.min_std <= self.max_std,
+            f"planner.min_std={self.min_std}, max_std={self.max_std}: expected 0 < min_std <= max_std",
+        )
+        _require(self.init_std > 0, f"planner.init_std={self.init_std}: expected > 0")
+        _require(0 <= self.momentum_mean < 1, f"planner.momentum_mean={self.momentum_mean}: expected [0, 1)")
+        _require(0 <= self.momentum_std < 1, f"planner.momentum_std={self.momentum_std}: expected [0, 1)")
+        _require(self.temperature > 0, f"planner.temperature={self.temperature}: expected > 0")
+        _require(self.action_bound > 0, f"planner.action_bound={self.action_bound}: expected > 0")
+        _require(self.action_penalty >= 0, f"planner.action_penalty={self.action_penalty}: expected >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of the world model from episodes."""
+
+    mode: Literal["joint", "frozen_encoder"] = "joint"
+    batch_size: int = 32
+    steps: int = 3000
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    context_steps: int = 1  # observed steps before the rollout starts
+    rollout_steps: int = 4  # autoregressive steps in the rollout loss
+    rollout_weight: float = 1.0
+    sigreg_weight: float = 0.05  # anti-collapse (LeJEPA SIGReg); 0 disables it
+    ema_momentum: float = 0.0  # > 0 uses an EMA target encoder instead of a shared one
+    val_fraction: float = 0.1
+    val_every: int = 250
+    checkpoint_every: int = 500
+    grad_clip: float = 1.0
+    num_workers: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.mode in ("joint", "frozen_encoder"), f"train.mode={self.mode!r}: expected 'joint' or 'frozen_encoder'")
+        _require(self.batch_size >= 1, f"train.batch_size={self.batch_size}: expected >= 1")
+        _require(self.steps >= 1, f"train.steps={self.steps}: expected >= 1")
+        _require(self.learning_rate > 0, f"train.learning_rate={self.learning_rate}: expected > 0")
+        _require(self.context_steps >= 1, f"train.context_steps={self.context_steps}: expected >= 1")
+        _require(self.rollout_steps >= 1, f"train.rollout_steps={self.rollout_steps}: expected >= 1")
+        _require(0 < self.val_fraction < 1, f"train.val_fraction={self.val_fraction}: expected (0, 1)")
+        _require(0 <= self.ema_momentum < 1, f"train.ema_momentum={self.ema_momentum}: expected [0, 1)")
+
+    @property
+    def window(self) -> int:
+        """Frames per training sample: context plus rollout targets."""
+        return self.context_steps + self.rollout_steps
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """MuJoCo simulation of the project's arm."""
+
+    image_size: int = 64
+    control_period: float = 0.1  # seconds of simulated time per control step
+    physics_timestep: float = 0.002
+    seed: int = 0
+    urdf: str = ""  # empty: the packaged urdf/arm.urdf.xacro
+    camera_name: str = "workspace_camera"
+    num_objects: int = 3
+
+    def __post_init__(self) -> None:
+        _require(64 <= self.image_size <= 256, f"sim.image_size={self.image_size}: expected 64..256")
+        _require(self.control_period > 0, f"sim.control_period={self.control_period}: expected > 0")
+        _require(
+            0 < self.physics_timestep <= self.control_period,
+            f"sim.physics_timestep={self.physics_timestep}: expected (0, control_period={self.control_period}]",
+        )
+        _require(
+            math.isclose(round(self.control_period / self.physics_timestep) * self.physics_timestep, self.control_period),
+            f"sim.control_period={self.control_period} is not a multiple of physics_timestep={self.physics_timestep}",
+        )
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """A robot preset: joint names and limits, and the topics its controllers use."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    joint_lower: tuple[float, ...]  # rad
+    joint_upper: tuple[float, ...]  # rad
+    velocity_limits: tuple[float, ...]  # rad/s
+    command_interface: Literal["position", "trajectory"] = "position"
+    command_topic: str = "forward_position_controller/commands"
+    camera_topic: str = "camera/image_raw"
+    joint_states_topic: str = "joint_states"
+    control_rate: float = 5.0  # Hz
+    simulated: bool = False  # real robots start with commanding disabled
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        _require(n >= 1, f"robot {self.name!r}: joint_names is empty")
+        for key in ("joint_lower", "joint_upper", "velocity_limits"):
+            values = getattr(self, key)
+            _require(len(values) == n, f"robot {self.name!r}: {key} has {len(values)} values, expected {n} (one per joint)")
+        for joint, lo, hi, vmax in zip(self.joint_names, self.joint_lower, self.joint_upper, self.velocity_limits):
+            _require(lo < hi, f"robot {self.name!r}: joint {joint} lower={lo} is not below upper={hi}")
+            _require(vmax > 0, f"robot {self.name!r}: joint {joint} velocity limit {vmax}: expected > 0")
+        _require(
+            self.command_interface in ("position", "trajectory"),
+            f"robot {self.name!r}: command_interface={self.command_interface!r}: expected 'position' or 'trajectory'",
+        )
+        _require(self.control_rate > 0, f"robot {self.name!r}: control_rate={self.control_rate}: expected > 0")
+
+
+# ---------------------------------------------------------------------------------------
+# dict / YAML  <->  dataclasses
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
+    data = {} if data is None else data
+    where = where or cls.__name__
+    _require(isinstance(data, dict), f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
+    _require(not unknown, f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required field is missing
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else from_dict(hint, value, where)
+    if origin is tuple:
+        _require(isinstance(value, (list, tuple)), f"{where}={value!r}: expected a list")
+        (item_hint, *_) = typing.get_args(hint)
+        return tuple(_coerce(item_hint, item, f"{where}[{i}]") for i, item in enumerate(value))
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        _require(value in choices, f"{where}={value!r}: expected one of {list(choices)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is float:
+        _require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}={value!r}: expected a number")
+        return float(value)
+    if hint is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), f"{where}={value!r}: expected an integer")
+        return value
+    if hint is bool:
+        _require(isinstance(value, bool), f"{where}={value!r}: expected true or false")
+        return value
+    if hint is str:
+        _require(isinstance(value, str), f"{where}={value!r}: expected a string")
+        return value
+    return value
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Dataclass to plain dict (tuples become lists) for JSON / YAML."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    return convert(dataclasses.asdict(config))
+
+
+def load_yaml(path: str | Path, cls: type[T], section: str | None = None) -> T:
+    """Load ``cls`` from a YAML file, optionally from one top-level ``section``."""
+    path = Path(path)
+    _require(path.is_file(), f"config file {path} does not exist")
+    with path.open() as stream:
+        data = yaml.safe_load(stream) or {}
+    if section is not None:
+        _require(section in data, f"{path}: no section {section!r}; sections are {sorted(data)}")
+        data = data[section]
+    return from_dict(cls, data, f"{path}" + (f":{section}" if section else ""))
+
+
+def load_robot(name_or_path: str) -> RobotConfig:
+    """Load a robot preset by name (``config/robots/<name>.yaml``) or by file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = package_share() / "config" / "robots" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            presets = sorted(p.stem for p in (package_share() / "config" / "robots").glob("*.yaml"))
+            raise ConfigError(f"robot preset {name_or_path!r} not found; presets are {presets}")
+    return load_yaml(path, RobotConfig)
+
+
+def package_share() -> Path:
+    """Folder holding launch/, config/ and urdf/: the source tree, or share/jepa_ros when installed."""
+    source_root = Path(__file__).resolve().parents[2]
+    if (source_root / "package.xml").is_file():
+        return source_root
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("jepa_ros"))
+    except (ImportError, LookupError) as err:
+        raise ConfigError(
+            f"cannot find the jepa_ros share folder: not in a source tree ({source_root}) "
+            "and ament_index does not know the package"
+        ) from err
