@@ -41,6 +41,8 @@ class EncoderConfig:
     depth: int = 4
     num_heads: int = 4
     mlp_ratio: float = 4.0
+    # Rotary 2D positions in attention (V-JEPA 2 ViT-L/H/g) instead of an added pos_embed.
+    use_rope: bool = False
 
     def __post_init__(self) -> None:
         _require(16 <= self.image_size <= 1024, f"encoder.image_size={self.image_size}: expected 16..1024")
