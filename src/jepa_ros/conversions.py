@@ -1,0 +1,301 @@
+"""ROS 2 messages <-> numpy: the only module of jepa_ros that knows message fields.
+
+Images become uint8 RGB arrays [H, W, 3]; joint states and commands become float64
+arrays in a caller-given joint-name order (order comes from names, never from array
+position); stamps are int64 nanoseconds. Every malformed message raises
+``ConversionError`` naming the offending value and what was expected.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import PointStamped
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+
+class ConversionError(ValueError):
+    """A message cannot be converted: wrong size, unknown encoding, missing or bad joints."""
+
+
+# encoding -> (channels, cv2 conversion to RGB or None when already RGB)
+_ENCODINGS: dict[str, tuple[int, int | None]] = {
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+}
+NS_PER_S = 1_000_000_000
+
+
+# ---------------------------------------------------------------------------------------
+# time
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """builtin_interfaces/Time -> int nanoseconds."""
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Int nanoseconds (>= 0) -> builtin_interfaces/Time."""
+    ns = int(ns)
+    if ns < 0:
+        raise ConversionError(f"stamp {ns} ns is negative; expected >= 0")
+    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def duration_to_s(duration: Duration) -> float:
+    """builtin_interfaces/Duration -> float seconds."""
+    return float(duration.sec) + float(duration.nanosec) * 1e-9
+
+
+def s_to_duration(seconds: float) -> Duration:
+    """Float seconds (>= 0) -> builtin_interfaces/Duration."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConversionError(f"duration {seconds} s: expected a finite value >= 0")
+    ns = round(seconds * NS_PER_S)
+    return Duration(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def clock_message(ns: int) -> Clock:
+    """rosgraph_msgs/Clock for simulated time ``ns``."""
+    return Clock(clock=ns_to_stamp(ns))
+
+
+# ---------------------------------------------------------------------------------------
+# images
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8; row padding allowed) -> uint8 [H, W, 3]."""
+    if msg.encoding not in _ENCODINGS:
+        raise ConversionError(f"image encoding {msg.encoding!r} is not supported; expected one of {sorted(_ENCODINGS)}")
+    channels, to_rgb = _ENCODINGS[msg.encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels
+    if height <= 0 or width <= 0:
+        raise ConversionError(f"image size {width}x{height} ({msg.encoding}): expected a positive width and height")
+    if step < row_bytes:
+        raise ConversionError(
+            f"image step {step} is smaller than width {width} x {channels} bytes per pixel ({msg.encoding}) = {row_bytes}"
+        )
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    if buffer.size != step * height:
+        raise ConversionError(
+            f"image data has {buffer.size} bytes; expected step {step} x height {height} = {step * height} "
+            f"for a {width}x{height} {msg.encoding} image"
+        )
+    # [H, step] -> drop row padding -> [H, W, C]
+    pixels = buffer.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
+    if to_rgb is None:
+        return np.ascontiguousarray(pixels)
+    return cv2.cvtColor(np.ascontiguousarray(pixels), to_rgb)
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png) -> uint8 [H, W, 3] RGB."""
+    # image_transport writes e.g. "jpeg", "png" or "rgb8; jpeg compressed bgr8"
+    fmt = msg.format.lower()
+    if "jpeg" not in fmt and "jpg" not in fmt and "png" not in fmt:
+        raise ConversionError(f"compressed image format {msg.format!r} is not supported; expected 'jpeg' or 'png'")
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if bgr is None:
+        raise ConversionError(f"compressed image ({msg.format!r}, {buffer.size} bytes) could not be decoded")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def rgb_to_image(rgb: np.ndarray, stamp_ns: int = 0, frame_id: str = "") -> Image:
+    """uint8 [H, W, 3] RGB -> sensor_msgs/Image (rgb8, no row padding)."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ConversionError(f"frame has dtype {rgb.dtype} and shape {rgb.shape}; expected uint8 [H, W, 3] RGB")
+    height, width, _ = rgb.shape
+    msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3)
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    # array.array skips the per-element checks of the generated setter (fast for large frames)
+    msg.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
+    return msg
+
+
+def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", stamp_ns: int = 0, frame_id: str = "") -> CompressedImage:
+    """uint8 [H, W, 3] RGB -> sensor_msgs/CompressedImage (jpeg or png)."""
+    if fmt not in ("jpeg", "png"):
+        raise ConversionError(f"compressed format {fmt!r}: expected 'jpeg' or 'png'")
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ConversionError(f"frame has dtype {rgb.dtype} and shape {rgb.shape}; expected uint8 [H, W, 3] RGB")
+    ok, encoded = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ConversionError(f"cv2 failed to encode a {rgb.shape} frame as {fmt}")
+    msg = CompressedImage(format=fmt)
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.data = array.array("B", encoded.tobytes())
+    return msg
+
+
+def camera_info(intrinsics: dict[str, float], stamp_ns: int = 0, frame_id: str = "") -> CameraInfo:
+    """Pinhole intrinsics (width, height, fx, fy, cx, cy) -> sensor_msgs/CameraInfo without distortion."""
+    missing = sorted({"width", "height", "fx", "fy", "cx", "cy"} - set(intrinsics))
+    if missing:
+        raise ConversionError(f"camera intrinsics lack {missing}; got keys {sorted(intrinsics)}")
+    fx, fy, cx, cy = (float(intrinsics[key]) for key in ("fx", "fy", "cx", "cy"))
+    msg = CameraInfo(width=int(intrinsics["width"]), height=int(intrinsics["height"]), distortion_model="plumb_bob")
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.d = [0.0] * 5
+    msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+# ---------------------------------------------------------------------------------------
+# joints
+
+
+def _check_names(names: Sequence[str], what: str) -> None:
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if list(names).count(name) > 1})
+        raise ConversionError(f"{what} names joints more than once: {duplicates}")
+
+
+def joint_state_positions(msg: JointState, joint_names: Sequence[str]) -> np.ndarray:
+    """sensor_msgs/JointState -> float64 [J] positions in ``joint_names`` order (by name)."""
+    if len(msg.position) != len(msg.name):
+        raise ConversionError(f"joint_state has {len(msg.name)} names but {len(msg.position)} positions; expected equal")
+    _check_names(msg.name, "joint_state")
+    index = {name: i for i, name in enumerate(msg.name)}
+    missing = [name for name in joint_names if name not in index]
+    if missing:
+        raise ConversionError(f"joint_state lacks joints {missing}; it names {list(msg.name)}")
+    positions = np.array([msg.position[index[name]] for name in joint_names], dtype=np.float64)
+    bad = [f"{name}={value}" for name, value in zip(joint_names, positions) if not math.isfinite(value)]
+    if bad:
+        raise ConversionError(f"joint_state has non-finite positions: {', '.join(bad)}")
+    return positions
+
+
+def positions_to_joint_state(
+    positions: np.ndarray,
+    joint_names: Sequence[str],
+    stamp_ns: int = 0,
+    velocities: np.ndarray | None = None,
+) -> JointState:
+    """float [J] positions (and optional velocities) -> sensor_msgs/JointState."""
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1)
+    if positions.size != len(joint_names):
+        raise ConversionError(f"{positions.size} positions for {len(joint_names)} joints {list(joint_names)}")
+    msg = JointState(name=list(joint_names), position=positions.tolist())
+    if velocities is not None:
+        velocities = np.asarray(velocities, dtype=np.float64).reshape(-1)
+        if velocities.size != positions.size:
+            raise ConversionError(f"{velocities.size} velocities for {positions.size} positions; expected equal")
+        msg.velocity = velocities.tolist()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    return msg
+
+
+def multiarray_to_numpy(msg: Float64MultiArray) -> np.ndarray:
+    """std_msgs/Float64MultiArray -> float64 [N] (its flat data)."""
+    return np.asarray(msg.data, dtype=np.float64).reshape(-1)
+
+
+def numpy_to_multiarray(values: np.ndarray) -> Float64MultiArray:
+    """float [N] -> std_msgs/Float64MultiArray (flat, no layout), e.g. a ForwardCommandController command."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    return Float64MultiArray(data=array.array("d", values.tobytes()))
+
+
+def trajectory_points(
+    msg: JointTrajectory,
+    joint_names: Sequence[str],
+    current: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """trajectory_msgs/JointTrajectory -> (times_from_start [P] s, positions [P, J] in ``joint_names`` order).
+
+    Joints the trajectory does not name hold ``current``; without ``current`` every joint must be named.
+    """
+    _check_names(msg.joint_names, "trajectory")
+    unknown = [name for name in msg.joint_names if name not in joint_names]
+    if unknown:
+        raise ConversionError(f"trajectory names unknown joints {unknown}; known joints are {list(joint_names)}")
+    if not msg.points:
+        raise ConversionError("trajectory has no points; expected at least one")
+    unnamed = [name for name in joint_names if name not in msg.joint_names]
+    if unnamed and current is None:
+        raise ConversionError(f"trajectory lacks joints {unnamed} and no current positions were given to hold them")
+    base = np.zeros(len(joint_names)) if current is None else np.asarray(current, dtype=np.float64).reshape(-1)
+    if base.size != len(joint_names):
+        raise ConversionError(f"{base.size} current positions for {len(joint_names)} joints")
+    columns = [list(joint_names).index(name) for name in msg.joint_names]
+    times = np.empty(len(msg.points))
+    positions = np.tile(base, (len(msg.points), 1))
+    for p, point in enumerate(msg.points):
+        if len(point.positions) != len(msg.joint_names):
+            raise ConversionError(
+                f"trajectory point {p} has {len(point.positions)} positions for {len(msg.joint_names)} joints "
+                f"{list(msg.joint_names)}"
+            )
+        values = np.asarray(point.positions, dtype=np.float64)
+        bad = [f"{msg.joint_names[i]}={v}" for i, v in enumerate(values) if not math.isfinite(v)]
+        if bad:
+            raise ConversionError(f"trajectory point {p} has non-finite positions: {', '.join(bad)}")
+        positions[p, columns] = values
+        times[p] = duration_to_s(point.time_from_start)
+    if np.any(np.diff(times) < 0):
+        raise ConversionError(f"trajectory times_from_start {times.tolist()} are not increasing")
+    return times, positions
+
+
+def trajectory_target(msg: JointTrajectory, joint_names: Sequence[str], current: np.ndarray | None = None) -> np.ndarray:
+    """The last point of a JointTrajectory as float64 [J] target positions in ``joint_names`` order."""
+    return trajectory_points(msg, joint_names, current)[1][-1]
+
+
+def positions_to_trajectory(
+    positions: np.ndarray,
+    joint_names: Sequence[str],
+    time_from_start: float = 0.1,
+    stamp_ns: int = 0,
+) -> JointTrajectory:
+    """float [J] target (or [P, J] waypoints, ``time_from_start`` apart) -> trajectory_msgs/JointTrajectory."""
+    waypoints = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+    if waypoints.ndim != 2 or waypoints.shape[1] != len(joint_names):
+        raise ConversionError(f"positions of shape {np.shape(positions)} for {len(joint_names)} joints; expected [J] or [P, J]")
+    msg = JointTrajectory(joint_names=list(joint_names))
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.points = [
+        JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(time_from_start * (p + 1)))
+        for p, row in enumerate(waypoints)
+    ]
+    return msg
+
+
+def point_stamped(xyz: np.ndarray, stamp_ns: int = 0, frame_id: str = "world") -> PointStamped:
+    """float [3] position (m) -> geometry_msgs/PointStamped."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1)
+    if xyz.size != 3:
+        raise ConversionError(f"point has {xyz.size} values; expected 3 (x, y, z)")
+    msg = PointStamped()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.point.x, msg.point.y, msg.point.z = (float(v) for v in xyz)
+    return msg
+
+
+def point_to_numpy(msg: PointStamped) -> np.ndarray:
+    """geometry_msgs/PointStamped -> float64 [3]."""
+    return np.array([msg.point.x, msg.point.y, msg.point.z], dtype=np.float64)
