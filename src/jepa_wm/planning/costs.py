@@ -1,0 +1,56 @@
+"""Planning costs: how far an imagined future is from the goal, in latent space."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from jepa_wm.config import PlannerConfig
+from jepa_wm.planning.base import CostFn, PlanningError
+
+
+def latent_distance(predicted: Tensor, goal_latent: Tensor, kind: str = "l1") -> Tensor:
+    """Per-step distance to the goal: predicted [S, H, N, D], goal [N, D] -> [S, H].
+
+    l1 is the mean absolute difference (the V-JEPA 2-AC energy); l2 the mean squared one.
+    Means, not sums, so the value does not grow with the number of tokens.
+    """
+    if predicted.ndim != 4:
+        raise PlanningError(f"predicted latents have shape {tuple(predicted.shape)}, expected [S, H, N, D]")
+    if tuple(goal_latent.shape) != tuple(predicted.shape[2:]):
+        raise PlanningError(
+            f"goal latent has shape {tuple(goal_latent.shape)}, expected [N, D] = {list(predicted.shape[2:])}"
+        )
+    difference = predicted - goal_latent.to(predicted.dtype)  # [S, H, N, D]
+    if kind == "l1":
+        return difference.abs().mean(dim=(2, 3))
+    if kind == "l2":
+        return difference.square().mean(dim=(2, 3))
+    raise PlanningError(f"cost kind {kind!r}: expected 'l1' or 'l2'")
+
+
+def action_cost(actions: Tensor) -> Tensor:
+    """Mean squared normalised action per sequence: [S, H, A] -> [S]; favours small, calm moves."""
+    return actions.square().mean(dim=(1, 2))
+
+
+def latent_goal_cost(goal_latent: Tensor, config: PlannerConfig) -> CostFn:
+    """Cost callable (predicted [S, H, N, D], actions [S, H, A]) -> [S] toward ``goal_latent``.
+
+    goal_latent is [N, D] (a leading batch dimension of 1 is accepted). The distance is
+    taken at the end of the horizon, or summed over it with ``cost_over_horizon``; plus
+    ``action_penalty`` times the mean squared action.
+    """
+    if goal_latent.ndim == 3 and goal_latent.shape[0] == 1:
+        goal_latent = goal_latent[0]
+    if goal_latent.ndim != 2:
+        raise PlanningError(f"goal latent has shape {tuple(goal_latent.shape)}, expected [N, D] or [1, N, D]")
+    goal = goal_latent.detach()
+
+    def cost(predicted: Tensor, actions: Tensor) -> Tensor:
+        distance = latent_distance(predicted, goal, config.cost)  # [S, H]
+        total = distance.sum(dim=1) if config.cost_over_horizon else distance[:, -1]
+        if config.action_penalty > 0:
+            total = total + config.action_penalty * action_cost(actions)
+        return total
+
+    return cost
