@@ -23,12 +23,13 @@ def build_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParse
     """Parser with one subparser per command; modules are imported lazily."""
     parser = argparse.ArgumentParser(prog="jepa-ros", description="JEPA world models for ROS 2 robot arms")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    argv = sys.argv[1:]
+    # the subcommand is the first word that is not an option; later words may be its arguments
+    chosen = next((word for word in sys.argv[1:] if not word.startswith("-")), None)
     for name, (module_name, help_text) in commands.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(_module=module_name)
         # Only the chosen subcommand's module is imported (torch and rclpy are slow to load).
-        if name in argv:
+        if name == chosen:
             importlib.import_module(module_name).add_arguments(sub)
     return parser
 
