@@ -1,0 +1,346 @@
+"""Episodes: a bag's camera frames, joint states and commands aligned on one time grid.
+
+A step is one control period. Frames and joint states are matched to each grid time by
+their header stamps (nearest within a tolerance, joint order from names); the action of a
+step is the position command in effect over [t, t + period) minus the measured joint
+positions at t, or the next step's positions minus this step's when the bag has no
+commands. A stream that stops for more than two periods splits the episode there, with a
+warning naming the time: nothing is interpolated across a gap.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from jepa_wm.data.rosbag_io import (
+    COMPRESSED_IMAGE,
+    FLOAT64_ARRAY,
+    IMAGE,
+    JOINT_STATE,
+    JOINT_TRAJECTORY,
+    POINT_STAMPED,
+    BagError,
+    bag_topics,
+    decode_message,
+    header_stamp_ns,
+    iter_raw_messages,
+    require_topics,
+)
+
+NS = 1_000_000_000
+
+
+class GapWarning(UserWarning):
+    """A stream in a bag stopped for longer than two control periods."""
+
+
+@dataclass
+class Episode:
+    """One time-aligned sequence from one bag (see docs/interfaces.md)."""
+
+    frames: np.ndarray  # uint8 [T, H, W, 3] RGB
+    joint_positions: np.ndarray  # float32 [T, J] rad, in joint_names order
+    actions: np.ndarray  # float32 [T, J] rad: commanded position minus measured position at step t
+    stamps_ns: np.ndarray  # int64 [T]
+    joint_names: tuple[str, ...]
+    source: str  # bag path it came from
+    ee_positions: np.ndarray | None = None  # float32 [T, 3] m, ground truth when the bag has it
+
+    def __post_init__(self) -> None:
+        steps, joints = len(self.stamps_ns), len(self.joint_names)
+        assert self.frames.dtype == np.uint8 and self.frames.ndim == 4 and self.frames.shape[0] == steps \
+            and self.frames.shape[3] == 3, f"{self.source}: frames {self.frames.dtype} {self.frames.shape}, expected uint8 [{steps}, H, W, 3]"
+        for name in ("joint_positions", "actions"):
+            value = getattr(self, name)
+            assert value.dtype == np.float32 and value.shape == (steps, joints), \
+                f"{self.source}: {name} {value.dtype} {value.shape}, expected float32 [{steps}, {joints}]"
+        assert self.stamps_ns.dtype == np.int64, f"{self.source}: stamps_ns dtype {self.stamps_ns.dtype}, expected int64"
+        assert self.ee_positions is None or self.ee_positions.shape == (steps, 3), \
+            f"{self.source}: ee_positions shape {self.ee_positions.shape}, expected [{steps}, 3]"
+
+    def __len__(self) -> int:
+        return len(self.stamps_ns)
+
+
+@dataclass(frozen=True)
+class BagTopics:
+    """Topic names in a bag; the command topics and the end-effector topic are optional."""
+
+    image: str = "/camera/image_raw"
+    joint_states: str = "/joint_states"
+    commands: str = "/forward_position_controller/commands"
+    trajectory: str = "/joint_trajectory_controller/joint_trajectory"
+    end_effector: str = "/end_effector_position"
+
+
+def resize_frame(image: np.ndarray, image_size: int | None) -> np.ndarray:
+    """Centre-crop to a square and resize with INTER_AREA (uint8 [H, W, 3] -> [S, S, 3]); None keeps it."""
+    if image_size is None:
+        return image
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[top: top + side, left: left + side]
+    if side == image_size:
+        return np.ascontiguousarray(square)
+    return cv2.resize(square, (image_size, image_size), interpolation=cv2.INTER_AREA)
+
+
+def _nearest(stamps: np.ndarray, times: np.ndarray, tolerance_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest stamp for each time (stamps sorted), and whether it lies within tolerance."""
+    if len(stamps) == 0:
+        return np.zeros(len(times), dtype=np.int64), np.zeros(len(times), dtype=bool)
+    right = np.clip(np.searchsorted(stamps, times), 0, len(stamps) - 1)
+    left = np.clip(right - 1, 0, len(stamps) - 1)
+    index = np.where(np.abs(stamps[left] - times) <= np.abs(stamps[right] - times), left, right)
+    return index, np.abs(stamps[index] - times) <= tolerance_ns
+
+
+def _warn_gaps(source: str, name: str, stamps: np.ndarray, step_ns: int, origin_ns: int) -> None:
+    for i in np.flatnonzero(np.diff(stamps) > 2 * step_ns):
+        start, end = stamps[i], stamps[i + 1]
+        warnings.warn(f"{source}: no {name} from t={(start - origin_ns) / NS:.3f} s to t={(end - origin_ns) / NS:.3f} s "
+                      f"(stamps {start}..{end} ns, a gap of {(end - start) / NS:.3f} s > 2 periods of "
+                      f"{step_ns / NS:.3f} s); the episode is split there", GapWarning, stacklevel=3)
+
+
+class _Streams:
+    """Pass 1 over a bag: every stamp, the joint states and commands; frames stay undecoded."""
+
+    def __init__(self, path: Path, topics: BagTopics, joint_names: tuple[str, ...] | None) -> None:
+        available = bag_topics(path)
+        self.image_topic = topics.image
+        if topics.image not in available and f"{topics.image}/compressed" in available:
+            self.image_topic = f"{topics.image}/compressed"
+        require_topics(path, available, [self.image_topic, topics.joint_states])
+        expected = {self.image_topic: (IMAGE, COMPRESSED_IMAGE), topics.joint_states: (JOINT_STATE,),
+                    topics.commands: (FLOAT64_ARRAY,), topics.trajectory: (JOINT_TRAJECTORY,),
+                    topics.end_effector: (POINT_STAMPED,)}
+        wanted = [t for t in expected if t in available]
+        for topic in wanted:
+            if available[topic] not in expected[topic]:
+                raise BagError(f"bag {path}: topic {topic} holds {available[topic]}; expected {' or '.join(expected[topic])}")
+        self.frame_stamps: list[int] = []
+        joint_msgs: list[tuple[int, Any]] = []
+        command_msgs: list[tuple[int, str, Any]] = []
+        ee: list[tuple[int, np.ndarray]] = []
+        for topic, msgtype, log_time, message in iter_raw_messages(path, wanted):
+            stamp = header_stamp_ns(message) or log_time
+            if topic == self.image_topic:
+                self.frame_stamps.append(stamp)
+                continue
+            payload = decode_message(msgtype, message, f"{path} {topic}: ")
+            if topic == topics.joint_states:
+                joint_msgs.append((stamp, payload))
+            elif topic == topics.end_effector:
+                ee.append((stamp, payload))
+            else:
+                command_msgs.append((stamp, msgtype, payload))
+        if not joint_msgs or not self.frame_stamps:
+            raise BagError(f"bag {path}: {len(self.frame_stamps)} frames on {self.image_topic} and {len(joint_msgs)} "
+                           f"joint states on {topics.joint_states}; expected both to have messages")
+        self.joint_names = joint_names or joint_msgs[0][1].names
+        self.joint_stamps, self.joint_positions = self._joint_matrix(path, joint_msgs)
+        self.command_stamps, self.commands = self._command_matrix(path, command_msgs)
+        self.ee_stamps = np.array([s for s, _ in ee], dtype=np.int64)
+        self.ee = np.array([p for _, p in ee]).reshape(-1, 3)
+
+    def _joint_matrix(self, path: Path, messages: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        stamps, rows = [], []
+        for stamp, sample in messages:
+            position_of = dict(zip(sample.names, sample.positions))
+            if all(name in position_of for name in self.joint_names):  # other sources (a gripper) are skipped
+                stamps.append(stamp)
+                rows.append([position_of[name] for name in self.joint_names])
+        if not rows:
+            raise BagError(f"bag {path}: no joint state names all of {list(self.joint_names)}; "
+                           f"the first one names {list(messages[0][1].names)}")
+        order = np.argsort(stamps, kind="stable")  # header stamps may arrive out of order
+        return np.asarray(stamps, dtype=np.int64)[order], np.asarray(rows, dtype=np.float64)[order]
+
+    def _command_matrix(self, path: Path, messages: list[tuple[int, str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        joints = len(self.joint_names)
+        stamps, rows = [], []
+        for stamp, msgtype, payload in messages:
+            if msgtype == FLOAT64_ARRAY:
+                # ForwardCommandController commands carry no names: they are in the controller's joint order.
+                if len(payload) != joints:
+                    raise BagError(f"bag {path}: a command at {stamp} ns has {len(payload)} values; "
+                                   f"expected {joints} for joints {list(self.joint_names)}")
+                rows.append(payload)
+            else:
+                if len(payload.positions) == 0:
+                    continue
+                target = dict(zip(payload.joint_names, payload.positions[-1]))  # the goal the controller moves to
+                rows.append([target.get(name, np.nan) for name in self.joint_names])  # NaN: joint not commanded
+            stamps.append(stamp)
+        order = np.argsort(stamps, kind="stable")
+        return np.asarray(stamps, dtype=np.int64)[order], np.asarray(rows, dtype=np.float64).reshape(-1, joints)[order]
+
+
+def _segments(valid: np.ndarray, breaks: np.ndarray) -> list[np.ndarray]:
+    """Runs of valid grid indices, also cut where ``breaks[i]`` says step i+1 does not follow step i."""
+    runs, current = [], []
+    for i, ok in enumerate(valid):
+        if ok and current and breaks[i - 1]:
+            runs.append(np.array(current))
+            current = []
+        if ok:
+            current.append(i)
+        elif current:
+            runs.append(np.array(current))
+            current = []
+    if current:
+        runs.append(np.array(current))
+    return runs
+
+
+def read_episode_segments(path: str | Path, topics: BagTopics = BagTopics(), period: float | None = None,
+                          joint_names: tuple[str, ...] | None = None, image_size: int | None = None,
+                          tolerance: float | None = None, min_steps: int = 2) -> list[Episode]:
+    """All gap-free runs of a bag as Episodes (period in s; None keeps the camera rate)."""
+    path = Path(path)
+    if period is not None and period <= 0:
+        raise BagError(f"period={period}: expected a positive control period in seconds")
+    streams = _Streams(path, topics, tuple(joint_names) if joint_names else None)
+    frame_order = np.argsort(streams.frame_stamps, kind="stable")
+    frame_stamps = np.asarray(streams.frame_stamps, dtype=np.int64)[frame_order]
+    if period is not None:
+        step_ns = int(round(period * NS))
+    elif len(frame_stamps) > 1:
+        step_ns = int(np.median(np.diff(frame_stamps)))
+    else:
+        raise BagError(f"bag {path} has a single frame; cannot infer the camera period (pass period=)")
+    if step_ns <= 0:
+        raise BagError(f"bag {path}: frames on {streams.image_topic} share one stamp; cannot infer a period (pass period=)")
+    tolerance_ns = step_ns // 2 if tolerance is None else int(tolerance * NS)
+    origin = int(min(frame_stamps[0], streams.joint_stamps[0]))
+    _warn_gaps(str(path), f"frames on {streams.image_topic}", frame_stamps, step_ns, origin)
+    _warn_gaps(str(path), f"joint states on {topics.joint_states}", streams.joint_stamps, step_ns, origin)
+
+    start = max(frame_stamps[0], streams.joint_stamps[0])
+    end = min(frame_stamps[-1], streams.joint_stamps[-1]) + tolerance_ns
+    if period is not None:
+        grid = start + step_ns * np.arange(max(0, (end - start) // step_ns + 1), dtype=np.int64)
+    else:
+        grid = frame_stamps[(frame_stamps >= start - tolerance_ns) & (frame_stamps <= end)]
+    frame_index, frame_ok = _nearest(frame_stamps, grid, tolerance_ns)
+    joint_index, joint_ok = _nearest(streams.joint_stamps, grid, tolerance_ns)
+    valid = frame_ok & joint_ok
+    breaks = np.diff(grid) > 2 * step_ns
+    joint_positions = streams.joint_positions[joint_index]
+    has_commands = len(streams.command_stamps) > 0
+    if has_commands:
+        window_end = np.append(grid[1:], grid[-1] + step_ns) if period is None else grid + step_ns
+        window_end = np.minimum(window_end, grid + step_ns)
+        command_index = np.searchsorted(streams.command_stamps, window_end, side="left") - 1
+        valid &= command_index >= 0  # steps before the first command have no known action
+        targets = streams.commands[np.maximum(command_index, 0)]
+        targets = np.where(np.isnan(targets), joint_positions, targets)
+        actions = targets - joint_positions
+
+    runs_kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    runs = _segments(valid, breaks)
+    for run in runs:
+        if not has_commands:
+            run_actions = np.diff(joint_positions[run], axis=0)
+            run = run[:-1]  # the last step has no successor to difference against
+        else:
+            run_actions = actions[run]
+        if len(run) < min_steps:
+            if len(runs) > 1:
+                warnings.warn(f"{path}: dropped a run of {len(run)} steps at t={(grid[run[0]] - origin) / NS:.3f} s "
+                              f"(fewer than {min_steps})", GapWarning, stacklevel=2)
+            continue
+        ee = None
+        if len(streams.ee_stamps):
+            ee_index, ee_ok = _nearest(streams.ee_stamps, grid[run], tolerance_ns)
+            ee = np.where(ee_ok[:, None], streams.ee[ee_index], np.nan).astype(np.float32)
+            if not ee_ok.all():
+                warnings.warn(f"{path}: {int((~ee_ok).sum())} steps have no {topics.end_effector} within "
+                              f"{tolerance_ns / NS:.3f} s; their ee_positions are NaN", GapWarning, stacklevel=2)
+        runs_kept.append((run, run_actions, ee))
+    return _with_frames(path, streams, frame_order, frame_index, grid, joint_positions, runs_kept, image_size)
+
+
+def _with_frames(path: Path, streams: _Streams, frame_order: np.ndarray, frame_index: np.ndarray, grid: np.ndarray,
+                 joint_positions: np.ndarray, runs: list[tuple[np.ndarray, np.ndarray, Any]],
+                 image_size: int | None) -> list[Episode]:
+    """Pass 2: decode only the frames the runs use, resized once."""
+    wanted: dict[int, list[tuple[int, int]]] = {}  # message number -> [(run, row)]
+    for run_number, (run, _, _) in enumerate(runs):
+        for row, step in enumerate(run):
+            wanted.setdefault(int(frame_order[frame_index[step]]), []).append((run_number, row))
+    frames: list[np.ndarray | None] = [None] * len(runs)
+    number = -1
+    for topic, msgtype, _, message in iter_raw_messages(path, [streams.image_topic]):
+        number += 1
+        if number not in wanted:
+            continue
+        image = resize_frame(decode_message(msgtype, message, f"{path} {topic}: "), image_size)
+        for run_number, row in wanted[number]:
+            if frames[run_number] is None:
+                frames[run_number] = np.empty((len(runs[run_number][0]), *image.shape), np.uint8)
+            if frames[run_number].shape[1:] != image.shape:
+                raise BagError(f"bag {path}: frame {number} on {topic} is {image.shape[:2]}, earlier ones "
+                               f"{frames[run_number].shape[1:3]}; pass image_size to resize them to one size")
+            frames[run_number][row] = image
+    return [Episode(frames=frames[i], joint_positions=joint_positions[run].astype(np.float32),
+                    actions=run_actions.astype(np.float32), stamps_ns=grid[run].astype(np.int64),
+                    joint_names=tuple(streams.joint_names), source=str(path), ee_positions=ee)
+            for i, (run, run_actions, ee) in enumerate(runs)]
+
+
+def read_episode(path: str | Path, topics: BagTopics = BagTopics(), period: float | None = None,
+                 joint_names: tuple[str, ...] | None = None, image_size: int | None = None,
+                 tolerance: float | None = None) -> Episode:
+    """One bag as one Episode; when gaps split it, the longest run (with a warning naming the others)."""
+    segments = read_episode_segments(path, topics, period, joint_names, image_size, tolerance)
+    if not segments:
+        raise BagError(f"bag {path}: no two consecutive steps have a frame and a joint state within tolerance"
+                       + (" and a command" if len(bag_topics(path).keys() & {topics.commands, topics.trajectory}) else ""))
+    if len(segments) > 1:
+        lengths = [len(s) for s in segments]
+        warnings.warn(f"{path}: gaps split the bag into runs of {lengths} steps; read_episode keeps the longest "
+                      "(read_episode_segments returns them all)", GapWarning, stacklevel=2)
+    return max(segments, key=len)
+
+
+def find_bags(paths: str | Path | list[str | Path]) -> list[Path]:
+    """Every bag at or under the given paths: rosbag2 folders (metadata.yaml), lone .mcap/.db3/.bag files."""
+    roots = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    found: list[Path] = []
+    for root in roots:
+        if not root.exists():
+            raise BagError(f"bag path {root} does not exist")
+        if (root / "metadata.yaml").is_file() or root.is_file():
+            found.append(root)
+            continue
+        folders = sorted(p.parent for p in root.rglob("metadata.yaml"))
+        found += folders
+        found += sorted(p for p in root.rglob("*") if p.suffix in (".mcap", ".db3", ".bag") and p.is_file()
+                        and not any(folder in p.parents for folder in folders))
+    if not found:
+        raise BagError(f"no bags (folders with metadata.yaml, .mcap, .db3 or .bag files) under {[str(r) for r in roots]}")
+    return sorted(set(found))
+
+
+def read_episodes(paths: str | Path | list[str | Path], topics: BagTopics = BagTopics(), period: float | None = None,
+                  joint_names: tuple[str, ...] | None = None, image_size: int | None = None,
+                  tolerance: float | None = None, progress: bool = True) -> list[Episode]:
+    """Every gap-free run of every bag under ``paths``, with a progress bar."""
+    episodes: list[Episode] = []
+    names: tuple[str, ...] | None = tuple(joint_names) if joint_names else None
+    for bag in tqdm(find_bags(paths), desc="reading bags", unit="bag", disable=not progress):
+        segments = read_episode_segments(bag, topics, period, names, image_size, tolerance)
+        if segments and names is None:
+            names = segments[0].joint_names  # every bag is put in the first bag's joint order
+        episodes += segments
+    return episodes

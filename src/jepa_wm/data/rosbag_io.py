@@ -1,0 +1,389 @@
+"""rosbag2 (and ROS 1) bags in and out with the pure-Python ``rosbags`` library.
+
+Writing: :class:`BagWriter` serialises the messages the project uses to CDR, so the bags
+open in ``ros2 bag`` (MCAP by default, sqlite3 on request). Reading: :func:`iter_messages`
+yields ``(topic, stamp_ns, payload)`` with the payload decoded to numpy; it reads rosbag2
+folders, lone ``.mcap`` / ``.db3`` files and ROS 1 ``.bag`` files. Message objects here are
+``rosbags``' own dataclasses: the core never imports rclpy or ROS message packages.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, NamedTuple
+
+import cv2
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from jepa_wm.data.salvage import describe_readable
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+JOINT_STATE = "sensor_msgs/msg/JointState"
+FLOAT64_ARRAY = "std_msgs/msg/Float64MultiArray"
+JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
+POINT_STAMPED = "geometry_msgs/msg/PointStamped"
+SUPPORTED_TYPES = (IMAGE, COMPRESSED_IMAGE, CAMERA_INFO, JOINT_STATE, FLOAT64_ARRAY, JOINT_TRAJECTORY, POINT_STAMPED)
+
+# Kilted matches the ROS 2 wheels used here; these types are identical across ROS 2 distros.
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+_ZERO = QosTime(0, 0)
+# What `ros2 bag record` stores for a SensorDataQoS publisher and for a default (reliable) one.
+SENSOR_QOS = Qos(QosHistory.KEEP_LAST, 5, QosReliability.BEST_EFFORT, QosDurability.VOLATILE,
+                 _ZERO, _ZERO, QosLiveliness.AUTOMATIC, _ZERO, False)
+RELIABLE_QOS = Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE, QosDurability.VOLATILE,
+                   _ZERO, _ZERO, QosLiveliness.AUTOMATIC, _ZERO, False)
+_SENSOR_TYPES = {IMAGE, COMPRESSED_IMAGE, JOINT_STATE}
+
+
+class BagError(ValueError):
+    """A bag is missing, truncated, corrupt, or lacks what was asked of it."""
+
+
+class JointStateSample(NamedTuple):
+    """Decoded sensor_msgs/JointState; arrays may be empty when the message left them out."""
+
+    names: tuple[str, ...]
+    positions: np.ndarray  # float64 [J] rad
+    velocities: np.ndarray  # float64 [J] or [0]
+    efforts: np.ndarray  # float64 [J] or [0]
+
+
+class TrajectorySample(NamedTuple):
+    """Decoded trajectory_msgs/JointTrajectory."""
+
+    joint_names: tuple[str, ...]
+    positions: np.ndarray  # float64 [P, J] rad, one row per trajectory point
+    times_from_start: np.ndarray  # float64 [P] s
+
+
+class CameraInfoSample(NamedTuple):
+    """Decoded sensor_msgs/CameraInfo."""
+
+    width: int
+    height: int
+    k: np.ndarray  # float64 [3, 3]
+    d: np.ndarray  # float64 [n]
+    distortion_model: str
+
+
+class BagMessage(NamedTuple):
+    """One decoded message: header stamp when the message has a non-zero one, else the log time."""
+
+    topic: str
+    msgtype: str
+    stamp_ns: int
+    log_time_ns: int
+    payload: Any  # np.ndarray or one of the *Sample tuples above
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+
+
+def _stamp(stamp_ns: int) -> Any:
+    if stamp_ns < 0:
+        raise BagError(f"stamp_ns={stamp_ns}: expected a non-negative time in nanoseconds")
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return TYPESTORE.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+
+
+def _header(stamp_ns: int, frame_id: str) -> Any:
+    return TYPESTORE.types["std_msgs/msg/Header"](stamp=_stamp(stamp_ns), frame_id=frame_id)
+
+
+def _duration(seconds: float) -> Any:
+    sec, nanosec = divmod(int(round(seconds * 1e9)), 1_000_000_000)
+    return TYPESTORE.types["builtin_interfaces/msg/Duration"](sec=sec, nanosec=nanosec)
+
+
+def _f64(values: Sequence[float] | np.ndarray | None, what: str) -> np.ndarray:
+    array = np.asarray([] if values is None else values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(array)):
+        raise BagError(f"{what}={array.tolist()}: expected finite numbers")
+    return array
+
+
+class BagWriter:
+    """Context manager writing one rosbag2 (a folder with metadata.yaml) in CDR."""
+
+    def __init__(self, path: str | Path, storage: Literal["mcap", "sqlite3"] = "mcap") -> None:
+        if storage not in ("mcap", "sqlite3"):
+            raise BagError(f"storage={storage!r}: expected 'mcap' or 'sqlite3'")
+        self.path = Path(path)
+        if self.path.exists():
+            raise BagError(f"{self.path} exists already: a bag is written into a new folder")
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        self._connections: dict[tuple[str, str], Any] = {}
+
+    def __enter__(self) -> BagWriter:
+        self._writer.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._writer.__exit__(exc_type, exc, tb)
+
+    def _write(self, topic: str, msgtype: str, stamp_ns: int, message: Any) -> None:
+        key = (topic, msgtype)
+        if key not in self._connections:
+            for other_topic, other_type in self._connections:
+                if other_topic == topic:
+                    raise BagError(f"{self.path}: topic {topic} already holds {other_type}, not {msgtype}")
+            qos = SENSOR_QOS if msgtype in _SENSOR_TYPES else RELIABLE_QOS
+            self._connections[key] = self._writer.add_connection(
+                topic, msgtype, typestore=TYPESTORE, offered_qos_profiles=[qos])
+        data = TYPESTORE.serialize_cdr(message, msgtype)
+        self._writer.write(self._connections[key], int(stamp_ns), data)
+
+    def write_image(self, topic: str, stamp_ns: int, image: np.ndarray, frame_id: str = "camera_optical_frame",
+                    encoding: Literal["rgb8", "bgr8", "mono8"] = "rgb8") -> None:
+        """Write sensor_msgs/Image from uint8 [H, W, 3] RGB (or [H, W] for mono8)."""
+        image = np.asarray(image)
+        channels = 1 if encoding == "mono8" else 3
+        expected_ndim = 2 if channels == 1 else 3
+        if image.dtype != np.uint8 or image.ndim != expected_ndim or (channels == 3 and image.shape[2] != 3):
+            raise BagError(f"image dtype={image.dtype} shape={image.shape}: expected uint8 "
+                           f"{'[H, W]' if channels == 1 else '[H, W, 3] RGB'} for encoding {encoding}")
+        if encoding == "bgr8":
+            image = image[..., ::-1]
+        elif encoding not in ("rgb8", "mono8"):
+            raise BagError(f"encoding={encoding!r}: expected 'rgb8', 'bgr8' or 'mono8'")
+        height, width = image.shape[:2]
+        message = TYPESTORE.types[IMAGE](
+            header=_header(stamp_ns, frame_id), height=height, width=width, encoding=encoding,
+            is_bigendian=0, step=width * channels, data=np.ascontiguousarray(image).reshape(-1))
+        self._write(topic, IMAGE, stamp_ns, message)
+
+    def write_compressed_image(self, topic: str, stamp_ns: int, image: np.ndarray,
+                               fmt: Literal["jpeg", "png"] = "jpeg", quality: int = 90,
+                               frame_id: str = "camera_optical_frame") -> None:
+        """Write sensor_msgs/CompressedImage, encoding uint8 [H, W, 3] RGB as JPEG or PNG."""
+        if fmt not in ("jpeg", "png"):
+            raise BagError(f"fmt={fmt!r}: expected 'jpeg' or 'png'")
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise BagError(f"image dtype={image.dtype} shape={image.shape}: expected uint8 [H, W, 3] RGB")
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == "jpeg" else []
+        ok, encoded = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", image[..., ::-1], params)
+        if not ok:
+            raise BagError(f"OpenCV could not encode a {image.shape} image as {fmt}")
+        message = TYPESTORE.types[COMPRESSED_IMAGE](
+            header=_header(stamp_ns, frame_id), format=f"rgb8; {fmt} compressed bgr8", data=encoded.reshape(-1))
+        self._write(topic, COMPRESSED_IMAGE, stamp_ns, message)
+
+    def write_camera_info(self, topic: str, stamp_ns: int, width: int, height: int, fx: float, fy: float,
+                          cx: float, cy: float, frame_id: str = "camera_optical_frame") -> None:
+        """Write sensor_msgs/CameraInfo for an undistorted pinhole camera."""
+        k = np.array([fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+        p = np.array([fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+        roi = TYPESTORE.types["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        message = TYPESTORE.types[CAMERA_INFO](
+            header=_header(stamp_ns, frame_id), height=int(height), width=int(width), distortion_model="plumb_bob",
+            d=np.zeros(5), k=k, r=np.eye(3).reshape(-1), p=p, binning_x=0, binning_y=0, roi=roi)
+        self._write(topic, CAMERA_INFO, stamp_ns, message)
+
+    def write_joint_state(self, topic: str, stamp_ns: int, names: Sequence[str], positions: Sequence[float] | np.ndarray,
+                          velocities: Sequence[float] | np.ndarray | None = None,
+                          efforts: Sequence[float] | np.ndarray | None = None) -> None:
+        """Write sensor_msgs/JointState; positions are in the order of ``names``."""
+        positions = _f64(positions, "joint_state.position")
+        if len(names) != len(positions):
+            raise BagError(f"joint_state has {len(names)} names {list(names)} but {len(positions)} positions")
+        message = TYPESTORE.types[JOINT_STATE](
+            header=_header(stamp_ns, ""), name=list(names), position=positions,
+            velocity=_f64(velocities, "joint_state.velocity"), effort=_f64(efforts, "joint_state.effort"))
+        self._write(topic, JOINT_STATE, stamp_ns, message)
+
+    def write_command(self, topic: str, stamp_ns: int, positions: Sequence[float] | np.ndarray) -> None:
+        """Write std_msgs/Float64MultiArray (ForwardCommandController); it has no header, so log time = stamp."""
+        layout = TYPESTORE.types["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+        message = TYPESTORE.types[FLOAT64_ARRAY](layout=layout, data=_f64(positions, "command"))
+        self._write(topic, FLOAT64_ARRAY, stamp_ns, message)
+
+    def write_trajectory(self, topic: str, stamp_ns: int, joint_names: Sequence[str],
+                         positions: Sequence[Sequence[float]] | np.ndarray,
+                         times_from_start: Sequence[float] | np.ndarray) -> None:
+        """Write trajectory_msgs/JointTrajectory: positions [P, J], times_from_start [P] s."""
+        positions = np.asarray(positions, dtype=np.float64)
+        positions = positions.reshape(1, -1) if positions.ndim == 1 else positions
+        times = _f64(times_from_start, "trajectory.time_from_start")
+        if positions.shape != (len(times), len(joint_names)):
+            raise BagError(f"trajectory positions shape {positions.shape}: expected "
+                           f"({len(times)} points, {len(joint_names)} joints {list(joint_names)})")
+        point_type = TYPESTORE.types["trajectory_msgs/msg/JointTrajectoryPoint"]
+        empty = np.zeros(0)
+        points = [point_type(positions=_f64(row, "trajectory.positions"), velocities=empty, accelerations=empty,
+                             effort=empty, time_from_start=_duration(t)) for row, t in zip(positions, times)]
+        message = TYPESTORE.types[JOINT_TRAJECTORY](
+            header=_header(stamp_ns, ""), joint_names=list(joint_names), points=points)
+        self._write(topic, JOINT_TRAJECTORY, stamp_ns, message)
+
+    def write_point(self, topic: str, stamp_ns: int, xyz: Sequence[float] | np.ndarray, frame_id: str = "world") -> None:
+        """Write geometry_msgs/PointStamped (m)."""
+        x, y, z = _f64(xyz, "point")
+        point = TYPESTORE.types["geometry_msgs/msg/Point"](x=x, y=y, z=z)
+        self._write(topic, POINT_STAMPED, stamp_ns, TYPESTORE.types[POINT_STAMPED](
+            header=_header(stamp_ns, frame_id), point=point))
+
+
+# ---------------------------------------------------------------------------------------
+# decoding rosbags message objects to numpy
+
+
+def decode_image(message: Any, where: str = "") -> np.ndarray:
+    """sensor_msgs/Image -> uint8 [H, W, 3] RGB; rows may be padded (step > width * channels)."""
+    channels_of = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc1": 1, "8uc3": 3}
+    encoding = message.encoding.lower()
+    if encoding not in channels_of:
+        raise BagError(f"{where}unknown image encoding {message.encoding!r}: expected one of "
+                       "rgb8, bgr8, rgba8, bgra8, mono8")
+    height, width, step, channels = int(message.height), int(message.width), int(message.step), channels_of[encoding]
+    data = np.frombuffer(message.data, dtype=np.uint8) if not isinstance(message.data, np.ndarray) else message.data
+    if step < width * channels or data.size < height * step:
+        raise BagError(f"{where}{encoding} image {width}x{height}: step={step} and {data.size} data bytes; "
+                       f"expected step >= {width * channels} and {height * step} bytes")
+    pixels = data[: height * step].reshape(height, step)[:, : width * channels].reshape(height, width, channels)
+    if encoding in ("bgr8", "8uc3"):
+        return np.ascontiguousarray(pixels[..., ::-1])
+    if encoding == "rgba8":
+        return np.ascontiguousarray(pixels[..., :3])
+    if encoding == "bgra8":
+        return np.ascontiguousarray(pixels[..., 2::-1])
+    if channels == 1:
+        return np.repeat(pixels, 3, axis=2)  # grey as RGB
+    return np.ascontiguousarray(pixels)
+
+
+def decode_compressed_image(message: Any, where: str = "") -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg / png) -> uint8 [H, W, 3] RGB, decoded by OpenCV."""
+    fmt = message.format.lower()
+    if not any(name in fmt for name in ("jpeg", "jpg", "png")) and fmt not in ("", "rgb8", "bgr8"):
+        raise BagError(f"{where}unknown compressed image format {message.format!r}: expected jpeg or png")
+    image = cv2.imdecode(np.asarray(message.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise BagError(f"{where}OpenCV could not decode a {len(message.data)}-byte {message.format!r} image")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def header_stamp_ns(message: Any) -> int:
+    """Nanoseconds of ``message.header.stamp``, or 0 when the message has no header."""
+    header = getattr(message, "header", None)
+    if header is None:
+        return 0
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def decode_message(msgtype: str, message: Any, where: str = "") -> Any:
+    """A rosbags message object of a supported type -> numpy payload (see BagMessage)."""
+    if msgtype == IMAGE:
+        return decode_image(message, where)
+    if msgtype == COMPRESSED_IMAGE:
+        return decode_compressed_image(message, where)
+    if msgtype == JOINT_STATE:
+        return JointStateSample(tuple(message.name), np.asarray(message.position, dtype=np.float64),
+                                np.asarray(message.velocity, dtype=np.float64),
+                                np.asarray(message.effort, dtype=np.float64))
+    if msgtype == FLOAT64_ARRAY:
+        return np.asarray(message.data, dtype=np.float64)
+    if msgtype == JOINT_TRAJECTORY:
+        names = tuple(message.joint_names)
+        positions = np.array([np.asarray(p.positions, dtype=np.float64) for p in message.points]).reshape(-1, len(names))
+        times = np.array([p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in message.points])
+        return TrajectorySample(names, positions, times)
+    if msgtype == POINT_STAMPED:
+        return np.array([message.point.x, message.point.y, message.point.z], dtype=np.float64)
+    if msgtype == CAMERA_INFO:
+        return CameraInfoSample(int(message.width), int(message.height), np.asarray(message.k, dtype=np.float64).reshape(3, 3),
+                                np.asarray(message.d, dtype=np.float64), message.distortion_model)
+    raise BagError(f"{where}message type {msgtype} is not supported: expected one of {list(SUPPORTED_TYPES)}")
+
+
+# ---------------------------------------------------------------------------------------
+# reading
+
+
+def _check_bag_path(path: Path) -> None:
+    if not path.exists():
+        raise BagError(f"bag {path} does not exist")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise BagError(f"{path} is a folder without metadata.yaml: not a rosbag2 bag")
+    if path.is_file() and path.suffix not in (".mcap", ".db3", ".bag"):
+        raise BagError(f"{path}: unknown bag file type {path.suffix!r}; expected a rosbag2 folder, .mcap, .db3 or .bag")
+
+
+def _open_reader(path: Path) -> AnyReader:
+    _check_bag_path(path)
+    reader = AnyReader([path], default_typestore=TYPESTORE)
+    try:
+        reader.open()
+    except Exception as err:  # rosbags, sqlite (apsw) and YAML all raise their own types
+        raise BagError(f"bag {path} is truncated or corrupt: {err}. {describe_readable(path)}") from err
+    return reader
+
+
+def bag_topics(path: str | Path) -> dict[str, str]:
+    """{topic: message type} of a bag."""
+    path = Path(path)
+    reader = _open_reader(path)
+    try:
+        return {topic: info.msgtype or "?" for topic, info in sorted(reader.topics.items())}
+    finally:
+        reader.close()
+
+
+def require_topics(path: str | Path, available: dict[str, str], wanted: Iterable[str]) -> None:
+    """Raise BagError listing the topics a bag has when any of ``wanted`` is absent."""
+    missing = [topic for topic in wanted if topic not in available]
+    if missing:
+        have = ", ".join(f"{topic} ({msgtype})" for topic, msgtype in available.items()) or "no topics"
+        raise BagError(f"bag {path} has no topic {', '.join(missing)}; it has: {have}")
+
+
+def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, Any]]:
+    """Yield (topic, msgtype, log_time_ns, rosbags message object) in log-time order."""
+    path = Path(path)
+    reader = _open_reader(path)
+    counts: Counter[str] = Counter()
+    last_time = None
+    try:
+        wanted = None if topics is None else set(topics)
+        if wanted is not None:
+            require_topics(path, {t: i.msgtype or "?" for t, i in reader.topics.items()}, wanted)
+        connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        messages = reader.messages(connections=connections)
+        while True:
+            try:
+                connection, log_time, raw = next(messages)
+                message = reader.deserialize(raw, connection.msgtype)
+            except StopIteration:
+                return
+            except Exception as err:
+                read = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())) or "nothing"
+                raise BagError(f"bag {path} is truncated or corrupt: {err}. Read before the error: {read}"
+                               + (f" (up to log time {last_time} ns)" if last_time is not None else "")) from err
+            counts[connection.topic] += 1
+            last_time = log_time
+            yield connection.topic, connection.msgtype, log_time, message
+    finally:
+        reader.close()
+
+
+def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
+    """Yield decoded BagMessages of the supported types (others are skipped) in log-time order."""
+    for topic, msgtype, log_time, message in iter_raw_messages(path, topics):
+        if msgtype not in SUPPORTED_TYPES:
+            continue
+        stamp = header_stamp_ns(message) or log_time
+        yield BagMessage(topic, msgtype, stamp, log_time, decode_message(msgtype, message, f"{path} {topic}: "))
