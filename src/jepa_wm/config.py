@@ -341,6 +341,15 @@ def load_robot(name_or_path: str) -> RobotConfig:
     return load_yaml(path, RobotConfig)
 
 
+
+def check_joint_names(checkpoint_joints: tuple[str, ...] | list[str], robot: RobotConfig) -> None:
+    """Refuse a checkpoint whose joints (names and order of its actions) differ from the robot preset's."""
+    _require(
+        tuple(checkpoint_joints) == tuple(robot.joint_names),
+        f"checkpoint joints {list(checkpoint_joints)} differ from robot {robot.name!r} joints "
+        f"{list(robot.joint_names)}: the model's actions would drive the wrong joints",
+    )
+
 def package_share() -> Path:
     """Folder holding launch/, config/ and urdf/: the source tree, or share/jepa_ros when installed."""
     source_root = Path(__file__).resolve().parents[2]
