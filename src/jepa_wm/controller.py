@@ -1,0 +1,186 @@
+"""LatentMPC: the ROS-free model-predictive controller behind world_model_node.
+
+Every control tick: encode the newest camera frame, plan normalised actions toward the
+goal latent (CEM or MPPI, warm-started from the previous plan), turn the first action into
+a joint-position target ``q + a * action_scale`` and clamp it to the robot's position and
+velocity limits. Joint order comes from names: inputs and commands are in the robot
+preset's order, the model sees its checkpoint's order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig
+from jepa_wm.planning import PlanResult, latent_goal_cost, make_generator, plan, shift_plan
+from jepa_wm.safety import clamp_command
+
+
+class ControlError(ValueError):
+    """An input to the controller is unusable (bad image, non-finite or mis-sized joint positions)."""
+
+
+@dataclass(frozen=True)
+class ControlOutput:
+    """One control tick: the command to send (None: send nothing, see ``reason``) and how it was made."""
+
+    command: np.ndarray | None  # float64 [J] rad, robot joint order
+    reason: str  # why nothing is commanded; '' when a command is given
+    energy: float = math.nan  # planner cost of the chosen plan (nan: no plan this tick)
+    encode_ms: float = math.nan
+    plan_ms: float = math.nan
+    action: np.ndarray | None = None  # float64 [J] normalised first action, robot joint order
+    warnings: list[str] = field(default_factory=list)  # one per joint the safety clamp changed
+
+
+def to_rgb(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """uint8 [H, W, 3] RGB from uint8 RGB, RGBA, mono [H, W] or [H, W, 1]; anything else raises ControlError."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ControlError(f"{what} has dtype {image.dtype}; expected uint8 RGB [H, W, 3]")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 8:
+        raise ControlError(f"{what} has shape {image.shape}; expected uint8 RGB [H, W, 3] with H, W >= 8")
+    return np.ascontiguousarray(image)
+
+
+def read_image_file(path: str | Path) -> np.ndarray:
+    """Load a PNG/JPEG file as uint8 [H, W, 3] RGB; a missing or undecodable file raises ControlError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ControlError(f"goal image file {path} does not exist")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ControlError(f"goal image file {path} could not be decoded; expected a PNG or JPEG image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def match_joints(model_joints: tuple[str, ...], robot: RobotConfig) -> np.ndarray:
+    """Index array mapping robot-order vectors to model order; refuses different joint sets, naming both."""
+    if sorted(model_joints) != sorted(robot.joint_names):
+        raise ConfigError(
+            f"checkpoint joints {list(model_joints)} do not match robot {robot.name!r} joints "
+            f"{list(robot.joint_names)}"
+        )
+    return np.array([robot.joint_names.index(name) for name in model_joints])
+
+
+class LatentMPC:
+    """Plans toward a goal image with a WorldModel and returns safe joint-position commands."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        planner: PlannerConfig,
+        robot: RobotConfig,
+        control_period: float | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.planner = planner
+        self.robot = robot
+        self.device = torch.device(device)
+        # Velocity clamping assumes one command per period.
+        self.control_period = 1.0 / robot.control_rate if control_period is None else float(control_period)
+        if not (math.isfinite(self.control_period) and self.control_period > 0):
+            raise ConfigError(f"control_period={control_period}: expected a finite time > 0 s")
+        self.model_config = model.config
+        self.to_model_order = match_joints(self.model_config.joint_names, robot)  # model[i] = robot[idx[i]]
+        self.to_robot_order = np.argsort(self.to_model_order)
+        self.lower = np.asarray(robot.joint_lower, dtype=np.float64)
+        self.upper = np.asarray(robot.joint_upper, dtype=np.float64)
+        self.velocity_limits = np.asarray(robot.velocity_limits, dtype=np.float64)
+        self.generator = make_generator(planner, self.device)
+        self.goal_latent: torch.Tensor | None = None  # [N, D]
+        self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given
+        self.warm_start: torch.Tensor | None = None  # [H, A] shifted previous plan
+        self.last_plan: PlanResult | None = None
+
+    @property
+    def has_goal(self) -> bool:
+        """Whether a goal image has been set."""
+        return self.goal_latent is not None
+
+    def encode(self, image: np.ndarray, what: str = "frame") -> torch.Tensor:
+        """uint8 RGB image [H, W, 3] -> latent [N, D]; the model resizes it to its image size as in training."""
+        rgb = to_rgb(image, what)
+        frames = torch.from_numpy(rgb).unsqueeze(0).to(self.device)  # [1, H, W, 3]
+        return self.model.encode(frames)[0]
+
+    def set_goal(self, image: np.ndarray) -> None:
+        """Set the goal from an image (RGB, RGBA or mono uint8); the plan restarts from scratch."""
+        rgb = to_rgb(image, "goal image")
+        self.goal_latent = self.encode(rgb, "goal image")
+        self.goal_shape = rgb.shape[:2]
+        self.warm_start = None
+
+    def clear_goal(self) -> None:
+        """Forget the goal: no more commands until a new one is set."""
+        self.goal_latent, self.goal_shape, self.warm_start = None, None, None
+
+    def reset(self) -> None:
+        """Drop the warm start (e.g. after commanding was paused and the robot moved on its own)."""
+        self.warm_start = None
+
+    def joint_positions(self, joint_positions: np.ndarray) -> np.ndarray:
+        """Validate measured joint positions (robot order): float64 [J], finite, else ControlError."""
+        values = np.asarray(joint_positions, dtype=np.float64)
+        names = self.robot.joint_names
+        if values.shape != (len(names),):
+            raise ControlError(f"joint positions have shape {values.shape}; expected [{len(names)}] for {list(names)}")
+        bad = [f"{name}={value}" for name, value in zip(names, values) if not math.isfinite(value)]
+        if bad:
+            raise ControlError(f"non-finite joint positions: {', '.join(bad)}")
+        return values
+
+    def step(self, frame: np.ndarray, joint_positions: np.ndarray) -> ControlOutput:
+        """One control tick from the newest frame and joint positions (robot order, rad)."""
+        current = self.joint_positions(joint_positions)
+        rgb = to_rgb(frame, "camera frame")
+        if self.goal_latent is None:
+            return ControlOutput(command=None, reason="no goal image set")
+        self._check_aspect(rgb.shape[:2])
+        started = time.perf_counter()
+        latent = self.encode(rgb)  # [N, D]
+        encoded = time.perf_counter()
+        model_joints = torch.as_tensor(current[self.to_model_order], dtype=torch.float32, device=self.device)
+        rollout = self.model.rollout_fn(latent, model_joints)
+        cost = latent_goal_cost(self.goal_latent, self.planner)
+        result = plan(rollout, cost, self.planner, len(model_joints), self.warm_start, self.generator)
+        planned = time.perf_counter()
+        self.warm_start, self.last_plan = shift_plan(result.actions), result
+        action = result.actions[0].double().cpu().numpy()[self.to_robot_order]  # [J] robot order
+        target = current + action * self.model_config.action_scale
+        clamped = clamp_command(
+            target, current, self.lower, self.upper, self.velocity_limits, self.control_period, self.robot.joint_names
+        )
+        return ControlOutput(
+            command=clamped.command,
+            reason="",
+            energy=result.energy,
+            encode_ms=(encoded - started) * 1e3,
+            plan_ms=(planned - encoded) * 1e3,
+            action=action,
+            warnings=list(clamped.warnings),
+        )
+
+    def _check_aspect(self, frame_shape: tuple[int, int]) -> None:
+        """Goal and frames are both squashed to a square: different aspect ratios would not compare."""
+        assert self.goal_shape is not None
+        goal_ratio = self.goal_shape[1] / self.goal_shape[0]
+        frame_ratio = frame_shape[1] / frame_shape[0]
+        if abs(goal_ratio / frame_ratio - 1.0) > 0.02:
+            raise ControlError(
+                f"goal image is {self.goal_shape[1]}x{self.goal_shape[0]} but camera frames are "
+                f"{frame_shape[1]}x{frame_shape[0]}; expected the same aspect ratio (set a goal from this camera)"
+            )

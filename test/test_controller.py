@@ -1,0 +1,125 @@
+"""LatentMPC with a real (tiny, untrained) WorldModel: ordering by name, clamping, goals, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_wm.config import ConfigError, EncoderConfig, PlannerConfig, PredictorConfig, RobotConfig, WorldModelConfig
+from jepa_wm.controller import ControlError, LatentMPC, read_image_file, to_rgb
+from jepa_wm.models.world_model import WorldModel
+
+JOINTS = ("joint1", "joint2", "joint3")
+TINY = WorldModelConfig(
+    encoder=EncoderConfig(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2),
+    predictor=PredictorConfig(embed_dim=32, depth=1, num_heads=2, latent_grid=2, max_steps=8),
+    joint_names=JOINTS,
+    action_scale=0.2,
+)
+PLANNER = PlannerConfig(horizon=2, num_samples=16, iterations=2, num_elites=4)
+ROBOT = RobotConfig(
+    name="tiny",
+    joint_names=JOINTS,
+    joint_lower=(-1.0, -0.5, -2.0),
+    joint_upper=(1.0, 0.5, 2.0),
+    velocity_limits=(1.0, 0.5, 2.0),
+    control_rate=10.0,
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> WorldModel:
+    torch.manual_seed(0)
+    return WorldModel(TINY)
+
+
+def frame(seed: int, height: int = 40, width: int = 40) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_no_goal_no_command(model):
+    mpc = LatentMPC(model, PLANNER, ROBOT)
+    out = mpc.step(frame(0), np.zeros(3))
+    assert out.command is None and out.reason == "no goal image set"
+
+
+def test_step_plans_and_keeps_warm_start(model):
+    mpc = LatentMPC(model, PLANNER, ROBOT)
+    mpc.set_goal(frame(1))
+    out = mpc.step(frame(0), np.zeros(3))
+    assert out.command is not None and out.command.shape == (3,) and out.reason == ""
+    assert np.isfinite(out.energy) and out.plan_ms > 0 and out.encode_ms > 0
+    # command = current + first action * action_scale, unless the safety clamp had to step in
+    if not out.warnings:
+        np.testing.assert_allclose(out.command, out.action * TINY.action_scale, atol=1e-6)
+    assert mpc.warm_start is not None
+    torch.testing.assert_close(mpc.warm_start[:-1], mpc.last_plan.actions[1:])
+    mpc.set_goal(frame(2))
+    assert mpc.warm_start is None  # a new goal restarts the search
+
+
+def test_joint_order_comes_from_names(model):
+    reversed_robot = RobotConfig(
+        name="reversed",
+        joint_names=tuple(reversed(ROBOT.joint_names)),
+        joint_lower=tuple(reversed(ROBOT.joint_lower)),
+        joint_upper=tuple(reversed(ROBOT.joint_upper)),
+        velocity_limits=tuple(reversed(ROBOT.velocity_limits)),
+        control_rate=ROBOT.control_rate,
+    )
+    current = np.array([0.1, -0.2, 0.3])
+    outputs = []
+    for robot, q in ((ROBOT, current), (reversed_robot, current[::-1].copy())):
+        mpc = LatentMPC(model, PLANNER, robot)
+        mpc.set_goal(frame(1))
+        outputs.append(mpc.step(frame(0), q).command)
+    np.testing.assert_allclose(outputs[1], outputs[0][::-1], atol=1e-9)
+
+
+def test_commands_never_pass_a_limit(model):
+    # Wide actions and a start at the edge of the box: the clamp has to work every tick.
+    planner = dataclasses.replace(PLANNER, action_bound=5.0, init_std=3.0, max_std=5.0)
+    mpc = LatentMPC(model, planner, ROBOT)
+    mpc.set_goal(frame(1))
+    lower, upper = np.array(ROBOT.joint_lower), np.array(ROBOT.joint_upper)
+    max_step = np.array(ROBOT.velocity_limits) / ROBOT.control_rate
+    rng = np.random.default_rng(0)
+    clamped_ticks = 0
+    for tick in range(12):
+        current = rng.uniform(lower - 0.05, upper + 0.05)  # sometimes already past a limit
+        out = mpc.step(frame(tick + 10), current)
+        assert np.all(out.command >= lower) and np.all(out.command <= upper), (current, out.command)
+        inside = (current >= lower) & (current <= upper)
+        assert np.all(np.abs(out.command - current)[inside] <= max_step[inside] + 1e-9)
+        clamped_ticks += bool(out.warnings)
+    assert clamped_ticks > 0  # the test really exercised the clamp
+
+
+def test_mismatched_joints_refused_naming_both(model):
+    other = dataclasses.replace(ROBOT, name="other", joint_names=("shoulder", "elbow", "wrist"))
+    with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1', 'joint2', 'joint3'\].*'other'.*'shoulder'"):
+        LatentMPC(model, PLANNER, other)
+
+
+def test_bad_inputs_are_named(model, tmp_path):
+    mpc = LatentMPC(model, PLANNER, ROBOT)
+    with pytest.raises(ControlError, match="dtype float32"):
+        mpc.set_goal(np.zeros((32, 32, 3), dtype=np.float32))
+    with pytest.raises(ControlError, match=r"shape \(32, 32, 2\)"):
+        mpc.set_goal(np.zeros((32, 32, 2), dtype=np.uint8))
+    mpc.set_goal(frame(1)[:, :, 0])  # mono is converted
+    assert to_rgb(np.zeros((9, 9, 4), dtype=np.uint8)).shape == (9, 9, 3)  # RGBA too
+    with pytest.raises(ControlError, match=r"non-finite joint positions: joint2=nan"):
+        mpc.step(frame(0), np.array([0.0, np.nan, 0.0]))
+    with pytest.raises(ControlError, match=r"shape \(2,\); expected \[3\]"):
+        mpc.step(frame(0), np.zeros(2))
+    with pytest.raises(ControlError, match="goal image is 40x40 but camera frames are 80x40"):
+        mpc.step(frame(0, height=40, width=80), np.zeros(3))
+    with pytest.raises(ControlError, match="does not exist"):
+        read_image_file(tmp_path / "missing.png")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(ControlError, match="could not be decoded"):
+        read_image_file(tmp_path / "junk.png")
