@@ -1,0 +1,117 @@
+"""Pure functions that keep joint commands inside position and velocity limits.
+
+Every command to a robot, simulated or real, passes through here. Malformed commands raise
+:class:`CommandError`; commands that are well formed but unsafe are clamped, and each clamp is
+reported as a warning string naming the joint, the value and the limit, for the caller to log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class CommandError(ValueError):
+    """A joint command is malformed: wrong length, or a value is NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class ClampResult:
+    """The command that is safe to send, and one warning per joint that had to be clamped."""
+
+    command: np.ndarray  # float64 [J]
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_command(values: Sequence[float] | np.ndarray, joint_names: Sequence[str]) -> np.ndarray:
+    """Return ``values`` as float64 [J]; raise CommandError on a wrong length or a NaN / inf value."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or array.shape[0] != len(joint_names):
+        raise CommandError(
+            f"command has shape {list(array.shape)}, expected [{len(joint_names)}] values for joints {list(joint_names)}"
+        )
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        details = ", ".join(f"{joint_names[i]}={array[i]}" for i in bad)
+        raise CommandError(f"command has non-finite values: {details}; expected finite positions in rad")
+    return array
+
+
+def clamp_to_limits(
+    target: Sequence[float] | np.ndarray,
+    lower: Sequence[float] | np.ndarray,
+    upper: Sequence[float] | np.ndarray,
+    joint_names: Sequence[str],
+) -> ClampResult:
+    """Clamp a position target into [lower, upper], with a warning per clamped joint."""
+    target = check_command(target, joint_names)
+    lower, upper = _limits(lower, upper, joint_names)
+    command = np.clip(target, lower, upper)
+    warnings = [
+        _limit_warning(name, value, low, high)
+        for name, value, low, high in zip(joint_names, target, lower, upper)
+        if not low <= value <= high
+    ]
+    return ClampResult(command=command, warnings=warnings)
+
+
+def clamp_command(
+    target: Sequence[float] | np.ndarray,
+    current: Sequence[float] | np.ndarray,
+    lower: Sequence[float] | np.ndarray,
+    upper: Sequence[float] | np.ndarray,
+    velocity_limits: Sequence[float] | np.ndarray,
+    dt: float,
+    joint_names: Sequence[str],
+) -> ClampResult:
+    """Clamp a position target to the limits and to at most velocity_limits * dt away from current.
+
+    Position limits win over the velocity clamp: if ``current`` is already outside the limits the
+    command is the nearest limit, never a value past it.
+    """
+    target = check_command(target, joint_names)
+    current = check_command(current, joint_names)
+    lower, upper = _limits(lower, upper, joint_names)
+    velocity_limits = np.asarray(velocity_limits, dtype=np.float64)
+    if velocity_limits.shape != target.shape or not np.all(velocity_limits > 0):
+        raise CommandError(f"velocity_limits={velocity_limits.tolist()}: expected {len(joint_names)} values > 0")
+    if not (np.isfinite(dt) and dt > 0):
+        raise CommandError(f"dt={dt}: expected a finite time step > 0 s")
+
+    max_step = velocity_limits * dt
+    stepped = np.clip(target, current - max_step, current + max_step)
+    command = np.clip(stepped, lower, upper)
+    warnings = []
+    for i, name in enumerate(joint_names):
+        reasons = []
+        if not lower[i] <= target[i] <= upper[i]:
+            reasons.append(_limit_warning(name, target[i], lower[i], upper[i]))
+        if stepped[i] != target[i]:
+            reasons.append(
+                f"{name}: step {target[i] - current[i]:+.4f} rad from {current[i]:.4f} rad exceeds velocity limit "
+                f"{velocity_limits[i]:.4f} rad/s x dt {dt:.4f} s = {max_step[i]:.4f} rad; clamped"
+            )
+        if reasons:
+            warnings.append("; ".join(reasons))
+    return ClampResult(command=command, warnings=warnings)
+
+
+def _limits(lower, upper, joint_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    lower = np.asarray(lower, dtype=np.float64)
+    upper = np.asarray(upper, dtype=np.float64)
+    expected = (len(joint_names),)
+    if lower.shape != expected or upper.shape != expected:
+        raise CommandError(
+            f"limits have shapes {list(lower.shape)} and {list(upper.shape)}, expected [{len(joint_names)}] for joints {list(joint_names)}"
+        )
+    for name, low, high in zip(joint_names, lower, upper):
+        if not low <= high:
+            raise CommandError(f"{name}: lower limit {low} is above upper limit {high}")
+    return lower, upper
+
+
+def _limit_warning(name: str, value: float, lower: float, upper: float) -> str:
+    side, limit = ("below lower", lower) if value < lower else ("above upper", upper)
+    return f"{name}: target {value:.4f} rad is {side} limit {limit:.4f} rad; clamped"

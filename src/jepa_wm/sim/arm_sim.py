@@ -1,0 +1,200 @@
+"""MuJoCo simulation of the jepa_ros arm: position-controlled joints and a workspace camera image."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from jepa_wm.config import SimConfig
+from jepa_wm.safety import clamp_to_limits
+from jepa_wm.sim.description import load_description
+from jepa_wm.sim.scene import TABLE_LINK, TCP_LINK, build_model
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering on a headless machine; set before importing mujoco
+import mujoco  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+# Exploration / goal box for the project's arm (rad): the arm leans toward the camera over the table.
+EXPLORE_BOX = {
+    "joint1": (-1.1, 1.1),
+    "joint2": (-0.3, 0.9),
+    "joint3": (0.4, 1.9),
+    "joint4": (-1.4, 1.4),
+    "joint5": (0.0, 1.7),
+    "joint6": (-1.5, 1.5),
+}
+TABLE_CLEARANCE = 0.04  # m every arm body and the tool centre point keep above the table top
+SETPOINT_SPEED = 0.9  # fraction of the velocity limit: the servo lags and catches up a few % faster
+IMAGE_MARGIN = 0.08  # fraction of the image the tool centre point keeps away from the border
+
+
+class ArmSim:
+    """The arm on its table: joint-position targets in, joint states and camera images out."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.description = load_description(self.config.urdf, self.config.camera_name)
+        self.model = build_model(
+            self.description, self.config.camera_name, self.config.physics_timestep, self.config.num_objects, self.config.seed
+        )
+        self.data = mujoco.MjData(self.model)
+        self._scratch = mujoco.MjData(self.model)  # forward kinematics for pose sampling, never stepped
+
+        self.joint_names = self.description.joint_names
+        self.joint_lower = self.description.joint_lower.copy()
+        self.joint_upper = self.description.joint_upper.copy()
+        self.velocity_limits = self.description.velocity_limits.copy()
+        self.home_joint_positions = self.description.home_joint_positions.copy()
+        box = [EXPLORE_BOX.get(name, self._inner_range(i)) for i, name in enumerate(self.joint_names)]
+        self.explore_lower = np.maximum(np.array([low for low, _ in box]), self.joint_lower)
+        self.explore_upper = np.minimum(np.array([high for _, high in box]), self.joint_upper)
+
+        joint_ids = [self.model.joint(name).id for name in self.joint_names]
+        self._qpos_index = self.model.jnt_qposadr[joint_ids]
+        self._dof_index = self.model.jnt_dofadr[joint_ids]
+        self._actuator_index = np.array([self.model.actuator(f"{name}_position").id for name in self.joint_names])
+        self._tcp_body = self.model.body(TCP_LINK).id
+        self._camera = self.model.camera(self.config.camera_name).id
+        self._arm_bodies = np.array(sorted({self.model.jnt_bodyid[j] for j in joint_ids} | {self._tcp_body}))
+        # every body below the first joint's body belongs to the arm
+        first = min(self.model.jnt_bodyid[joint_ids])
+        self._arm_bodies = np.array([b for b in range(self.model.nbody) if self._descends_from(b, first)])
+        table_geom = self.model.body(TABLE_LINK).geomadr[0]
+        self._table_top = float(self.model.body(TABLE_LINK).pos[2] + self.model.geom_size[table_geom, 2])
+
+        size = self.config.image_size
+        self._renderer = mujoco.Renderer(self.model, height=size, width=size)
+        self._substeps = int(round(self.config.control_period / self.config.physics_timestep))
+        self.last_clamp_warnings: list[str] = []
+        self.reset()
+
+    # ----------------------------------------------------------------------------------- state
+    def reset(self, seed: int | None = None, joint_positions: np.ndarray | None = None) -> None:
+        """Restart at rest at ``joint_positions`` (default: home); ``seed`` reseeds ``self.rng``."""
+        self.rng = np.random.default_rng(self.config.seed if seed is None else seed)
+        start = self.home_joint_positions if joint_positions is None else joint_positions
+        start = clamp_to_limits(start, self.joint_lower, self.joint_upper, self.joint_names).command
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[self._qpos_index] = start
+        self._target = start.copy()
+        self._setpoint = start.copy()
+        self.data.ctrl[self._actuator_index] = start
+        mujoco.mj_forward(self.model, self.data)
+
+    def set_target(self, q_target: np.ndarray) -> np.ndarray:
+        """Command joint positions (rad); clamped to the position limits. Returns the applied target."""
+        result = clamp_to_limits(q_target, self.joint_lower, self.joint_upper, self.joint_names)
+        self.last_clamp_warnings = result.warnings
+        for warning in result.warnings:
+            logger.debug(warning)
+        self._target = result.command
+        return self._target.copy()
+
+    def step(self, duration: float | None = None) -> None:
+        """Advance ``duration`` s (default: one control period) of simulated time."""
+        substeps = self._substeps if duration is None else int(round(duration / self.config.physics_timestep))
+        if substeps < 1:
+            raise ValueError(f"step duration={duration} s: expected at least one physics step of {self.config.physics_timestep} s")
+        max_move = SETPOINT_SPEED * self.velocity_limits * self.config.physics_timestep
+        for _ in range(substeps):
+            # The servo setpoint walks toward the target at the velocity limits, so the joints never exceed them.
+            self._setpoint += np.clip(self._target - self._setpoint, -max_move, max_move)
+            self.data.ctrl[self._actuator_index] = self._setpoint
+            mujoco.mj_step(self.model, self.data)
+
+    @property
+    def time(self) -> float:
+        """Simulated seconds since reset."""
+        return float(self.data.time)
+
+    @property
+    def joint_positions(self) -> np.ndarray:
+        """Measured joint positions (rad) [J]."""
+        return self.data.qpos[self._qpos_index].copy()
+
+    @property
+    def joint_velocities(self) -> np.ndarray:
+        """Measured joint velocities (rad/s) [J]."""
+        return self.data.qvel[self._dof_index].copy()
+
+    @property
+    def target(self) -> np.ndarray:
+        """The joint-position target the servos are heading for (rad) [J]."""
+        return self._target.copy()
+
+    def end_effector_position(self) -> np.ndarray:
+        """Tool centre point in the world frame (m) [3]."""
+        return self.data.xpos[self._tcp_body].copy()
+
+    # ---------------------------------------------------------------------------------- camera
+    def render(self) -> np.ndarray:
+        """RGB image from the workspace camera, uint8 [H, W, 3]."""
+        self._renderer.update_scene(self.data, camera=self._camera)
+        return self._renderer.render()
+
+    def camera_intrinsics(self) -> dict[str, float]:
+        """Pinhole intrinsics of the rendered image: width, height, fx, fy, cx, cy (pixels)."""
+        size = self.config.image_size
+        focal = (size / 2) / np.tan(np.radians(self.model.cam_fovy[self._camera]) / 2)
+        return {"width": size, "height": size, "fx": float(focal), "fy": float(focal), "cx": size / 2, "cy": size / 2}
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates (u right, v down) [N, 2] of world points [N, 3] in the current camera image."""
+        rotation = self.data.cam_xmat[self._camera].reshape(3, 3)  # camera axes in world: x right, y up, -z forward
+        local = (np.atleast_2d(points) - self.data.cam_xpos[self._camera]) @ rotation
+        intrinsics = self.camera_intrinsics()
+        u = intrinsics["cx"] + intrinsics["fx"] * local[:, 0] / -local[:, 2]
+        v = intrinsics["cy"] - intrinsics["fy"] * local[:, 1] / -local[:, 2]
+        return np.stack([u, v], axis=1)
+
+    # ---------------------------------------------------------------------------- exploration
+    def sample_joint_positions(self, rng: np.random.Generator, max_tries: int = 1000) -> np.ndarray:
+        """A random pose in the exploration box with the arm above the table and the tool in view [J]."""
+        for _ in range(max_tries):
+            candidate = rng.uniform(self.explore_lower, self.explore_upper)
+            if self.pose_is_valid(candidate):
+                return candidate
+        raise RuntimeError(f"no valid pose in {max_tries} samples of the exploration box; is the description changed?")
+
+    def pose_is_valid(self, joint_positions: np.ndarray) -> bool:
+        """True if at ``joint_positions`` the arm stays above the table and the tool is inside the image."""
+        self._scratch.qpos[self._qpos_index] = joint_positions
+        mujoco.mj_kinematics(self.model, self._scratch)
+        lowest = self._scratch.xpos[self._arm_bodies, 2].min()
+        geoms = np.isin(self.model.geom_bodyid, self._arm_bodies)
+        lowest = min(lowest, (self._scratch.geom_xpos[geoms, 2] - self.model.geom_rbound[geoms]).min())
+        if lowest < self._table_top + TABLE_CLEARANCE:
+            return False
+        mujoco.mj_camlight(self.model, self._scratch)
+        saved = self.data
+        self.data = self._scratch  # project() reads the camera pose from self.data
+        try:
+            u, v = self.project(self._scratch.xpos[self._tcp_body])[0]
+        finally:
+            self.data = saved
+        margin, size = IMAGE_MARGIN * self.config.image_size, self.config.image_size
+        return bool(margin <= u <= size - margin and margin <= v <= size - margin)
+
+    def close(self) -> None:
+        """Free the renderer's OpenGL context."""
+        self._renderer.close()
+
+    def __enter__(self) -> ArmSim:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _inner_range(self, i: int) -> tuple[float, float]:
+        span = self.joint_upper[i] - self.joint_lower[i]
+        return self.joint_lower[i] + 0.2 * span, self.joint_upper[i] - 0.2 * span
+
+    def _descends_from(self, body: int, ancestor: int) -> bool:
+        while body > 0:
+            if body == ancestor:
+                return True
+            body = self.model.body_parentid[body]
+        return False

@@ -1,0 +1,136 @@
+"""Build the MuJoCo model of the arm scene from the URDF: actuators, camera, lights, floor, objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import mujoco
+
+from jepa_wm.sim.description import ArmDescription, DescriptionError
+
+TABLE_LINK = "table"
+TCP_LINK = "tcp"
+# Colours for the objects on the table: saturated, but none of the arm's link colours.
+OBJECT_COLOURS = np.array(
+    [
+        [0.45, 0.15, 0.75, 1.0],  # purple
+        [0.55, 0.30, 0.10, 1.0],  # brown
+        [0.00, 0.45, 0.35, 1.0],  # teal
+        [1.00, 0.55, 0.70, 1.0],  # pink
+        [0.10, 0.10, 0.40, 1.0],  # navy
+        [0.60, 0.75, 0.10, 1.0],  # olive
+    ]
+)
+ARM_COLLISION = 2  # arm geoms collide with the table and objects, never with each other
+SERVO_DAMPING_RATIO = 1.2  # over-damped: the joint follows its setpoint without overshooting it
+
+
+def build_model(description: ArmDescription, camera_name: str, timestep: float, num_objects: int, seed: int) -> mujoco.MjModel:
+    """Compile the scene: the URDF arm plus position servos, the workspace camera, lights and objects."""
+    # Keep fixed links (tcp, camera frames) as bodies instead of fusing them into their parents.
+    urdf = description.urdf_xml.replace(
+        "</robot>", '<mujoco><compiler fusestatic="false" discardvisual="true" balanceinertia="true"/></mujoco></robot>'
+    )
+    try:
+        spec = mujoco.MjSpec.from_string(urdf)
+    except ValueError as err:
+        raise DescriptionError(f"robot description {description.source} does not load into MuJoCo: {err}") from err
+    spec.modelname = "jepa_arm_scene"
+    spec.compiler.discardvisual = False  # visual geoms are already gone; this keeps the skybox texture
+    spec.option.timestep = timestep
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.visual.global_.offwidth = 512
+    spec.visual.global_.offheight = 512
+    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
+    spec.visual.headlight.diffuse = [0.45, 0.45, 0.45]
+
+    bodies = {body.name: body for body in spec.bodies}
+    for name in (TABLE_LINK, TCP_LINK, description.camera_frame):
+        if name not in bodies:
+            raise DescriptionError(f"robot description {description.source}: no link {name!r}; the simulation needs it")
+    moving = _moving_bodies(spec, description.joint_names)
+    for body in spec.bodies:
+        for geom in body.geoms:
+            if body.name in moving:
+                geom.contype, geom.conaffinity = ARM_COLLISION, 0
+            else:
+                geom.contype, geom.conaffinity = 0, ARM_COLLISION
+        if body.name in moving:
+            body.gravcomp = 1.0  # the joint controllers of real arms compensate gravity too
+
+    for i, name in enumerate(description.joint_names):
+        joint = spec.joint(name)
+        joint.armature = 0.2 if description.effort_limits[i] > 30 else 0.02  # reflected motor inertia
+        actuator = spec.add_actuator(name=f"{name}_position", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        kp = 25.0 * description.effort_limits[i]  # stiff enough to hold a pose within mrad
+        actuator.set_to_position(kp=kp, kv=0.0)  # kv is set from the joint inertia after compiling
+        actuator.forcelimited = True
+        actuator.forcerange = [-description.effort_limits[i], description.effort_limits[i]]
+
+    # MuJoCo cameras look along -z with y up; the optical frame looks along +z with y down.
+    bodies[description.camera_frame].add_camera(
+        name=camera_name, quat=[0.0, 1.0, 0.0, 0.0], fovy=float(np.degrees(description.camera_horizontal_fov))
+    )
+    # A plain, light background: no horizon line or texture for the world model to waste capacity on.
+    spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,
+                     rgb1=[0.78, 0.82, 0.88], rgb2=[0.78, 0.82, 0.88], width=16, height=16)
+    world = spec.worldbody
+    world.add_geom(
+        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3.0, 3.0, 0.1], rgba=[0.62, 0.66, 0.72, 1.0],
+        contype=0, conaffinity=0,
+    )
+    world.add_light(name="key_light", pos=[0.6, 0.8, 2.2], dir=[-0.2, -0.35, -1.0], diffuse=[0.6, 0.6, 0.6],
+                    castshadow=False)
+    _add_objects(spec, bodies[TABLE_LINK], num_objects, seed)
+    model = spec.compile()
+    _set_servo_damping(model, description)
+    return model
+
+
+def _moving_bodies(spec: mujoco.MjSpec, joint_names: tuple[str, ...]) -> set[str]:
+    """Names of bodies downstream of a joint (the arm), as opposed to the static scene."""
+    moving: set[str] = set()
+    for body in spec.bodies:
+        walker = body
+        while walker is not None and walker.name != "world":
+            if any(joint.name in joint_names for joint in walker.joints):
+                moving.add(body.name)
+                break
+            walker = walker.parent
+    return moving
+
+
+def _add_objects(spec: mujoco.MjSpec, table: mujoco.MjsBody, num_objects: int, seed: int) -> None:
+    """Static coloured boxes on the table top, in front of the arm, placed by ``seed``."""
+    table_geom = table.first_geom()
+    half = np.asarray(table_geom.size[:3])  # box half-sizes
+    top = float(table.pos[2] + table_geom.pos[2] + half[2])
+    rng = np.random.default_rng(seed)
+    placed: list[np.ndarray] = []
+    for index in range(num_objects):
+        for _ in range(100):
+            xy = np.array([rng.uniform(0.2, 0.65), rng.uniform(-0.4, 0.4)])
+            # clear of the arm base and of each other
+            if np.linalg.norm(xy) > 0.22 and all(np.linalg.norm(xy - other) > 0.12 for other in placed):
+                break
+        placed.append(xy)
+        size = rng.uniform(0.025, 0.045, size=3)
+        spec.worldbody.add_geom(
+            name=f"object{index}", type=mujoco.mjtGeom.mjGEOM_BOX, size=size,
+            pos=[xy[0], xy[1], top + size[2]], euler=[0.0, 0.0, rng.uniform(0, np.pi)],
+            rgba=OBJECT_COLOURS[index % len(OBJECT_COLOURS)], contype=0, conaffinity=ARM_COLLISION,
+        )
+
+
+def _set_servo_damping(model: mujoco.MjModel, description: ArmDescription) -> None:
+    """Damp each position servo for its joint's inertia at the home pose (kv = 2 zeta sqrt(kp M))."""
+    data = mujoco.MjData(model)
+    qpos_index = [model.jnt_qposadr[model.joint(name).id] for name in description.joint_names]
+    dof_index = [model.jnt_dofadr[model.joint(name).id] for name in description.joint_names]
+    data.qpos[qpos_index] = description.home_joint_positions
+    mujoco.mj_forward(model, data)
+    mass_matrix = np.zeros((model.nv, model.nv))
+    mujoco.mj_fullM(model, data, mass_matrix)
+    for i, dof in enumerate(dof_index):
+        kp = model.actuator_gainprm[i, 0]
+        kv = 2.0 * SERVO_DAMPING_RATIO * np.sqrt(kp * mass_matrix[dof, dof])
+        model.actuator_biasprm[i, 2] = -kv
