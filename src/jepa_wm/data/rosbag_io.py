@@ -329,7 +329,7 @@ def _open_reader(path: Path) -> AnyReader:
     try:
         reader.open()
     except Exception as err:  # rosbags, sqlite (apsw) and YAML all raise their own types
-        raise BagError(f"bag {path} is truncated or corrupt: {err}. {describe_readable(path)}") from err
+        raise BagError(f"bag {path} is truncated or corrupt: {str(err).rstrip('.')}. {describe_readable(path)}") from err
     return reader
 
 
@@ -371,7 +371,7 @@ def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None) -> 
                 return
             except Exception as err:
                 read = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())) or "nothing"
-                raise BagError(f"bag {path} is truncated or corrupt: {err}. Read before the error: {read}"
+                raise BagError(f"bag {path} is truncated or corrupt: {str(err).rstrip('.')}. Read before the error: {read}"
                                + (f" (up to log time {last_time} ns)" if last_time is not None else "")) from err
             counts[connection.topic] += 1
             last_time = log_time

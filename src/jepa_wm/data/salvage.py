@@ -76,7 +76,8 @@ def _scan_mcap(path: Path) -> tuple[Counter[str], str]:
     data = path.read_bytes()
     if not data.startswith(MCAP_MAGIC):
         return Counter(), "the start (the MCAP magic is missing)"
-    top, stop = _records(data, len(MCAP_MAGIC))
+    body_end = len(data) - len(MCAP_MAGIC) if data.endswith(MCAP_MAGIC) and len(data) > 16 else len(data)
+    top, stop = _records(data[:body_end], len(MCAP_MAGIC))
     topics: dict[int, str] = {}
     counts: Counter[str] = Counter()
 
