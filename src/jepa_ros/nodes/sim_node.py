@@ -1,0 +1,241 @@
+"""sim_node: the MuJoCo arm (jepa_wm.sim.ArmSim) on the topics a ros2_control arm uses.
+
+Publishes ``joint_states``, ``end_effector_position`` (ground truth) and ``/clock`` every
+physics tick (``joint_state_rate`` Hz of simulated time), ``camera/image_raw`` and
+``camera/camera_info`` at ``camera_rate``; takes ``forward_position_controller/commands``
+and ``joint_trajectory_controller/joint_trajectory``; serves ``~/reset``. Physics runs
+on its own thread against wall-clock deadlines (``real_time_factor``); subscription
+callbacks only store the latest command.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PointStamped
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_ros import conversions as conv
+from jepa_ros.params import load_config
+from jepa_wm.config import ConfigError, SimConfig
+from jepa_wm.safety import CommandError, check_command, clamp_to_limits
+from jepa_wm.sim import ArmSim, DescriptionError
+
+# Reliable with a short history: best-effort (SensorDataQoS) subscribers accept it, and
+# reliable subscribers such as a recorder get every frame.
+SENSOR_PUB_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+# Fall this far behind the wall-clock deadline and the schedule restarts instead of bursting.
+MAX_LAG_S = 0.25
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class SimNodeConfig:
+    """Rates and frames of sim_node (the simulation itself is a SimConfig)."""
+
+    camera_rate: float = 15.0  # Hz of camera/image_raw and camera/camera_info, in simulated time
+    joint_state_rate: float = 100.0  # Hz of joint_states, /clock and end_effector_position, in simulated time
+    real_time_factor: float = 1.0  # simulated seconds per wall second; 0 runs as fast as possible
+    world_frame: str = "world"  # frame of end_effector_position
+    camera_frame: str = "camera_optical_frame"  # frame of the camera image and camera_info
+
+    def __post_init__(self) -> None:
+        _require(0 < self.camera_rate <= 120, f"sim_node.camera_rate={self.camera_rate}: expected (0, 120] Hz")
+        _require(
+            50 <= self.joint_state_rate <= 1000,
+            f"sim_node.joint_state_rate={self.joint_state_rate}: expected 50..1000 Hz",
+        )
+        _require(
+            self.camera_rate <= self.joint_state_rate,
+            f"sim_node.camera_rate={self.camera_rate} exceeds joint_state_rate={self.joint_state_rate}",
+        )
+        _require(
+            self.real_time_factor >= 0 and math.isfinite(self.real_time_factor),
+            f"sim_node.real_time_factor={self.real_time_factor}: expected >= 0 (0 = as fast as possible)",
+        )
+
+
+class SimNode(Node):
+    """Thin ROS wrapper around ArmSim; all arm behaviour lives in jepa_wm.sim."""
+
+    def __init__(self) -> None:
+        super().__init__("sim_node")
+        self.sim_config = load_config(self, SimConfig)
+        self.config = load_config(self, SimNodeConfig)
+        self.sim = ArmSim(self.sim_config)
+        self.joint_names = tuple(self.sim.joint_names)
+        self._intrinsics = self.sim.camera_intrinsics()
+        self._lock = threading.Lock()  # guards self.sim and the pending command
+        self._target: np.ndarray | None = None  # latest position command [J]
+        self._trajectory: tuple[float, np.ndarray, np.ndarray] | None = None  # (start s, times [P+1], points [P+1, J])
+        self._clock_base_ns = 0  # simulated time before the last reset: /clock never runs backwards
+        self._stop = threading.Event()
+
+        self.joint_state_pub = self.create_publisher(JointState, "joint_states", SENSOR_PUB_QOS)
+        self.image_pub = self.create_publisher(Image, "camera/image_raw", SENSOR_PUB_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", SENSOR_PUB_QOS)
+        self.ee_pub = self.create_publisher(PointStamped, "end_effector_position", SENSOR_PUB_QOS)
+        self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.create_subscription(Float64MultiArray, "forward_position_controller/commands", self._on_command, 10)
+        self.create_subscription(JointTrajectory, "joint_trajectory_controller/joint_trajectory", self._on_trajectory, 10)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.get_logger().info(
+            f"MuJoCo arm with joints {list(self.joint_names)}: camera {self.sim_config.image_size} px at "
+            f"{self.config.camera_rate} Hz, joint_states at {self.config.joint_state_rate} Hz, "
+            f"real_time_factor {self.config.real_time_factor}"
+        )
+
+    # -- commands: callbacks validate and store, the physics thread applies ------------------
+
+    def _clamp_to_limits(self, target: np.ndarray, source: str) -> np.ndarray:
+        result = clamp_to_limits(target, self.sim.joint_lower, self.sim.joint_upper, self.joint_names)
+        for warning in result.warnings:
+            self.get_logger().warning(f"{source}: {warning}", throttle_duration_sec=1.0)
+        return result.command
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        try:
+            target = check_command(conv.multiarray_to_numpy(msg), self.joint_names)
+        except CommandError as err:
+            self.get_logger().warning(f"command rejected: {err}", throttle_duration_sec=1.0)
+            return
+        target = self._clamp_to_limits(np.asarray(target, dtype=np.float64), "command")
+        with self._lock:
+            self._target, self._trajectory = target, None
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        with self._lock:
+            current, now = self.sim.joint_positions.copy(), self.sim.time
+        try:
+            times, points = conv.trajectory_points(msg, self.joint_names, current)
+        except conv.ConversionError as err:
+            self.get_logger().error(f"trajectory refused: {err}")
+            return
+        points = np.stack([self._clamp_to_limits(p, f"trajectory point {i}") for i, p in enumerate(points)])
+        # interpolate from where the arm is now to the first point, then point to point
+        times = np.concatenate([[0.0], times])
+        points = np.concatenate([current[None], points])
+        with self._lock:
+            self._trajectory, self._target = (now, times, points), None
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self._clock_base_ns += round(self.sim.time * 1e9)
+            self.sim.reset(seed=self.sim_config.seed)
+            self._target = self._trajectory = None
+        response.success, response.message = True, f"arm reset to its home pose {self.sim.home_joint_positions.round(3).tolist()}"
+        return response
+
+    def _current_target(self) -> np.ndarray | None:
+        """Position target for this tick: the latest command, or the trajectory sampled now."""
+        if self._trajectory is None:
+            return self._target
+        start, times, points = self._trajectory
+        elapsed = self.sim.time - start
+        if elapsed >= times[-1]:
+            return points[-1]
+        return np.array([np.interp(elapsed, times, points[:, j]) for j in range(points.shape[1])])
+
+    # -- physics thread ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the physics loop to return."""
+        self._stop.set()
+
+    def run_physics(self) -> None:
+        """Step, publish and pace the simulation until stop() or shutdown.
+
+        Runs on the thread that built the ArmSim: its OpenGL context is current there only.
+        """
+        tick = 1.0 / self.config.joint_state_rate
+        camera_period = 1.0 / self.config.camera_rate
+        rtf = self.config.real_time_factor
+        next_frame = 0.0  # simulated time of the next camera frame
+        wall_start, sim_start = time.monotonic(), 0.0
+        try:
+            while not self._stop.is_set() and self.context.ok():
+                with self._lock:
+                    target = self._current_target()
+                    if target is not None:
+                        self.sim.set_target(target)
+                    self.sim.step(tick)
+                    now = self.sim.time
+                    stamp = self._clock_base_ns + round(now * 1e9)
+                    positions, velocities = self.sim.joint_positions.copy(), self.sim.joint_velocities.copy()
+                    tcp = self.sim.end_effector_position()
+                    frame = None
+                    if now + 1e-9 >= next_frame:
+                        frame = self.sim.render()
+                        next_frame = max(next_frame + camera_period, now)
+                    if now < sim_start:  # a reset happened: restart the schedule
+                        wall_start, sim_start, next_frame = time.monotonic(), now, 0.0
+                self.clock_pub.publish(conv.clock_message(stamp))
+                self.joint_state_pub.publish(conv.positions_to_joint_state(positions, self.joint_names, stamp, velocities))
+                self.ee_pub.publish(conv.point_stamped(tcp, stamp, self.config.world_frame))
+                if frame is not None:
+                    self.image_pub.publish(conv.rgb_to_image(frame, stamp, self.config.camera_frame))
+                    self.info_pub.publish(conv.camera_info(self._intrinsics, stamp, self.config.camera_frame))
+                if rtf > 0:
+                    delay = wall_start + (now - sim_start) / rtf - time.monotonic()
+                    if delay > 0:
+                        self._stop.wait(delay)
+                    elif delay < -MAX_LAG_S:
+                        wall_start, sim_start = time.monotonic(), now
+        except Exception as err:  # noqa: BLE001 - publishing races a shutdown; anything else is reported
+            if not self._stop.is_set() and self.context.ok():
+                self.get_logger().fatal(f"physics loop stopped: {type(err).__name__}: {err}")
+                raise
+
+
+def _spin(executor: SingleThreadedExecutor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:  # SIGINT / SIGTERM: the physics loop sees it too and returns
+        pass
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run sim_node until SIGINT / SIGTERM."""
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = SimNode()
+            except (ConfigError, DescriptionError) as err:  # bad parameter or URDF: fail at start-up
+                print(f"sim_node: {err}", file=sys.stderr)
+                return 2
+            # callbacks spin on a helper thread; physics keeps the main thread, which owns the GL context
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            spinner = threading.Thread(target=_spin, args=(executor,), name="sim_callbacks", daemon=True)
+            spinner.start()
+            try:
+                node.run_physics()
+            finally:
+                node.stop()
+                executor.shutdown(timeout_sec=5.0)
+                spinner.join(timeout=5.0)
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
