@@ -1,0 +1,116 @@
+"""JEPA training objectives: latent prediction losses and anti-collapse regularisers.
+
+* teacher forcing: every step predicts z_{t+1} from the true z_{<=t} (one block-causal pass);
+* rollout: from the context, feed the model's own predictions back for ``rollout_steps``
+  with imagined joint states q_{t+1} = q_t + a_t * action_scale, exactly as the planner does;
+* SIGReg (LeJEPA): random 1D projections of the latents are pushed towards N(0, 1) by an
+  Epps-Pulley test on their empirical characteristic function, so the embedding cannot
+  collapse, with no EMA teacher and no stop-gradient;
+* optionally an EMA target encoder (V-JEPA) instead, or a frozen pretrained encoder.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from jepa_wm.config import TrainConfig
+from jepa_wm.models.encoder import pool_tokens
+from jepa_wm.models.world_model import WorldModel
+
+
+def sigreg(embeddings: torch.Tensor, num_slices: int = 256, num_knots: int = 17,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sketched isotropic Gaussian regulariser of embeddings [M, D] (0 for perfect N(0, I) samples).
+
+    Each of ``num_slices`` random unit directions gives M scalar projections; their empirical
+    characteristic function is compared with exp(-t^2/2) on t in [-5, 5], weighted by the
+    Gaussian window, integrated with the trapezoid rule and scaled by M (Epps-Pulley).
+    """
+    M, D = embeddings.shape
+    directions = torch.randn(D, num_slices, generator=generator, device="cpu").to(embeddings)
+    directions = directions / directions.norm(dim=0, keepdim=True)
+    projections = embeddings @ directions  # [M, slices]
+    t = torch.linspace(-5.0, 5.0, num_knots, device=embeddings.device, dtype=embeddings.dtype)
+    gaussian_cf = torch.exp(-0.5 * t**2)  # [knots]
+    angles = projections.unsqueeze(-1) * t  # [M, slices, knots]
+    real = angles.cos().mean(0)  # [slices, knots]
+    imag = angles.sin().mean(0)
+    distance = ((real - gaussian_cf) ** 2 + imag**2) * gaussian_cf
+    return torch.trapezoid(distance, t, dim=-1).mean() * M
+
+
+@dataclass
+class Batch:
+    """One training batch as float tensors on the training device."""
+
+    images: torch.Tensor  # [B, W, 3, S, S] normalised
+    joint_positions: torch.Tensor  # [B, W, J] rad
+    actions: torch.Tensor  # [B, W, J] normalised (rad / action_scale)
+
+
+class JEPAObjective(nn.Module):
+    """World model plus its loss: forward(batch) -> dict of scalar losses ('loss' is the total)."""
+
+    def __init__(self, model: WorldModel, config: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.target_encoder: nn.Module | None = None
+        if config.mode == "frozen_encoder":
+            model.encoder.requires_grad_(False)
+        elif config.ema_momentum > 0:
+            self.target_encoder = copy.deepcopy(model.encoder).requires_grad_(False)
+        self.slice_generator = torch.Generator().manual_seed(config.seed)
+
+    def _latents(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        B, W = images.shape[:2]
+        tokens = encoder(images.flatten(0, 1))  # [B*W, g*g, D]
+        latents = pool_tokens(tokens, self.model.config.predictor.latent_grid)
+        return latents.unflatten(0, (B, W))  # [B, W, N, D]
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Teacher-forcing + rollout L1 in latent space, plus SIGReg on the online latents."""
+        cfg, model = self.config, self.model
+        C, R = cfg.context_steps, cfg.rollout_steps
+        assert batch.images.shape[1] == C + R, f"window {batch.images.shape[1]} != context {C} + rollout {R}"
+        frozen = cfg.mode == "frozen_encoder"
+        with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
+            latents = self._latents(model.encoder, batch.images)  # [B, W, N, D]
+        if self.target_encoder is not None:
+            with torch.no_grad():
+                targets = self._latents(self.target_encoder, batch.images)
+        else:
+            targets = latents
+        q, a = batch.joint_positions, batch.actions
+
+        # Teacher forcing: steps 0..W-2 predict 1..W-1 in one block-causal pass.
+        predicted, _ = model.predictor(latents[:, :-1], q[:, :-1], a[:, :-1])
+        teacher_forcing = (predicted - targets[:, 1:]).abs().mean()
+
+        # Rollout: context steps observed, then the model's own predictions and integrated joints.
+        cache = model.context_cache(latents[:, :C], q[:, :C]) if C > 1 else None
+        # (context_cache derives past actions from joint differences, as at inference)
+        imagined = model.imagine(latents[:, C - 1], q[:, C - 1], a[:, C - 1 : C - 1 + R], cache)
+        rollout = (imagined - targets[:, C:]).abs().mean()
+
+        losses = {"teacher_forcing": teacher_forcing, "rollout": rollout}
+        total = teacher_forcing + cfg.rollout_weight * rollout
+        if cfg.sigreg_weight > 0 and not frozen:
+            regulariser = sigreg(latents.flatten(0, 2), generator=self.slice_generator)
+            losses["sigreg"] = regulariser
+            total = total + cfg.sigreg_weight * regulariser
+        losses["loss"] = total
+        return losses
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        """EMA step of the target encoder towards the online encoder (no-op without EMA)."""
+        if self.target_encoder is None:
+            return
+        m = self.config.ema_momentum
+        for target, online in zip(self.target_encoder.parameters(), self.model.encoder.parameters()):
+            target.lerp_(online, 1.0 - m)

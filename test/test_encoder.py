@@ -1,0 +1,54 @@
+"""Encoder: tiny-shape tests, preprocessing errors, RoPE, V-JEPA 2 naming."""
+
+import pytest
+import torch
+
+from jepa_wm.config import EncoderConfig
+from jepa_wm.models.encoder import VisionEncoder, pool_tokens
+from jepa_wm.models.world_model import WorldModel
+from wm_fixtures import tiny_config
+
+
+def test_encoder_tokens_and_latent_shapes():
+    model = WorldModel(tiny_config())
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    tokens = model.encoder(model.encoder.preprocess(frames))
+    assert tokens.shape == (3, 16, 32)  # 4x4 patches of width 32
+    latents = model.encode(frames)
+    assert latents.shape == (3, 4, 32)  # pooled to 2x2
+    assert torch.allclose(latents, pool_tokens(tokens, 2), atol=1e-6)
+
+
+def test_preprocess_resizes_and_rejects_bad_frames():
+    encoder = VisionEncoder(EncoderConfig(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2))
+    assert encoder.preprocess(torch.zeros(2, 48, 64, 3, dtype=torch.uint8)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"expected uint8 \[B, H, W, 3\].*float32"):
+        encoder.preprocess(torch.zeros(2, 32, 32, 3))
+    with pytest.raises(ValueError, match=r"\(32, 32, 4\)"):
+        encoder.preprocess(torch.zeros(32, 32, 4, dtype=torch.uint8))
+
+
+def test_parameter_names_follow_vjepa2():
+    encoder = VisionEncoder(EncoderConfig(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3))
+    shapes = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
+    assert shapes["patch_embed.proj.weight"] == (48, 3, 8, 8)
+    assert shapes["pos_embed"] == (1, 16, 48)
+    assert shapes["blocks.1.attn.qkv.weight"] == (144, 48)
+    assert shapes["blocks.1.attn.proj.weight"] == (48, 48)
+    assert shapes["blocks.0.mlp.fc1.weight"] == (192, 48)
+    assert shapes["blocks.0.mlp.fc2.bias"] == (48,)
+    assert {"blocks.0.norm1.weight", "blocks.0.norm2.bias", "norm.weight", "norm.bias"} <= set(shapes)
+
+
+def test_rope_encoder_has_no_position_table_and_sees_positions():
+    config = EncoderConfig(image_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=2, use_rope=True)
+    encoder = VisionEncoder(config).eval()
+    assert "pos_embed" not in encoder.state_dict()
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        out = encoder(images)
+        # Swapping two patches changes more than the order of the outputs: positions matter.
+        swapped = images.clone()
+        swapped[..., :8, :8], swapped[..., 8:16, 8:16] = images[..., 8:16, 8:16], images[..., :8, :8]
+        out_swapped = encoder(swapped)
+    assert not torch.allclose(out[0, 0], out_swapped[0, 5], atol=1e-4)
