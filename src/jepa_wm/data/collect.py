@@ -1,0 +1,175 @@
+"""`jepa-ros collect`: exploration episodes straight from the MuJoCo arm into rosbag2 files.
+
+No DDS: ArmSim is stepped in-process and every message sim_node would publish is written
+with BagWriter, stamped with simulated time. One bag per episode (DIR/episode_0000/ ...).
+Each episode starts from a seeded random pose in the exploration box and follows a
+RandomWalkExplorer; what an episode contains depends only on (seed, episode index), so
+the output is the same for any number of worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from jepa_wm.config import ConfigError, SimConfig
+from jepa_wm.data.rosbag_io import BagWriter
+
+NS = 1_000_000_000
+COMMAND_TOPIC = "/forward_position_controller/commands"
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """What `jepa-ros collect` generates."""
+
+    out: str
+    episodes: int = 10
+    steps: int = 60
+    storage: Literal["mcap", "sqlite3"] = "mcap"
+    image_size: int = 64
+    control_period: float = 0.2  # s of simulated time per step (one frame and one command each)
+    joint_state_rate: float = 50.0  # Hz of joint_states and end_effector_position, as sim_node publishes them
+    seed: int = 0  # start poses and exploration
+    scene_seed: int = 0  # object placement; 0 is the scene every other sim user builds by default
+    max_delta: float = 0.1  # rad per joint per step
+    smoothing: float = 0.8
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.steps < 1:
+            raise ConfigError(f"collect episodes={self.episodes}, steps={self.steps}: expected both >= 1")
+        if self.storage not in ("mcap", "sqlite3"):
+            raise ConfigError(f"collect storage={self.storage!r}: expected 'mcap' or 'sqlite3'")
+        if self.max_delta <= 0:
+            raise ConfigError(f"collect max_delta={self.max_delta}: expected > 0 rad")
+        if self.workers < 1:
+            raise ConfigError(f"collect workers={self.workers}: expected >= 1")
+        ticks = self.control_period * self.joint_state_rate
+        if self.joint_state_rate <= 0 or abs(ticks - round(ticks)) > 1e-6 or round(ticks) < 1:
+            raise ConfigError(f"collect joint_state_rate={self.joint_state_rate} Hz: expected a whole number of "
+                              f"joint states per control_period={self.control_period} s")
+        self.sim_config()  # validates image_size and control_period
+
+    def sim_config(self) -> SimConfig:
+        """The simulation every worker builds."""
+        return SimConfig(image_size=self.image_size, control_period=self.control_period, seed=self.scene_seed)
+
+    def episode_path(self, index: int) -> Path:
+        """Bag folder of one episode."""
+        return Path(self.out) / f"episode_{index:04d}"
+
+
+_SIM = None  # one ArmSim per worker process, built once
+
+
+def _worker_sim(config: CollectConfig):  # noqa: ANN202 (ArmSim is imported lazily: MuJoCo is slow to load)
+    global _SIM
+    if _SIM is None:
+        from jepa_wm.sim import ArmSim
+
+        _SIM = ArmSim(config.sim_config())
+    return _SIM
+
+
+def collect_episode(config: CollectConfig, index: int) -> Path:
+    """Simulate and write episode ``index``; returns its bag folder."""
+    from jepa_wm.sim import RandomWalkExplorer
+
+    sim = _worker_sim(config)
+    rng = np.random.default_rng([config.seed, index])
+    start = sim.sample_joint_positions(rng)
+    sim.reset(seed=int(rng.integers(2**31)), joint_positions=start)
+    explorer = RandomWalkExplorer(sim.explore_lower, sim.explore_upper, config.max_delta, config.smoothing,
+                                  seed=int(rng.integers(2**31)))
+    ticks = int(round(config.control_period * config.joint_state_rate))
+    tick_ns = int(round(NS / config.joint_state_rate))
+    intrinsics = sim.camera_intrinsics()
+    names = list(sim.joint_names)
+    path = config.episode_path(index)
+    with BagWriter(path, config.storage) as bag:
+        for step in range(config.steps):
+            stamp = step * ticks * tick_ns
+            joint_positions = sim.joint_positions
+            bag.write_camera_info("/camera/camera_info", stamp, intrinsics["width"], intrinsics["height"],
+                                  intrinsics["fx"], intrinsics["fy"], intrinsics["cx"], intrinsics["cy"])
+            bag.write_image("/camera/image_raw", stamp, sim.render())
+            # the command for this step is decided from the state seen at its start, like a controller would
+            target = sim.set_target(joint_positions + explorer.next_delta(joint_positions))
+            bag.write_command(COMMAND_TOPIC, stamp, target)
+            for tick in range(ticks):
+                tick_stamp = stamp + tick * tick_ns
+                bag.write_joint_state("/joint_states", tick_stamp, names, sim.joint_positions, sim.joint_velocities)
+                bag.write_point("/end_effector_position", tick_stamp, sim.end_effector_position())
+                sim.step(duration=1.0 / config.joint_state_rate)
+            assert abs(sim.time - (stamp + ticks * tick_ns) / NS) < 1e-6, f"sim time {sim.time} drifted from the stamps"
+    return path
+
+
+def _collect_one(args: tuple[CollectConfig, int]) -> Path:
+    return collect_episode(*args)
+
+
+def collect(config: CollectConfig, progress: bool = True) -> list[Path]:
+    """Write ``config.episodes`` bags under ``config.out`` (workers in parallel over episodes)."""
+    existing = [str(config.episode_path(i)) for i in range(config.episodes) if config.episode_path(i).exists()]
+    if existing:
+        raise FileExistsError(f"collect: {existing[0]} exists already ({len(existing)} of the bags); "
+                              "choose a new --out folder")
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    jobs = [(config, i) for i in range(config.episodes)]
+    bar = tqdm(total=config.episodes * config.steps, desc="collect", unit="frame", disable=not progress)
+    paths = []
+    if config.workers == 1:
+        for job in jobs:
+            paths.append(_collect_one(job))
+            bar.update(config.steps)
+    else:
+        # spawn, not fork: a forked MuJoCo / EGL context is not safe to reuse
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(config.workers, config.episodes), mp_context=context) as pool:
+            for path in pool.map(_collect_one, jobs):
+                paths.append(path)
+                bar.update(config.steps)
+    bar.close()
+    return paths
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `jepa-ros collect`."""
+    parser.add_argument("--episodes", type=int, default=10, help="number of episodes (one bag each)")
+    parser.add_argument("--steps", type=int, default=60, help="control steps (frames) per episode")
+    parser.add_argument("--out", required=True, help="output folder; bags go to OUT/episode_0000, ...")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage plugin")
+    parser.add_argument("--image-size", type=int, default=64, help="camera image side in pixels (64..256)")
+    parser.add_argument("--control-period", type=float, default=0.2, help="simulated seconds per step")
+    parser.add_argument("--joint-state-rate", type=float, default=50.0, help="Hz of joint_states in the bags")
+    parser.add_argument("--seed", type=int, default=0, help="seed of start poses and exploration")
+    parser.add_argument("--scene-seed", type=int, default=0, help="seed of the object placement in the scene")
+    parser.add_argument("--max-delta", type=float, default=0.1, help="largest joint move per step (rad)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes over episodes")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point: build the config from flags, collect, report the frame rate."""
+    config = CollectConfig(out=args.out, episodes=args.episodes, steps=args.steps, storage=args.storage,
+                           image_size=args.image_size, control_period=args.control_period,
+                           joint_state_rate=args.joint_state_rate, seed=args.seed, scene_seed=args.scene_seed,
+                           max_delta=args.max_delta, workers=args.workers)
+    started = time.perf_counter()
+    paths = collect(config)
+    seconds = time.perf_counter() - started
+    frames = config.episodes * config.steps
+    print(f"collected {len(paths)} episodes x {config.steps} steps = {frames} frames in {seconds:.1f} s "
+          f"({frames / seconds:.1f} frames/s) into {config.out}")
+    return 0
