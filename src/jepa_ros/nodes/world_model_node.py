@@ -1,0 +1,258 @@
+"""world_model_node: camera + joint states in, latent-MPC joint commands out.
+
+Subscribes the camera (``camera/image_raw``, or ``<camera>/compressed`` with
+``image_transport:=compressed``) and ``joint_states`` with SensorDataQoS, and ``~/goal_image``.
+A timer at ``control_rate``, in its own mutually exclusive callback group, takes the newest
+frame and joint state (each younger than ``max_staleness``), runs jepa_wm.controller.LatentMPC
+and publishes the clamped target on the robot's command interface (Float64MultiArray for a
+forward position controller, JointTrajectory for a joint trajectory controller). Serves
+``~/enable`` (SetBool) and ``~/set_goal_from_current`` (Trigger); publishes ``~/status``
+(DiagnosticArray) every tick. Subscription callbacks only store the latest message.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_ros import conversions as conv
+from jepa_ros.params import load_config
+from jepa_wm.config import ConfigError, PlannerConfig, load_robot, package_share
+from jepa_wm.controller import ControlError, LatentMPC, read_image_file
+from jepa_wm.models import CheckpointError, load_checkpoint
+from jepa_wm.planning import PlanningError
+
+TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
+POSITION_TOPIC = "forward_position_controller/commands"
+LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
+          "waiting": DiagnosticStatus.WARN, "stale": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
+
+
+@dataclass(frozen=True)
+class WorldModelNodeConfig:
+    """Parameters of world_model_node; defaults of the robot-specific ones come from the robot preset."""
+
+    checkpoint: str = ""  # checkpoint folder; empty: the embedded checkpoints/default
+    device: str = "cpu"  # torch device of the model, e.g. cpu or cuda:0
+    control_rate: float = 5.0  # Hz of the control timer (robot preset default)
+    max_staleness: float = 0.5  # s; an older camera frame or joint state stops commanding
+    command_interface: Literal["position", "trajectory"] = "position"  # robot preset default
+    command_topic: str = POSITION_TOPIC  # robot preset default for its command_interface
+    camera_topic: str = "camera/image_raw"  # robot preset default
+    joint_states_topic: str = "joint_states"  # robot preset default
+    image_transport: Literal["raw", "compressed"] = "raw"  # compressed subscribes <camera_topic>/compressed
+    start_enabled: bool = True  # robot preset default: true in simulation, false on real robots
+    goal_image_file: str = ""  # PNG/JPEG goal set at start-up; empty: wait for ~/goal_image
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.control_rate) and self.control_rate > 0):
+            raise ConfigError(f"world_model_node.control_rate={self.control_rate}: expected > 0 Hz")
+        if not (math.isfinite(self.max_staleness) and self.max_staleness > 0):
+            raise ConfigError(f"world_model_node.max_staleness={self.max_staleness}: expected > 0 s")
+
+
+class WorldModelNode(Node):
+    """Thin ROS wrapper around LatentMPC; all control logic lives in jepa_wm.controller."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("world_model_node", **node_kwargs)  # e.g. context, parameter_overrides
+        self.declare_parameter(
+            "robot", "jepa_arm", ParameterDescriptor(description="robot preset name (config/robots/<name>.yaml) or YAML path")
+        )
+        self.robot = load_robot(self.get_parameter("robot").value)
+        preset = WorldModelNodeConfig(
+            control_rate=self.robot.control_rate,
+            command_interface=self.robot.command_interface,
+            command_topic=self.robot.command_topic,
+            camera_topic=self.robot.camera_topic,
+            joint_states_topic=self.robot.joint_states_topic,
+            start_enabled=self.robot.simulated,
+        )
+        self.config = load_config(self, WorldModelNodeConfig, defaults=preset)
+        if self.config.command_interface != self.robot.command_interface and self.config.command_topic == self.robot.command_topic:
+            # The preset's topic belongs to its own interface; switch to the other controller's default name.
+            default = TRAJECTORY_TOPIC if self.config.command_interface == "trajectory" else POSITION_TOPIC
+            self.config = replace(self.config, command_topic=default)
+        self.planner = load_config(self, PlannerConfig, "planner.")
+        folder = Path(self.config.checkpoint) if self.config.checkpoint else package_share() / "checkpoints" / "default"
+        if not folder.is_dir():
+            raise CheckpointError(f"checkpoint folder {folder} does not exist; expected a folder written by save_checkpoint")
+        self.controller = LatentMPC(
+            load_checkpoint(folder, self.config.device), self.planner, self.robot, 1.0 / self.config.control_rate, self.config.device
+        )
+        if self.config.goal_image_file:
+            self.controller.set_goal(read_image_file(self.config.goal_image_file))
+        self.enabled = self.config.start_enabled
+        self.state, self.reason = "", ""
+        self._frame: tuple[Image | CompressedImage, int] | None = None  # (message, receive time ns)
+        self._joints: tuple[JointState, int] | None = None
+        self._goal_msg: Image | None = None
+
+        control = MutuallyExclusiveCallbackGroup()  # timer and services: one at a time touches the controller
+        inputs = MutuallyExclusiveCallbackGroup()  # subscriptions: only store, never wait on the planner
+        compressed = self.config.image_transport == "compressed"
+        camera_type, camera_topic = (CompressedImage, f"{self.config.camera_topic}/compressed") if compressed else (Image, self.config.camera_topic)
+        self.create_subscription(camera_type, camera_topic, self._on_frame, qos_profile_sensor_data, callback_group=inputs)
+        self.create_subscription(JointState, self.config.joint_states_topic, self._on_joints, qos_profile_sensor_data, callback_group=inputs)
+        self.create_subscription(Image, "~/goal_image", self._on_goal, 1, callback_group=inputs)
+        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=control)
+        self.create_service(Trigger, "~/set_goal_from_current", self._on_set_goal_from_current, callback_group=control)
+        trajectory = self.config.command_interface == "trajectory"
+        self.command_pub = self.create_publisher(JointTrajectory if trajectory else Float64MultiArray, self.config.command_topic, 10)
+        self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
+        self.create_timer(1.0 / self.config.control_rate, self._tick, callback_group=control)
+        self.get_logger().info(
+            f"checkpoint {folder} on robot {self.robot.name!r} ({list(self.robot.joint_names)}): {self.planner.method} "
+            f"at {self.config.control_rate} Hz, {self.config.command_interface} commands on {self.config.command_topic}, "
+            f"camera {camera_topic}, {'enabled' if self.enabled else 'disabled (call ~/enable)'}"
+        )
+
+    # -- callbacks only store the latest message ----------------------------------------------
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_frame(self, msg: Image | CompressedImage) -> None:
+        self._frame = (msg, self._now_ns())
+
+    def _on_joints(self, msg: JointState) -> None:
+        self._joints = (msg, self._now_ns())
+
+    def _on_goal(self, msg: Image) -> None:
+        self._goal_msg = msg  # encoded by the next tick, in the control group
+
+    # -- services (control group) --------------------------------------------------------------
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.enabled = bool(request.data)
+        self.controller.reset()  # the arm may have moved while commanding was paused
+        response.success, response.message = True, f"commanding {'enabled' if self.enabled else 'disabled'}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_set_goal_from_current(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        age = self._age(self._frame)
+        try:
+            if age > self.config.max_staleness:
+                raise ControlError(f"no camera frame younger than max_staleness={self.config.max_staleness} s (age {age:.2f} s)")
+            self.controller.set_goal(self._frame_rgb())
+            response.success, response.message = True, "goal set from the current camera frame"
+        except (ControlError, conv.ConversionError) as err:
+            response.success, response.message = False, f"goal not set: {err}"
+        self.get_logger().info(response.message)
+        return response
+
+    # -- the control tick ------------------------------------------------------------------------
+
+    def _age(self, stamped: tuple[object, int] | None) -> float:
+        return math.inf if stamped is None else (self._now_ns() - stamped[1]) * 1e-9
+
+    def _frame_rgb(self):
+        msg = self._frame[0]
+        return conv.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conv.image_to_rgb(msg)
+
+    def _tick(self) -> None:
+        image_age, joint_age = self._age(self._frame), self._age(self._joints)
+        energy = plan_ms = math.nan
+        goal_msg, self._goal_msg = self._goal_msg, None
+        try:
+            if goal_msg is not None:
+                self.controller.set_goal(conv.image_to_rgb(goal_msg))
+                self.get_logger().info(f"new goal image {goal_msg.width}x{goal_msg.height} ({goal_msg.encoding})")
+            state, reason = self._blocked(image_age, joint_age)
+            if not state:
+                joints = conv.joint_state_positions(self._joints[0], self.robot.joint_names)
+                out = self.controller.step(self._frame_rgb(), joints)
+                energy, plan_ms = out.energy, out.encode_ms + out.plan_ms
+                if out.command is None:
+                    state, reason = "no_goal", out.reason
+                else:
+                    self._publish_command(out.command)
+                    state, reason = "commanding", ""
+                    for warning in out.warnings:
+                        self.get_logger().warning(f"safety clamp: {warning}", throttle_duration_sec=2.0)
+        except (ControlError, PlanningError, conv.ConversionError) as err:
+            state, reason = "error", str(err)
+        if state != "commanding" and self.state == "commanding":
+            self.controller.reset()  # resume from a fresh plan once inputs are good again
+        if (state, reason) != (self.state, self.reason):
+            text = f"{state}" + (f": {reason}" if reason else "")
+            # rclpy ties one severity to each call site, hence two calls
+            if LEVELS[state] == DiagnosticStatus.OK:
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
+        self.state, self.reason = state, reason
+        self._publish_status(energy, plan_ms, image_age, joint_age)
+
+    def _blocked(self, image_age: float, joint_age: float) -> tuple[str, str]:
+        """(state, reason) when this tick must not command; ('', '') when it may plan."""
+        limit = self.config.max_staleness
+        if not self.enabled:
+            return "disabled", "commanding is disabled; call ~/enable"
+        if not self.controller.has_goal:
+            return "no_goal", "no goal image set (~/goal_image, ~/set_goal_from_current or goal_image_file)"
+        for what, topic, age in (("camera frame", self.config.camera_topic, image_age), ("joint state", self.config.joint_states_topic, joint_age)):
+            if math.isinf(age):
+                return "waiting", f"no {what} received yet on {topic}"
+            if age > limit:
+                return "stale", f"newest {what} on {topic} is {age:.2f} s old; max_staleness is {limit} s"
+        return "", ""
+
+    def _publish_command(self, command) -> None:
+        if self.config.command_interface == "trajectory":
+            # Reach the target by the next tick, when a new target replaces it.
+            msg = conv.positions_to_trajectory(command, self.robot.joint_names, 1.0 / self.config.control_rate)
+        else:
+            msg = conv.numpy_to_multiarray(command)
+        self.command_pub.publish(msg)
+
+    def _publish_status(self, energy: float, plan_ms: float, image_age: float, joint_age: float) -> None:
+        values = {"state": self.state, "reason": self.reason, "enabled": str(self.enabled).lower(),
+                  "has_goal": str(self.controller.has_goal).lower(), "energy": f"{energy:.6g}", "plan_ms": f"{plan_ms:.2f}",
+                  "image_age": f"{image_age:.3f}", "joint_age": f"{joint_age:.3f}"}
+        status = DiagnosticStatus(level=LEVELS[self.state], name=f"{self.get_name()}: control", hardware_id=self.robot.name,
+                                  message=self.reason or self.state, values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run world_model_node until SIGINT / SIGTERM."""
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = WorldModelNode()
+            except (ConfigError, CheckpointError, ControlError) as err:
+                print(f"world_model_node: {err}", file=sys.stderr)
+                return 2
+            executor = MultiThreadedExecutor(num_threads=3)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                executor.shutdown()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""world_model_node on real DDS: against a sim_node process, and against a test publisher."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_ros import conversions as conv
+from jepa_ros.nodes.world_model_node import WorldModelNode
+from jepa_wm.config import ConfigError, EncoderConfig, PredictorConfig, WorldModelConfig, load_robot, package_share
+from jepa_wm.models import WorldModel, save_checkpoint
+
+TINY = WorldModelConfig(
+    encoder=EncoderConfig(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2),
+    predictor=PredictorConfig(embed_dim=32, depth=1, num_heads=2, latent_grid=2, max_steps=8),
+)
+FAST_PLANNER = [Parameter("planner.num_samples", value=32), Parameter("planner.num_elites", value=4),
+                Parameter("planner.iterations", value=2), Parameter("planner.horizon", value=2)]
+DEFAULT_CHECKPOINT = package_share() / "checkpoints" / "default"
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(WorldModel(TINY), tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture
+def ros():
+    """A private rclpy context, a probe node and a spinning executor; everything torn down after."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    probe = Probe(context)
+    executor.add_node(probe)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield context, executor, probe
+    executor.shutdown(timeout_sec=5)
+    for node in executor.get_nodes():
+        node.destroy_node()
+    rclpy.shutdown(context=context)
+    thread.join(timeout=5)
+
+
+class Probe(rclpy.node.Node):
+    """Records what world_model_node publishes."""
+
+    def __init__(self, context) -> None:
+        super().__init__("probe", context=context)
+        self.commands: list[tuple[float, object]] = []
+        self.statuses: list[dict[str, str]] = []
+        for msg_type, topic in ((Float64MultiArray, "forward_position_controller/commands"),
+                                (JointTrajectory, "joint_trajectory_controller/joint_trajectory")):
+            self.create_subscription(msg_type, topic, lambda m: self.commands.append((time.monotonic(), m)), 10)
+        self.create_subscription(DiagnosticArray, "world_model_node/status", self._on_status, 10)
+
+    def _on_status(self, msg: DiagnosticArray) -> None:
+        self.statuses.append({kv.key: kv.value for kv in msg.status[0].values})
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        client = self.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"service {name} did not answer within {timeout} s"
+            time.sleep(0.02)
+        return future.result()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.05)
+
+
+def state(probe: Probe) -> str:
+    return probe.statuses[-1]["state"] if probe.statuses else ""
+
+
+def start_node(executor, context, *parameters: Parameter) -> WorldModelNode:
+    node = WorldModelNode(context=context, parameter_overrides=list(parameters))
+    executor.add_node(node)
+    return node
+
+
+@pytest.fixture
+def sim_node():
+    """The MuJoCo sim_node as a separate process on this test's ROS domain."""
+    process = subprocess.Popen([sys.executable, "-m", "jepa_ros.nodes.sim_node"], env=os.environ.copy(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield process
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def test_against_sim_node_gates_and_stops_on_stale_camera(ros, sim_node, tiny_checkpoint):
+    context, executor, probe = ros
+    start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)),
+               Parameter("start_enabled", value=False), Parameter("max_staleness", value=0.5), *FAST_PLANNER)
+    wait_for(lambda: state(probe) == "disabled" and float(probe.statuses[-1]["image_age"]) < 0.5, 30, "sim frames")
+    probe.call(Trigger, "world_model_node/set_goal_from_current", Trigger.Request())
+    time.sleep(1.0)
+    assert probe.commands == [] and state(probe) == "disabled"  # a goal alone does not command
+
+    assert probe.call(SetBool, "world_model_node/enable", SetBool.Request(data=True)).success
+    wait_for(lambda: len(probe.commands) >= 3, 15, "commands after enabling")
+    status = probe.statuses[-1]
+    assert status["state"] == "commanding" and math.isfinite(float(status["energy"])) and float(status["plan_ms"]) > 0
+    robot = load_robot("jepa_arm")
+    for _, msg in probe.commands:
+        command = conv.multiarray_to_numpy(msg)
+        assert command.shape == (6,)
+        assert np.all(command >= robot.joint_lower) and np.all(command <= robot.joint_upper)
+
+    probe.call(SetBool, "world_model_node/enable", SetBool.Request(data=False))
+    wait_for(lambda: state(probe) == "disabled", 5, "disabled status")
+    count = len(probe.commands)
+    time.sleep(1.0)
+    assert len(probe.commands) == count  # disabled: nothing more
+
+    probe.call(SetBool, "world_model_node/enable", SetBool.Request(data=True))
+    wait_for(lambda: len(probe.commands) > count + 2, 10, "commands after re-enabling")
+    sim_node.send_signal(signal.SIGINT)  # the camera (and joint) stream stops
+    sim_node.wait(timeout=10)
+    wait_for(lambda: state(probe) == "stale", 5, "stale status")
+    assert "camera frame" in probe.statuses[-1]["reason"] and "max_staleness" in probe.statuses[-1]["reason"]
+    count = len(probe.commands)
+    time.sleep(1.0)
+    assert len(probe.commands) == count
+
+
+class FakeCamera(rclpy.node.Node):
+    """Publishes compressed frames and joint states at 20 Hz until told to stop."""
+
+    def __init__(self, context, joint_names) -> None:
+        super().__init__("fake_camera", context=context)
+        self.joint_names, self.camera_on, self.joint_value = joint_names, True, 0.1
+        self.camera_pub = self.create_publisher(CompressedImage, "camera/image_raw/compressed", 5)
+        self.joint_pub = self.create_publisher(JointState, "joint_states", 5)
+        self.frame = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        self.create_timer(0.05, self._publish)
+
+    def _publish(self) -> None:
+        if self.camera_on:
+            self.camera_pub.publish(conv.rgb_to_compressed(self.frame, "png"))
+        # Joint names reversed on purpose: the node must order them by name.
+        names = list(reversed(self.joint_names))
+        self.joint_pub.publish(JointState(name=names, position=[self.joint_value] * len(names)))
+
+
+def test_trajectory_interface_compressed_camera_goal_topic_and_bad_input(ros, tiny_checkpoint):
+    context, executor, probe = ros
+    robot = load_robot("jepa_arm")
+    camera = FakeCamera(context, robot.joint_names)
+    executor.add_node(camera)
+    node = start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)),
+                      Parameter("command_interface", value="trajectory"), Parameter("image_transport", value="compressed"),
+                      *FAST_PLANNER)
+    wait_for(lambda: state(probe) == "no_goal", 15, "no_goal status")
+    time.sleep(0.5)
+    assert probe.commands == []  # no goal, no command
+
+    goal_pub = probe.create_publisher(Image, "world_model_node/goal_image", 1)
+    wait_for(lambda: goal_pub.get_subscription_count() > 0, 5, "goal subscriber")
+    goal_pub.publish(conv.rgb_to_image(camera.frame[::-1].copy()))
+    wait_for(lambda: len(probe.commands) >= 2, 10, "trajectory commands")
+    msg = probe.commands[-1][1]
+    assert isinstance(msg, JointTrajectory) and list(msg.joint_names) == list(robot.joint_names)
+    assert conv.duration_to_s(msg.points[0].time_from_start) == pytest.approx(1.0 / robot.control_rate)
+
+    camera.joint_value = float("nan")  # non-finite joints stop commanding and say why
+    wait_for(lambda: state(probe) == "error", 5, "error status")
+    assert "non-finite" in probe.statuses[-1]["reason"] and "joint1=nan" in probe.statuses[-1]["reason"]
+    camera.joint_value = 0.1
+    wait_for(lambda: state(probe) == "commanding", 5, "commanding again")
+    camera.camera_on = False
+    wait_for(lambda: state(probe) == "stale", 5, "stale status")
+    count = len(probe.commands)
+    time.sleep(0.8)
+    assert len(probe.commands) == count
+    assert node.controller.warm_start is None  # the next plan starts fresh
+
+
+def test_mismatched_checkpoint_refused_naming_both(ros, tiny_checkpoint, tmp_path):
+    context, executor, _ = ros
+    preset = yaml.safe_load((package_share() / "config" / "robots" / "jepa_arm.yaml").read_text())
+    preset.update(name="renamed", joint_names=[f"j{i}" for i in range(6)])
+    path = tmp_path / "renamed.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1'.*robot 'renamed' joints \['j0'"):
+        WorldModelNode(context=context, parameter_overrides=[Parameter("checkpoint", value=str(tiny_checkpoint)),
+                                                             Parameter("robot", value=str(path))])
+
+
+@pytest.mark.skipif(not (DEFAULT_CHECKPOINT / "config.json").is_file(), reason="no trained checkpoints/default yet")
+def test_default_checkpoint_moves_toward_goal(ros, sim_node):
+    from jepa_wm.config import SimConfig
+    from jepa_wm.sim import ArmSim
+
+    context, executor, probe = ros
+    sim = ArmSim(SimConfig())  # same scene as sim_node's defaults
+    goal_joints = sim.home_joint_positions + np.array([0.4, 0.3, -0.3, 0.0, 0.0, 0.0])
+    sim.reset(joint_positions=goal_joints)
+    start_node(executor, context, *[])
+    joints: list[np.ndarray] = []
+    probe.create_subscription(JointState, "joint_states",
+                              lambda m: joints.append(conv.joint_state_positions(m, sim.joint_names)), 10)
+    goal_pub = probe.create_publisher(Image, "world_model_node/goal_image", 1)
+    wait_for(lambda: goal_pub.get_subscription_count() > 0 and joints, 30, "node and sim")
+    start_error = np.linalg.norm(joints[-1] - goal_joints)
+    goal_pub.publish(conv.rgb_to_image(sim.render()))
+    wait_for(lambda: len(probe.commands) >= 25, 60, "25 commands")
+    assert np.linalg.norm(joints[-1] - goal_joints) < 0.7 * start_error
