@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 
+import mujoco
 import numpy as np
 
 from jepa_wm.config import SimConfig
 from jepa_wm.safety import clamp_to_limits
 from jepa_wm.sim.description import load_description
 from jepa_wm.sim.scene import TABLE_LINK, TCP_LINK, build_model
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering on a headless machine; set before importing mujoco
-import mujoco  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +55,7 @@ class ArmSim:
         self._actuator_index = np.array([self.model.actuator(f"{name}_position").id for name in self.joint_names])
         self._tcp_body = self.model.body(TCP_LINK).id
         self._camera = self.model.camera(self.config.camera_name).id
-        self._arm_bodies = np.array(sorted({self.model.jnt_bodyid[j] for j in joint_ids} | {self._tcp_body}))
-        # every body below the first joint's body belongs to the arm
+        # every body from the first joint's body down belongs to the arm
         first = min(self.model.jnt_bodyid[joint_ids])
         self._arm_bodies = np.array([b for b in range(self.model.nbody) if self._descends_from(b, first)])
         table_geom = self.model.body(TABLE_LINK).geomadr[0]
