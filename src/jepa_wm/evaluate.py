@@ -1,0 +1,256 @@
+"""`jepa-ros evaluate`: score a checkpoint offline on recorded rosbags, many times real time.
+
+Per episode and overall: latent prediction error at horizons 1..H beside copy-last, a
+linear probe of joint positions from latents (cross-validated by episode), planner
+agreement with the recorded action, and where the recorded action ranks in energy
+among random ones. Writes metrics.json and report.md with PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from jepa_wm.config import ConfigError, PlannerConfig, load_yaml, to_dict
+from jepa_wm.data import BagError, GapWarning
+from jepa_wm.evaluation import metrics as m
+from jepa_wm.evaluation.report import write_report
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What `evaluate` computes and how much of it."""
+
+    horizon: int = 4  # prediction horizons 1..horizon
+    goal_offset: int = 4  # goal = frame k steps ahead (also the planner horizon)
+    plan_every: int = 40  # plan from every k-th step (a plan costs ~60 ms: the costly part); 0: never
+    energy_every: int = 5  # rank the recorded action's energy at every k-th step; 0: never
+    num_random: int = 15  # random sequences the recorded one is ranked among
+    batch_size: int = 128  # frames per encoder batch and start points per rollout batch
+    gap_factor: float = 3.0  # a step longer than this x the median spacing is a gap
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "goal_offset", "num_random", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"evaluate {name}={getattr(self, name)}: expected >= 1")
+        if self.plan_every < 0 or self.energy_every < 0:
+            raise ConfigError(
+                f"evaluate plan_every={self.plan_every}, energy_every={self.energy_every}: expected >= 0"
+            )
+        if self.gap_factor <= 1:
+            raise ConfigError(f"evaluate gap_factor={self.gap_factor}: expected > 1")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `jepa-ros evaluate`."""
+    defaults = EvaluationSettings()
+    parser.add_argument("--bag", nargs="+", required=True, help="rosbag2 folders / .mcap / .db3 / ROS 1 .bag, or folders of them")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (safetensors + config.json)")
+    parser.add_argument("--out", required=True, help="folder for metrics.json, report.md and plots")
+    parser.add_argument("--horizon", type=int, default=defaults.horizon, help="prediction horizons 1..H")
+    parser.add_argument("--goal-offset", type=int, default=defaults.goal_offset, help="goal = frame k steps ahead")
+    parser.add_argument("--period", type=float, default=None, help="resample episodes to this control period (s)")
+    parser.add_argument("--plan-every", type=int, default=defaults.plan_every, help="plan from every k-th step (0: never)")
+    parser.add_argument("--energy-every", type=int, default=defaults.energy_every, help="energy rank at every k-th step (0: never)")
+    parser.add_argument("--num-random", type=int, default=defaults.num_random, help="random sequences per energy rank")
+    parser.add_argument("--planner-config", default=None, help="YAML with a 'planner' section (PlannerConfig)")
+    parser.add_argument("--image-topic", default=None, help="camera topic (Image or CompressedImage)")
+    parser.add_argument("--joint-states-topic", default=None, help="sensor_msgs/JointState topic")
+    parser.add_argument("--command-topic", default=None, help="std_msgs/Float64MultiArray command topic")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point: load, evaluate, report."""
+    from jepa_wm.models import load_checkpoint
+
+    settings = EvaluationSettings(
+        horizon=args.horizon, goal_offset=args.goal_offset, plan_every=args.plan_every,
+        energy_every=args.energy_every, num_random=args.num_random,
+    )
+    planner = load_yaml(args.planner_config, PlannerConfig, "planner") if args.planner_config else PlannerConfig()
+    torch.set_grad_enabled(False)
+    model = load_checkpoint(args.checkpoint).eval()
+    started = time.perf_counter()
+    episodes, gaps = load_episodes(args.bag, model.config, args.period, _topic_overrides(args), not args.no_progress)
+    if not episodes:
+        raise BagError(f"no episode long enough to evaluate in {args.bag}")
+    results = evaluate_episodes(model, episodes, settings, planner, show=not args.no_progress)
+    results["bag_gaps"] = gaps
+    wall = time.perf_counter() - started
+    results["timing"] = timing(episodes, wall)
+    results["checkpoint"] = str(args.checkpoint)
+    out = write_report(results, Path(args.out))
+    t = results["timing"]
+    print(
+        f"evaluated {t['frames']} frames ({t['recorded_s']:.1f} s recorded) in {wall:.2f} s: "
+        f"{t['frames_per_s']:.0f} frames/s, {t['x_realtime']:.1f}x real time; report: {out}"
+    )
+    return 0
+
+
+def _topic_overrides(args: argparse.Namespace) -> dict[str, str]:
+    names = {"image": args.image_topic, "joint_states": args.joint_states_topic, "commands": args.command_topic}
+    return {key: value for key, value in names.items() if value}
+
+
+def load_episodes(
+    paths: list[str], config: Any, period: float | None, topics: dict[str, str], show: bool = True
+) -> tuple[list[Any], list[str]]:
+    """Every gap-free run of every bag, in the checkpoint's joint order and image size; plus the gap reports."""
+    from jepa_wm.data import BagTopics, find_bags, read_episode_segments
+
+    bag_topics = dataclasses.replace(BagTopics(), **topics)
+    episodes, gaps = [], []
+    for bag in tqdm(find_bags(paths), desc="read bags", unit="bag", disable=not show):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GapWarning)
+            episodes += read_episode_segments(
+                bag, bag_topics, period, joint_names=config.joint_names, image_size=config.encoder.image_size
+            )
+        gaps += [str(w.message) for w in caught if issubclass(w.category, GapWarning)]
+    for message in gaps:
+        print(f"gap (skipped, not interpolated): {message}")
+    return episodes, gaps
+
+
+def evaluate_episodes(
+    model: Any, episodes: list[Any], settings: EvaluationSettings, planner: PlannerConfig, show: bool = True
+) -> dict[str, Any]:
+    """All metrics for a model on episodes: a JSON-ready dict with per-episode and overall figures."""
+    config = model.config
+    _check_joints(episodes, config.joint_names)
+    planner = dataclasses.replace(planner, horizon=settings.goal_offset)
+    span = max(settings.horizon, settings.goal_offset)
+    plan_at_of = [m.every(m.valid_starts(m.segment_ids(e.stamps_ns, settings.gap_factor), span), settings.plan_every)
+                  for e in episodes]
+    work = sum(len(e.frames) for e in episodes) + sum(p.size for p in plan_at_of)
+    bar = tqdm(total=work, desc="evaluate", unit="step", disable=not show)
+    per_episode, features, joints, plans, ranks = [], [], [], [], []
+    for episode, plan_at in zip(episodes, plan_at_of):
+        latents = encode_episode(model, episode.frames, settings.batch_size, bar)  # [T, N, D]
+        joint_positions = torch.as_tensor(episode.joint_positions, dtype=torch.float32)  # [T, J]
+        actions_rad = torch.as_tensor(episode.actions, dtype=torch.float32)  # [T, J]
+        actions = actions_rad / config.action_scale
+        segments = m.segment_ids(episode.stamps_ns, settings.gap_factor)
+        starts = m.valid_starts(segments, span)
+        model_err, copy_err = m.prediction_errors(
+            model.rollout, latents, joint_positions, actions, starts, settings.horizon, settings.batch_size
+        )
+        energy_at = m.every(starts, settings.energy_every)
+        episode_ranks = m.energy_ranks(
+            model.rollout, latents, joint_positions, actions, energy_at, settings.goal_offset, planner, settings.num_random
+        )
+        comparison = m.planner_agreement(
+            model.rollout_fn, latents, joint_positions, actions_rad, plan_at, settings.goal_offset, planner,
+            config.action_scale, step=lambda: bar.update(1),
+        )
+        features.append(m.probe_features(latents))
+        joints.append(joint_positions)
+        plans.append(comparison)
+        ranks.append(episode_ranks)
+        per_episode.append({
+            "source": str(episode.source),
+            "frames": int(len(episode.frames)),
+            "duration_s": _duration_s(episode),
+            "segments": int(segments.max() + 1) if segments.size else 0,
+            "gaps": _gaps(episode.stamps_ns, segments),
+            "prediction": _prediction(model_err, copy_err, starts.size),
+            "planner": m.action_agreement(comparison.planned, comparison.recorded),
+            "energy": _energy(episode_ranks),
+        })
+    bar.close()
+    probe = m.linear_probe(features, joints)
+    for entry, mae, floor in zip(per_episode, probe["probe_mae"], probe["mean_baseline_mae"]):
+        entry["probe"] = {"mae_rad": mae, "mean_baseline_mae_rad": floor}
+    return {
+        "settings": dataclasses.asdict(settings),
+        "planner_config": to_dict(planner),
+        "joint_names": list(config.joint_names),
+        "episodes": per_episode,
+        "overall": _overall(per_episode, probe, plans, ranks),
+        "plans": [{"source": e["source"], "starts": c.starts.tolist(), "planned": c.planned.tolist(),
+                   "recorded": c.recorded.tolist()} for e, c in zip(per_episode, plans)],
+    }
+
+
+def encode_episode(model: Any, frames: np.ndarray, batch_size: int, bar: tqdm) -> torch.Tensor:
+    """Latents of every frame, encoded in batches: uint8 [T, H, W, 3] -> [T, N, D]."""
+    latents = []
+    for begin in range(0, len(frames), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(frames[begin : begin + batch_size]))
+        latents.append(model.encode(batch))
+        bar.update(batch.shape[0])
+    return torch.cat(latents)
+
+
+def _check_joints(episodes: list[Any], joint_names: tuple[str, ...]) -> None:
+    for episode in episodes:
+        if tuple(episode.joint_names) != tuple(joint_names):
+            raise ConfigError(
+                f"{episode.source}: joints {list(episode.joint_names)} do not match the checkpoint's {list(joint_names)}"
+            )
+
+
+def _duration_s(episode: Any) -> float:
+    stamps = np.asarray(episode.stamps_ns, dtype=np.int64)
+    return float((stamps[-1] - stamps[0]) * 1e-9) if stamps.size > 1 else 0.0
+
+
+def _gaps(stamps_ns: np.ndarray, segments: np.ndarray) -> list[dict[str, float]]:
+    breaks = np.nonzero(np.diff(segments))[0]
+    stamps = np.asarray(stamps_ns, dtype=np.int64)
+    return [{"after_step": int(i), "start_s": float((stamps[i] - stamps[0]) * 1e-9),
+             "length_s": float((stamps[i + 1] - stamps[i]) * 1e-9)} for i in breaks]
+
+
+def _prediction(model_err: np.ndarray, copy_err: np.ndarray, count: int) -> dict[str, Any]:
+    return {"starts": int(count), "horizon": list(range(1, len(model_err) + 1)),
+            "model_l1": model_err.tolist(), "copy_last_l1": copy_err.tolist()}
+
+
+def _energy(ranks: np.ndarray) -> dict[str, Any]:
+    if ranks.size == 0:
+        return {"count": 0, "mean_rank": float("nan"), "fraction_below_median": float("nan")}
+    return {"count": int(ranks.size), "mean_rank": float(ranks.mean()),
+            "fraction_below_median": float((ranks < 0.5).mean())}
+
+
+def _overall(per_episode: list[dict], probe: dict, plans: list[m.PlanComparison], ranks: list[np.ndarray]) -> dict:
+    weights = np.array([e["prediction"]["starts"] for e in per_episode], dtype=np.float64)
+    total = max(weights.sum(), 1.0)
+
+    def weighted(key: str) -> list[float]:
+        rows = np.array([e["prediction"][key] for e in per_episode], dtype=np.float64)
+        return (weights @ np.nan_to_num(rows) / total).tolist()
+
+    planned = np.concatenate([c.planned for c in plans]) if plans else np.zeros((0, 0))
+    recorded = np.concatenate([c.recorded for c in plans]) if plans else np.zeros((0, 0))
+    frames = np.array([e["frames"] for e in per_episode], dtype=np.float64)
+    return {
+        "prediction": {"starts": int(weights.sum()), "horizon": per_episode[0]["prediction"]["horizon"] if per_episode else [],
+                       "model_l1": weighted("model_l1"), "copy_last_l1": weighted("copy_last_l1")},
+        "probe": {"mae_rad": float(np.nansum(frames * probe["probe_mae"]) / frames.sum()),
+                  "mean_baseline_mae_rad": float(np.nansum(frames * probe["mean_baseline_mae"]) / frames.sum()),
+                  "per_joint_mae_rad": probe["per_joint_mae"],
+                  "validation": "by episode" if len(per_episode) > 1 else "last 25% held out"},
+        "planner": m.action_agreement(planned, recorded),
+        "energy": _energy(np.concatenate(ranks) if ranks else np.zeros(0)),
+    }
+
+
+def timing(episodes: list[Any], wall_s: float) -> dict[str, float]:
+    """Frames, recorded seconds, and speed relative to real time."""
+    frames = sum(len(e.frames) for e in episodes)
+    recorded = sum(_duration_s(e) for e in episodes)
+    return {"frames": frames, "recorded_s": recorded, "wall_s": wall_s,
+            "frames_per_s": frames / wall_s, "x_realtime": recorded / wall_s}

@@ -1,0 +1,244 @@
+"""Offline metrics of a world model on recorded episodes (pure torch / numpy).
+
+Shapes: ``T`` steps of an episode, ``N`` latent tokens, ``D`` latent width, ``J`` joints,
+``B`` start points evaluated together, ``H`` prediction horizon, ``M`` random sequences.
+Actions given to the model are normalised (rad / action_scale); reported action errors
+are in rad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from jepa_wm.config import PlannerConfig
+from jepa_wm.planning import latent_goal_cost, plan
+
+# (context latents [B, 1, N, D], context joints [B, 1, J], actions [B, H, J]) -> [B, H, N, D]
+BatchRollout = Callable[[Tensor, Tensor, Tensor], Tensor]
+# (context latent [1, N, D], context joints [1, J]) -> rollout callable for the planner
+RolloutFactory = Callable[[Tensor, Tensor], Callable[[Tensor], Tensor]]
+
+
+def segment_ids(stamps_ns: np.ndarray, gap_factor: float = 3.0) -> np.ndarray:
+    """Index of the gap-free segment each step belongs to: [T] int64 (a gap starts a new segment)."""
+    stamps = np.asarray(stamps_ns, dtype=np.int64)
+    if stamps.size < 3:
+        return np.zeros(stamps.size, dtype=np.int64)
+    spacing = np.diff(stamps)
+    median = float(np.median(spacing))
+    breaks = spacing > gap_factor * median if median > 0 else np.zeros_like(spacing, dtype=bool)
+    return np.concatenate([[0], np.cumsum(breaks)]).astype(np.int64)
+
+
+def valid_starts(segments: np.ndarray, span: int) -> np.ndarray:
+    """Steps t whose window t..t+span stays inside one gap-free segment: [K] int64."""
+    steps = segments.size
+    if steps <= span:
+        return np.zeros(0, dtype=np.int64)
+    t = np.arange(steps - span)
+    return t[segments[t] == segments[t + span]]
+
+
+def every(starts: np.ndarray, stride: int) -> np.ndarray:
+    """Every ``stride``-th of ``starts`` (none when stride is 0), so the work grows with recorded time."""
+    return starts[::stride] if stride > 0 else starts[:0]
+
+
+@torch.no_grad()
+def prediction_errors(
+    rollout: BatchRollout,
+    latents: Tensor,
+    joint_positions: Tensor,
+    actions: Tensor,
+    starts: np.ndarray,
+    horizon: int,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean L1 latent error per horizon 1..H of the model and of copy-last: two [H] arrays.
+
+    latents [T, N, D], joint_positions [T, J], actions [T, J] normalised; the action at t
+    leads from frame t to frame t+1, so step h of a rollout from t is compared to t+h.
+    """
+    model_sum = torch.zeros(horizon, dtype=torch.float64)
+    copy_sum = torch.zeros(horizon, dtype=torch.float64)
+    offsets = torch.arange(1, horizon + 1)
+    for chunk in np.array_split(starts, max(1, int(np.ceil(starts.size / batch_size)))):
+        if chunk.size == 0:
+            continue
+        t = torch.as_tensor(chunk, dtype=torch.long)
+        future = t[:, None] + offsets[None, :]  # [B, H]
+        targets = latents[future]  # [B, H, N, D]
+        predicted = rollout(latents[t][:, None], joint_positions[t][:, None], actions[future - 1])  # [B, H, N, D]
+        model_sum += (predicted - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
+        copy_sum += (latents[t][:, None] - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
+    count = max(int(starts.size), 1)
+    return (model_sum / count).numpy(), (copy_sum / count).numpy()
+
+
+def probe_features(latents: Tensor) -> Tensor:
+    """Flattened latents of each frame: [T, N, D] -> [T, N*D] float64 (the probe needs spatial layout)."""
+    return latents.reshape(latents.shape[0], -1).double()
+
+
+def fit_ridge(features: Tensor, targets: Tensor, alpha: float = 0.1) -> Callable[[Tensor], Tensor]:
+    """Ridge regression on standardised features; returns the predictor [K, F] -> [K, J]."""
+    mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
+    x = (features - mean) / std  # [K, F]
+    target_mean = targets.mean(0)
+    y = targets - target_mean
+    samples, width = x.shape
+    ridge = alpha * samples
+    if width <= samples:  # primal: (X^T X + l I) w = X^T y
+        weights = torch.linalg.solve(x.T @ x + ridge * torch.eye(width, dtype=x.dtype), x.T @ y)
+    else:  # dual is cheaper when frames are fewer than features
+        weights = x.T @ torch.linalg.solve(x @ x.T + ridge * torch.eye(samples, dtype=x.dtype), y)
+
+    def predict(new_features: Tensor) -> Tensor:
+        return ((new_features - mean) / std) @ weights + target_mean
+
+    return predict
+
+
+def linear_probe(
+    features: list[Tensor], joint_positions: list[Tensor], folds: int = 5, holdout: float = 0.25
+) -> dict[str, list]:
+    """Joint-position probe error (rad) with cross-validation by episode.
+
+    features[e] [T_e, F], joint_positions[e] [T_e, J]. With several episodes each fold
+    leaves whole episodes out; with one, the last ``holdout`` of it is held out. Returns
+    per-episode probe MAE and the MAE of predicting the training mean (the floor to beat),
+    plus per-joint MAE over all held-out frames.
+    """
+    episodes = len(features)
+    if episodes >= 2:
+        fold_of = np.arange(episodes) % min(folds, episodes)
+        splits = [(np.nonzero(fold_of != k)[0], np.nonzero(fold_of == k)[0]) for k in range(min(folds, episodes))]
+    else:
+        splits = [(np.array([0]), np.array([0]))]
+    probe_mae = [float("nan")] * episodes
+    mean_mae = [float("nan")] * episodes
+    abs_errors = []
+    for train_idx, test_idx in splits:
+        if episodes >= 2:
+            x_train = torch.cat([features[i] for i in train_idx])
+            y_train = torch.cat([joint_positions[i] for i in train_idx]).double()
+            tests = [(i, features[i], joint_positions[i].double()) for i in test_idx]
+        else:
+            cut = int(round(features[0].shape[0] * (1 - holdout)))
+            x_train, y_train = features[0][:cut], joint_positions[0][:cut].double()
+            tests = [(0, features[0][cut:], joint_positions[0][cut:].double())]
+        predict = fit_ridge(x_train, y_train)
+        for i, x_test, y_test in tests:
+            error = (predict(x_test) - y_test).abs()  # [K, J]
+            abs_errors.append(error)
+            probe_mae[i] = float(error.mean())
+            mean_mae[i] = float((y_train.mean(0) - y_test).abs().mean())
+    per_joint = torch.cat(abs_errors).mean(0) if abs_errors else torch.zeros(0)
+    return {"probe_mae": probe_mae, "mean_baseline_mae": mean_mae, "per_joint_mae": per_joint.tolist()}
+
+
+def action_agreement(planned: np.ndarray, recorded: np.ndarray, min_magnitude: float = 1e-3) -> dict[str, object]:
+    """Compare actions [K, J] (rad): mean abs error, mean cosine, per-joint sign agreement.
+
+    Sign agreement counts only joints where the recorded action moves more than
+    ``min_magnitude`` rad (a sign of ~0 is noise).
+    """
+    planned = np.asarray(planned, dtype=np.float64)
+    recorded = np.asarray(recorded, dtype=np.float64)
+    assert planned.shape == recorded.shape, f"planned {planned.shape} vs recorded {recorded.shape}"
+    if planned.shape[0] == 0:
+        return {"count": 0, "abs_error": float("nan"), "cosine": float("nan"), "sign_agreement": []}
+    norms = np.linalg.norm(planned, axis=1) * np.linalg.norm(recorded, axis=1)
+    cosine = np.sum(planned * recorded, axis=1) / np.maximum(norms, 1e-12)
+    moving = np.abs(recorded) > min_magnitude
+    agree = (np.sign(planned) == np.sign(recorded)) & moving
+    with np.errstate(invalid="ignore"):
+        sign = agree.sum(0) / moving.sum(0)
+    return {
+        "count": int(planned.shape[0]),
+        "abs_error": float(np.abs(planned - recorded).mean()),
+        "per_joint_abs_error": np.abs(planned - recorded).mean(0).tolist(),
+        "cosine": float(cosine[norms > 0].mean()) if (norms > 0).any() else float("nan"),
+        "sign_agreement": [None if np.isnan(v) else float(v) for v in sign],
+        "sign_agreement_mean": float(agree.sum() / max(moving.sum(), 1)),
+    }
+
+
+@dataclass(frozen=True)
+class PlanComparison:
+    """First planned action beside the recorded one, at each evaluated start (rad)."""
+
+    starts: np.ndarray  # [K]
+    planned: np.ndarray  # [K, J]
+    recorded: np.ndarray  # [K, J]
+    energies: np.ndarray  # [K] planner energy of its plan
+
+
+def planner_agreement(
+    rollout_factory: RolloutFactory,
+    latents: Tensor,
+    joint_positions: Tensor,
+    actions_rad: Tensor,
+    starts: np.ndarray,
+    goal_offset: int,
+    config: PlannerConfig,
+    action_scale: float,
+    step: Callable[[], None] = lambda: None,
+) -> PlanComparison:
+    """Plan from frame t toward frame t+k and keep the first planned action (rad); one plan per start."""
+    planned, energies = [], []
+    generator = torch.Generator().manual_seed(config.seed)
+    for t in starts.tolist():
+        rollout = rollout_factory(latents[t : t + 1], joint_positions[t : t + 1])
+        cost = latent_goal_cost(latents[t + goal_offset], config)
+        result = plan(rollout, cost, config, actions_rad.shape[1], generator=generator)
+        planned.append((result.actions[0] * action_scale).double().numpy())
+        energies.append(result.energy)
+        step()
+    recorded = actions_rad[torch.as_tensor(starts, dtype=torch.long)].double().numpy()
+    planned_array = np.stack(planned) if planned else np.zeros_like(recorded)
+    return PlanComparison(starts, planned_array, recorded, np.asarray(energies, dtype=np.float64))
+
+
+@torch.no_grad()
+def energy_ranks(
+    rollout: BatchRollout,
+    latents: Tensor,
+    joint_positions: Tensor,
+    actions: Tensor,
+    starts: np.ndarray,
+    goal_offset: int,
+    config: PlannerConfig,
+    num_random: int = 31,
+    batch_starts: int = 16,
+) -> np.ndarray:
+    """Rank of the recorded sequence's energy among random ones, per start: [K] in [0, 1], 0 = lowest.
+
+    The recorded normalised actions t..t+k-1 and ``num_random`` sequences drawn from the
+    planner's own prior (N(0, init_std) clipped to the bound) are rolled out from frame t
+    and scored toward frame t+k with the planner's cost. Chance level is 0.5.
+    """
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    joints = actions.shape[1]
+    ranks = []
+    for chunk in np.array_split(starts, max(1, int(np.ceil(starts.size / batch_starts)))):
+        if chunk.size == 0:
+            continue
+        t = torch.as_tensor(chunk, dtype=torch.long)
+        recorded = actions[t[:, None] + torch.arange(goal_offset)[None, :]]  # [B, k, J]
+        noise = torch.randn(chunk.size, num_random, goal_offset, joints, generator=generator) * config.init_std
+        candidates = torch.cat([recorded[:, None], noise.clamp(-config.action_bound, config.action_bound)], dim=1)
+        flat = candidates.reshape(-1, goal_offset, joints)  # [B*(M+1), k, J]
+        repeat = num_random + 1
+        context = latents[t].repeat_interleave(repeat, dim=0)[:, None]  # [B*(M+1), 1, N, D]
+        context_joints = joint_positions[t].repeat_interleave(repeat, dim=0)[:, None]  # [B*(M+1), 1, J]
+        predicted = rollout(context, context_joints, flat).reshape(chunk.size, repeat, goal_offset, *latents.shape[1:])
+        for b, start in enumerate(chunk.tolist()):
+            energy = latent_goal_cost(latents[start + goal_offset], config)(predicted[b], candidates[b])  # [M+1]
+            ranks.append(float((energy[1:] < energy[0]).double().mean()))
+    return np.asarray(ranks, dtype=np.float64)
