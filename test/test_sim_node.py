@@ -1,0 +1,165 @@
+"""sim_node over real DDS: started as its own process, commanded like a ros2_control arm."""
+
+import signal
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import PointStamped
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_ros import conversions as conv
+from ros_processes import NodeProcess, ProbeGraph
+
+JOINTS = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6")
+HOME = np.array([0.0, 0.3, 1.3, 0.0, 1.0, 0.0])  # urdf/arm.xacro home pose
+STARTUP_S = 40.0  # a cold start (imports, xacro, MuJoCo, EGL) on a busy 2-core machine
+MOVE_S = 20.0
+
+
+class SimProbe:
+    """Test-side view of a running sim_node: latest messages and publishers for its commands."""
+
+    def __init__(self, graph: ProbeGraph, process: NodeProcess) -> None:
+        self.graph, self.process = graph, process
+        self.latest: dict[str, object] = {}
+        self.stamps: dict[str, list[int]] = {"joint_states": [], "camera/image_raw": []}
+        node = graph.node
+        for msg_type, topic in [
+            (JointState, "joint_states"),
+            (Image, "camera/image_raw"),
+            (CameraInfo, "camera/camera_info"),
+            (PointStamped, "end_effector_position"),
+            (Clock, "/clock"),
+        ]:
+            node.create_subscription(msg_type, topic, lambda msg, t=topic: self._store(t, msg), qos_profile_sensor_data)
+        self.command_pub = node.create_publisher(Float64MultiArray, "forward_position_controller/commands", 10)
+        self.trajectory_pub = node.create_publisher(JointTrajectory, "joint_trajectory_controller/joint_trajectory", 10)
+        self.reset = node.create_client(Trigger, "sim_node/reset")
+
+    def _store(self, topic: str, msg: object) -> None:
+        self.latest[topic] = msg
+        if topic in self.stamps:
+            self.stamps[topic].append(conv.stamp_to_ns(msg.header.stamp))
+
+    def positions(self) -> np.ndarray:
+        return conv.joint_state_positions(self.latest["joint_states"], JOINTS)
+
+    def frame(self) -> np.ndarray:
+        return conv.image_to_rgb(self.latest["camera/image_raw"])
+
+    def wait_until_near(self, target: np.ndarray, tolerance: float = 0.02, publish=None) -> None:
+        """Spin (re-publishing the command, which a late-matched subscription may miss) until the arm is at target."""
+        def arrived() -> bool:
+            if publish is not None:
+                publish()
+            return "joint_states" in self.latest and np.abs(self.positions() - target).max() < tolerance
+
+        self.graph.wait_for(arrived, MOVE_S, f"the arm to reach {target.round(3).tolist()}", self.process)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    process = NodeProcess.node("jepa_ros.nodes.sim_node", image_size=64, camera_rate=15.0, seed=0)
+    graph = ProbeGraph()
+    try:
+        probe = SimProbe(graph, process)
+        wanted = ("joint_states", "camera/image_raw", "camera/camera_info", "end_effector_position", "/clock")
+        graph.wait_for(lambda: all(t in probe.latest for t in wanted), STARTUP_S, f"first messages on {wanted}", process)
+        yield probe
+        # SIGTERM is a clean shutdown: exit code 0, no traceback
+        assert process.stop(signal.SIGTERM) == 0, process.output()[-3000:]
+        assert "Traceback" not in process.output(), process.output()[-3000:]
+    finally:
+        graph.close()
+        process.close()
+
+
+def test_publishes_sensors_on_simulated_time(sim):
+    sim.graph.spin_for(1.0)
+    info, image = sim.latest["camera/camera_info"], sim.latest["camera/image_raw"]
+    assert (image.width, image.height, image.encoding) == (64, 64, "rgb8")
+    assert (info.width, info.height) == (64, 64) and info.k[0] > 0
+    assert image.header.frame_id == info.header.frame_id == "camera_optical_frame"
+    assert list(sim.latest["joint_states"].name) == list(JOINTS)
+    # rates are measured on the stamps (simulated time), so a busy machine does not make this flaky
+    joint_dt = np.diff(sim.stamps["joint_states"][-50:]) / 1e9
+    assert np.median(joint_dt) == pytest.approx(0.01, abs=1e-6), "joint_states expected at 100 Hz"
+    frame_dt = np.diff(sim.stamps["camera/image_raw"][-8:]) / 1e9
+    assert np.mean(frame_dt) == pytest.approx(1 / 15, abs=0.01), "camera expected at 15 Hz"
+    assert conv.stamp_to_ns(sim.latest["/clock"].clock) >= sim.stamps["joint_states"][0]
+
+
+def test_moves_to_commanded_target_and_image_changes(sim):
+    sim.wait_until_near(HOME, 0.05)
+    before_frame, before_tcp = sim.frame(), conv.point_to_numpy(sim.latest["end_effector_position"])
+    target = HOME + np.array([0.5, 0.2, -0.3, 0.4, 0.3, 0.6])
+    sim.wait_until_near(target, publish=lambda: sim.command_pub.publish(conv.numpy_to_multiarray(target)))
+    sim.graph.spin_for(0.5)  # a frame rendered after the arrival
+    after_frame, after_tcp = sim.frame(), conv.point_to_numpy(sim.latest["end_effector_position"])
+    changed = np.abs(after_frame.astype(int) - before_frame.astype(int)).max(axis=2) > 30
+    assert changed.mean() > 0.01, f"only {changed.mean():.2%} of the pixels changed after moving the arm"
+    assert np.linalg.norm(after_tcp - before_tcp) > 0.05
+
+
+def test_trajectory_moves_through_to_its_last_point(sim):
+    start = sim.positions()
+    waypoints = np.stack([start + 0.1, HOME + np.array([-0.3, 0.1, 0.2, -0.2, 0.1, -0.4])])
+    msg = conv.positions_to_trajectory(waypoints, JOINTS, time_from_start=0.5)
+    # published once (a re-sent trajectory restarts), after sim_node's subscription has matched
+    sim.graph.wait_for(lambda: sim.trajectory_pub.get_subscription_count() > 0, 10, "sim_node's trajectory subscription")
+    sim.trajectory_pub.publish(msg)
+    sim.wait_until_near(waypoints[-1])
+
+
+def test_bad_commands_are_refused_or_clamped(sim):
+    held = sim.positions()
+    sim.command_pub.publish(conv.numpy_to_multiarray(np.zeros(3)))
+    sim.graph.wait_for(lambda: "shape [3], expected [6]" in sim.process.output(), 10, "a wrong-length warning", sim.process)
+    sim.graph.spin_for(1.1)  # the warning is throttled to one a second
+    nan = HOME.copy()
+    nan[4] = float("nan")
+    sim.command_pub.publish(conv.numpy_to_multiarray(nan))
+    sim.graph.wait_for(lambda: "joint5=nan" in sim.process.output(), 10, "a NaN-command warning", sim.process)
+    sim.graph.spin_for(1.0)
+    np.testing.assert_allclose(sim.positions(), held, atol=0.02, err_msg="a rejected command moved the arm")
+    # a trajectory naming an unknown joint is refused with the known ones listed
+    unknown = conv.positions_to_trajectory(np.zeros(2), ("joint1", "elbow"))
+    sim.trajectory_pub.publish(unknown)
+    sim.graph.wait_for(lambda: "trajectory refused" in sim.process.output(), 10, "a refused-trajectory error", sim.process)
+    # an out-of-limits target is clamped to the limit (joint1 limit is pi), with a warning naming joint and value
+    beyond = HOME.copy()
+    beyond[0] = 4.0
+    sim.wait_until_near(np.r_[np.pi, HOME[1:]], 0.03, publish=lambda: sim.command_pub.publish(conv.numpy_to_multiarray(beyond)))
+    log = sim.process.output()
+    assert "unknown joints ['elbow']; known joints are ['joint1', 'joint2'" in log
+    assert "joint1: target 4.0000 rad is above upper limit 3.1416" in log
+
+
+def test_reset_returns_home(sim):
+    response = sim.graph.call(sim.reset, Trigger.Request(), 10, sim.process)
+    assert response.success, response.message
+    clock_before = conv.stamp_to_ns(sim.latest["/clock"].clock)
+    sim.wait_until_near(HOME, 0.01)
+    assert conv.stamp_to_ns(sim.latest["/clock"].clock) >= clock_before, "/clock ran backwards after reset"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"image_size": 10}, "image_size=10: expected 64..256"),
+        ({"camera_rate": -1.0}, "camera_rate=-1.0"),
+        ({"urdf": "/nonexistent/arm.urdf"}, "/nonexistent/arm.urdf"),
+    ],
+)
+def test_bad_parameters_fail_at_startup(parameters, message):
+    process = NodeProcess.node("jepa_ros.nodes.sim_node", **parameters)
+    try:
+        assert process.wait(STARTUP_S) == 2
+        assert message in process.output()
+    finally:
+        process.close()
