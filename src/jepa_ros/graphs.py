@@ -39,11 +39,19 @@ Value = Union[str, bool, int, float, SharePath, Xacro]
 
 
 @dataclass(frozen=True)
+class PresetField:
+    """A default read from the robot preset named by another argument (``config/robots/<robot>.yaml``)."""
+
+    field: str  # a field of jepa_wm.config.RobotConfig
+    robot_argument: str = "robot"
+
+
+@dataclass(frozen=True)
 class Argument:
     """A launch argument: ``name:=value`` on the command line of `ros2 launch` or `jepa-ros up`."""
 
     name: str
-    default: str | SharePath
+    default: str | SharePath | PresetField
     description: str
     choices: tuple[str, ...] = ()
 
@@ -147,12 +155,9 @@ def placeholders_of(item: NodeSpec | IncludeSpec) -> set[str]:
 # The graphs
 
 _USE_SIM_TIME = Argument("use_sim_time", "true", "use the simulation /clock for every node", ("true", "false"))
-_EXPLORE = Argument("explore", "false", "also start explore_node (random safe joint moves for data collection)", ("true", "false"))
-_CHECKPOINT = Argument("checkpoint", "", "world model checkpoint folder; empty: the packaged default")
-_ENABLE = Argument("enable", "false", "world_model_node commands the arm from the start (else call ~/enable)", ("true", "false"))
-_CONTROLLER = Argument(
-    "controller", "forward_position_controller", "arm controller the world model commands (from config/controllers.yaml)"
-)
+_EXPLORE = Argument("explore", "false", "also start explore_node, commanding random safe joint moves (data collection)", ("true", "false"))
+_CHECKPOINT = Argument("checkpoint", "", "world model checkpoint folder; empty: the packaged checkpoints/default")
+_ENABLE = Argument("enable", "false", "world_model_node commands the arm from the start (else call its ~/enable)", ("true", "false"))
 
 
 def _world_model(*, remaps: tuple[tuple[str, str], ...] = (), extra: tuple[tuple[str, Value], ...] = ()) -> NodeSpec:
@@ -161,20 +166,19 @@ def _world_model(*, remaps: tuple[tuple[str, str], ...] = (), extra: tuple[tuple
         "world_model_node",
         "world_model_node",
         param_files=(SharePath("config/world_model_node.yaml"),),
-        parameters=(("use_sim_time", "{use_sim_time}"), ("checkpoint", "{checkpoint}"), ("enabled", "{enable}"), *extra),
+        parameters=(("use_sim_time", "{use_sim_time}"), ("checkpoint", "{checkpoint}"), ("start_enabled", "{enable}"), *extra),
         remaps=remaps,
     )
 
 
-def _explore(remaps: tuple[tuple[str, str], ...] = ()) -> NodeSpec:
-    # explore:=true asks for data collection, so it commands from the start (the world model stays disabled)
+def _explore() -> NodeSpec:
+    # explore:=true asks for data collection, so it commands from the start (leave enable:=false)
     return NodeSpec(
         PACKAGE,
         "explore_node",
         "explore_node",
         param_files=(SharePath("config/explore_node.yaml"),),
         parameters=(("use_sim_time", "{use_sim_time}"), ("start_enabled", True)),
-        remaps=remaps,
         condition="explore",
     )
 
@@ -189,6 +193,7 @@ SIM_MUJOCO = Graph(
         _ENABLE,
         Argument("image_size", "64", "camera image width and height (px) rendered by sim_node"),
         Argument("seed", "0", "seed of the simulated scene (object placement)"),
+        Argument("real_time_factor", "1.0", "simulated seconds per wall second in sim_node; 0: as fast as possible"),
     ),
     nodes=(
         NodeSpec(
@@ -197,7 +202,12 @@ SIM_MUJOCO = Graph(
             "sim_node",
             param_files=(SharePath("config/sim_node.yaml"),),
             # sim_node is the clock: it publishes /clock and must not wait on it
-            parameters=(("use_sim_time", False), ("image_size", "{image_size}"), ("seed", "{seed}")),
+            parameters=(
+                ("use_sim_time", False),
+                ("image_size", "{image_size}"),
+                ("seed", "{seed}"),
+                ("real_time_factor", "{real_time_factor}"),
+            ),
         ),
         _world_model(),
         _explore(),
@@ -215,10 +225,9 @@ SIM_GAZEBO = Graph(
         _EXPLORE,
         _CHECKPOINT,
         _ENABLE,
-        _CONTROLLER,
         Argument("world", SharePath("config/gazebo/workspace.sdf"), "Gazebo world SDF file"),
         Argument("headless", "false", "run the Gazebo server only (no GUI), rendering sensors offscreen", ("true", "false")),
-        Argument("gz_verbosity", "3", "Gazebo console verbosity 0..4"),
+        Argument("gz_verbosity", "3", "Gazebo console verbosity, 0 (errors) .. 4 (debug)"),
     ),
     includes=(
         IncludeSpec(
@@ -268,17 +277,24 @@ SIM_GAZEBO = Graph(
             after="spawn_arm",
             oneshot=True,
         ),
+        # forward_position_controller: the jepa_arm preset's command interface (Float64MultiArray)
         NodeSpec(
             "controller_manager",
             "spawner",
             "spawn_arm_controller",
-            arguments=("{controller}", "--controller-manager", "/controller_manager", "--param-file", SharePath("config/controllers.yaml")),
+            arguments=(
+                "forward_position_controller",
+                "--controller-manager",
+                "/controller_manager",
+                "--param-file",
+                SharePath("config/controllers.yaml"),
+            ),
             parameters=(("use_sim_time", "{use_sim_time}"),),
             after="spawn_joint_state_broadcaster",
             oneshot=True,
         ),
-        _world_model(extra=(("command_topic", "{controller}/commands"),)),
-        _explore(remaps=(("forward_position_controller/commands", "{controller}/commands"),)),
+        _world_model(),
+        _explore(),
     ),
     # meshes and models of this package resolve as package://jepa_ros / model://jepa_ros
     environment=(("GZ_SIM_RESOURCE_PATH", SharePath("..")),),
@@ -288,18 +304,22 @@ ROBOT = Graph(
     name="robot",
     description="a real arm under ros2_control: only the jepa_ros nodes, commanding disabled at start",
     arguments=(
-        Argument("robot", "jepa_arm", "robot preset: config/robots/<robot>.yaml or a path to one"),
+        Argument("robot", "jepa_arm", "robot preset: config/robots/<robot>.yaml, or a path to a preset YAML file"),
         _CHECKPOINT,
         Argument("use_sim_time", "false", "use /clock instead of the wall clock", ("true", "false")),
-        Argument("enable", "false", "command the arm from the start; keep false and call ~/enable on a real arm", ("true", "false")),
-        Argument("camera_topic", "camera/image_raw", "camera image topic (sensor_msgs/Image)"),
-        Argument("joint_states_topic", "joint_states", "joint state topic (sensor_msgs/JointState)"),
-        Argument("command_topic", "", "arm controller command topic; empty: the preset's command_topic"),
+        Argument("enable", "false", "command the arm from the start; keep false on a real arm and call ~/enable", ("true", "false")),
+        Argument("camera_topic", PresetField("camera_topic"), "camera image topic (sensor_msgs/Image); default: the preset's"),
+        Argument("joint_states_topic", PresetField("joint_states_topic"), "joint state topic; default: the preset's"),
+        Argument("command_topic", PresetField("command_topic"), "arm controller command topic; default: the preset's"),
     ),
     nodes=(
         _world_model(
-            remaps=(("camera/image_raw", "{camera_topic}"), ("joint_states", "{joint_states_topic}")),
-            extra=(("robot", "{robot}"), ("command_topic", "{command_topic}")),
+            extra=(
+                ("robot", "{robot}"),
+                ("camera_topic", "{camera_topic}"),
+                ("joint_states_topic", "{joint_states_topic}"),
+                ("command_topic", "{command_topic}"),
+            ),
         ),
     ),
 )
@@ -317,7 +337,7 @@ REPLAY = Graph(
     ),
     nodes=(
         NodeSpec("ros2bag", "ros2", "bag_play", arguments=("bag", "play", "--clock", "--rate", "{rate}", "{bag}"), oneshot=True, ros_args=False),
-        # The recorded commands in the bag stay on their topic; the model's go to evaluation/commands.
+        # The bag's recorded commands keep their topic; the model's go to evaluation/commands, not to a robot.
         NodeSpec(
             PACKAGE,
             "world_model_node",
@@ -327,7 +347,7 @@ REPLAY = Graph(
                 ("use_sim_time", True),
                 ("checkpoint", "{checkpoint}"),
                 ("robot", "{robot}"),
-                ("enabled", True),
+                ("start_enabled", True),
                 ("command_topic", "evaluation/commands"),
             ),
         ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jepa_ros.graphs import GRAPHS, PACKAGE, Graph, IncludeSpec, NodeSpec, SharePath, Value, Xacro, split_template
+from jepa_ros.graphs import GRAPHS, PACKAGE, Graph, IncludeSpec, NodeSpec, PresetField, SharePath, Value, Xacro, split_template
 
 
 def _text(text: str) -> Any:
@@ -32,8 +32,27 @@ def _share_path(path: SharePath) -> Any:
     return PathJoinSubstitution([FindPackageShare(PACKAGE), *path.path.split("/")])
 
 
-def substitution(value: Value) -> Any:
+def _preset_field(value: PresetField) -> Any:
+    """A substitution that reads one field of the robot preset named by a launch argument."""
+    from launch.substitution import Substitution
+    from launch.substitutions import LaunchConfiguration
+
+    from jepa_wm.config import load_robot
+
+    class RobotPresetField(Substitution):
+        def describe(self) -> str:
+            return f"robot preset field {value.field} of $(var {value.robot_argument})"
+
+        def perform(self, context: Any) -> str:
+            return str(getattr(load_robot(LaunchConfiguration(value.robot_argument).perform(context)), value.field))
+
+    return RobotPresetField()
+
+
+def substitution(value: Value | PresetField) -> Any:
     """A graph value as what launch actions accept."""
+    if isinstance(value, PresetField):
+        return _preset_field(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, SharePath):

@@ -27,15 +27,15 @@ from pathlib import Path
 
 import yaml
 
-from jepa_ros.graphs import GRAPHS, PACKAGE, Graph, IncludeSpec, NodeSpec, SharePath, Value, Xacro, fill_template
-from jepa_wm.config import ConfigError, package_share
+from jepa_ros.graphs import GRAPHS, PACKAGE, Graph, IncludeSpec, NodeSpec, PresetField, SharePath, Value, Xacro, fill_template
+from jepa_wm.config import ConfigError, load_robot, package_share
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def resolve_arguments(graph: Graph, overrides: Sequence[str]) -> dict[str, str]:
     """Argument values of ``graph``: defaults, replaced by ``name:=value`` overrides (validated)."""
-    values = {argument.name: _default(argument.default) for argument in graph.arguments}
+    values = {a.name: _default(a.default) for a in graph.arguments if not isinstance(a.default, PresetField)}
     arguments = {argument.name: argument for argument in graph.arguments}
     for override in overrides:
         name, separator, value = override.partition(":=")
@@ -47,6 +47,10 @@ def resolve_arguments(graph: Graph, overrides: Sequence[str]) -> dict[str, str]:
         if choices and value not in choices:
             raise ConfigError(f"argument {name}:={value!r}: expected one of {list(choices)}")
         values[name] = value
+    for argument in graph.arguments:  # preset defaults once the preset argument is known
+        if isinstance(argument.default, PresetField) and argument.name not in values:
+            robot = load_robot(values[argument.default.robot_argument])
+            values[argument.name] = str(getattr(robot, argument.default.field))
     return values
 
 
@@ -68,7 +72,9 @@ def condition_holds(condition: str, values: dict[str, str]) -> bool:
     return not holds if condition.startswith("!") else holds
 
 
-def _default(default: str | SharePath) -> str:
+def _default(default: str | SharePath | PresetField) -> str:
+    if isinstance(default, PresetField):
+        return f"(robot preset's {default.field})"
     return str(package_share() / default.path) if isinstance(default, SharePath) else default
 
 
