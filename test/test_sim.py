@@ -1,7 +1,9 @@
 """MuJoCo arm simulation built from the URDF: limits, determinism, tracking, camera, exploration."""
 
+import re
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,12 +49,17 @@ def test_camera_matches_the_urdf_camera_pose(sim):
     xyz = [float(v) for v in root.find("joint[@name='camera_joint']/origin").get("xyz").split()]
     camera = sim.model.camera(sim.config.camera_name).id
     np.testing.assert_allclose(sim.data.cam_xpos[camera], xyz, atol=1e-9)
+    xacro_text = (Path(__file__).resolve().parents[1] / "urdf" / "arm.urdf.xacro").read_text()
+    aim = [float(v) for v in re.search(r'target="([^"]+)"', xacro_text).group(1).split()]
     forward = -sim.data.cam_xmat[camera].reshape(3, 3)[:, 2]  # MuJoCo cameras look along -z
-    to_table = np.array([0.25, 0.0, 0.78]) - np.array(xyz)  # the aim point in arm.urdf.xacro
-    assert forward @ to_table / np.linalg.norm(to_table) > 0.999
+    to_aim = np.array(aim) - np.array(xyz)
+    assert forward @ to_aim / np.linalg.norm(to_aim) > 0.9999
+    # the aim point lands in the image centre
+    np.testing.assert_allclose(sim.project(np.array(aim))[0], [32, 32], atol=1e-6)
+    fov = float(root.findtext("gazebo/sensor[@name='workspace_camera']/camera/horizontal_fov"))
     intrinsics = sim.camera_intrinsics()
     assert intrinsics["width"] == intrinsics["height"] == 64 and intrinsics["cx"] == 32
-    assert intrinsics["fx"] == pytest.approx(32 / np.tan(0.45))  # horizontal_fov 0.9 rad
+    assert intrinsics["fx"] == pytest.approx(32 / np.tan(fov / 2))
 
 
 def test_seeded_simulation_is_deterministic():
@@ -135,7 +142,7 @@ def test_sampled_poses_are_above_the_table_and_in_view(sim):
         sim.reset(joint_positions=pose)
         u, v = sim.project(sim.end_effector_position())[0]
         assert 0 <= u < 64 and 0 <= v < 64
-        assert sim.end_effector_position()[2] > 0.44  # table top at 0.40 m
+        assert sim.end_effector_position()[2] > 0.47  # table top at 0.40 m, objects at most 6 cm tall
 
 
 def test_render_sizes_and_speed():

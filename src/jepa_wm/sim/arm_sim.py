@@ -23,7 +23,7 @@ EXPLORE_BOX = {
     "joint5": (0.0, 1.7),
     "joint6": (-1.5, 1.5),
 }
-TABLE_CLEARANCE = 0.04  # m every arm body and the tool centre point keep above the table top
+TABLE_CLEARANCE = 0.07  # m the arm keeps above the table top: clear of the objects (<= 6 cm tall) too
 SETPOINT_SPEED = 0.9  # fraction of the velocity limit: the servo lags and catches up a few % faster
 IMAGE_MARGIN = 0.08  # fraction of the image the tool centre point keeps away from the border
 

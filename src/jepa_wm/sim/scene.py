@@ -1,4 +1,4 @@
-"""Build the MuJoCo model of the arm scene from the URDF: actuators, camera, lights, floor, objects."""
+"""Build the MuJoCo model of the arm scene from the URDF: actuators, camera, lights, objects."""
 
 from __future__ import annotations
 
@@ -74,10 +74,6 @@ def build_model(description: ArmDescription, camera_name: str, timestep: float, 
     spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,
                      rgb1=[0.78, 0.82, 0.88], rgb2=[0.78, 0.82, 0.88], width=16, height=16)
     world = spec.worldbody
-    world.add_geom(
-        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3.0, 3.0, 0.1], rgba=[0.62, 0.66, 0.72, 1.0],
-        contype=0, conaffinity=0,
-    )
     world.add_light(name="key_light", pos=[0.6, 0.8, 2.2], dir=[-0.2, -0.35, -1.0], diffuse=[0.6, 0.6, 0.6],
                     castshadow=False)
     _add_objects(spec, bodies[TABLE_LINK], num_objects, seed)
@@ -100,7 +96,7 @@ def _moving_bodies(spec: mujoco.MjSpec, joint_names: tuple[str, ...]) -> set[str
 
 
 def _add_objects(spec: mujoco.MjSpec, table: mujoco.MjsBody, num_objects: int, seed: int) -> None:
-    """Static coloured boxes on the table top, in front of the arm, placed by ``seed``."""
+    """Static coloured boxes on the table top beside the arm, placed by ``seed``."""
     table_geom = table.first_geom()
     half = np.asarray(table_geom.size[:3])  # box half-sizes
     top = float(table.pos[2] + table_geom.pos[2] + half[2])
@@ -108,12 +104,14 @@ def _add_objects(spec: mujoco.MjSpec, table: mujoco.MjsBody, num_objects: int, s
     placed: list[np.ndarray] = []
     for index in range(num_objects):
         for _ in range(100):
-            xy = np.array([rng.uniform(0.2, 0.65), rng.uniform(-0.4, 0.4)])
+            # beside the arm base, alternating sides: in view, and out of the way of the arm's reach
+            side = 1.0 if index % 2 == 0 else -1.0
+            xy = np.array([rng.uniform(-0.15, 0.15), side * rng.uniform(0.25, 0.45)])
             # clear of the arm base and of each other
             if np.linalg.norm(xy) > 0.22 and all(np.linalg.norm(xy - other) > 0.12 for other in placed):
                 break
         placed.append(xy)
-        size = rng.uniform(0.025, 0.045, size=3)
+        size = np.array([*rng.uniform(0.025, 0.045, size=2), rng.uniform(0.02, 0.03)])  # half-sizes, at most 6 cm tall
         spec.worldbody.add_geom(
             name=f"object{index}", type=mujoco.mjtGeom.mjGEOM_BOX, size=size,
             pos=[xy[0], xy[1], top + size[2]], euler=[0.0, 0.0, rng.uniform(0, np.pi)],
