@@ -35,6 +35,7 @@ from jepa_wm.data.rosbag_io import (
 )
 
 NS = 1_000_000_000
+DEFAULT_TOLERANCE_NS = 50_000_000  # 50 ms, capped at half a step
 
 
 class GapWarning(UserWarning):
@@ -205,7 +206,12 @@ def _segments(valid: np.ndarray, breaks: np.ndarray) -> list[np.ndarray]:
 def read_episode_segments(path: str | Path, topics: BagTopics = BagTopics(), period: float | None = None,
                           joint_names: tuple[str, ...] | None = None, image_size: int | None = None,
                           tolerance: float | None = None, min_steps: int = 2) -> list[Episode]:
-    """All gap-free runs of a bag as Episodes (period in s; None keeps the camera rate)."""
+    """All gap-free runs of a bag as Episodes (period in s; None keeps the camera rate).
+
+    ``tolerance`` (s, default min(period / 2, 0.05)) is how far the matched frame and joint
+    state may be from a step's time. Float64MultiArray commands carry no joint names, so
+    they are taken in ``joint_names`` order (default: the first joint state's order).
+    """
     path = Path(path)
     if period is not None and period <= 0:
         raise BagError(f"period={period}: expected a positive control period in seconds")
@@ -220,17 +226,23 @@ def read_episode_segments(path: str | Path, topics: BagTopics = BagTopics(), per
         raise BagError(f"bag {path} has a single frame; cannot infer the camera period (pass period=)")
     if step_ns <= 0:
         raise BagError(f"bag {path}: frames on {streams.image_topic} share one stamp; cannot infer a period (pass period=)")
-    tolerance_ns = step_ns // 2 if tolerance is None else int(tolerance * NS)
+    # A frame or joint state further than this from a grid time does not describe that step.
+    tolerance_ns = min(step_ns // 2, DEFAULT_TOLERANCE_NS) if tolerance is None else int(tolerance * NS)
     origin = int(min(frame_stamps[0], streams.joint_stamps[0]))
     _warn_gaps(str(path), f"frames on {streams.image_topic}", frame_stamps, step_ns, origin)
     _warn_gaps(str(path), f"joint states on {topics.joint_states}", streams.joint_stamps, step_ns, origin)
 
-    start = max(frame_stamps[0], streams.joint_stamps[0])
-    end = min(frame_stamps[-1], streams.joint_stamps[-1]) + tolerance_ns
+    # The grid is anchored on frames, and spans those with a joint state within tolerance.
+    covered = frame_stamps[_nearest(streams.joint_stamps, frame_stamps, tolerance_ns)[1]]
+    if len(covered) == 0:
+        raise BagError(f"bag {path}: no frame on {streams.image_topic} has a joint state within {tolerance_ns / NS:.3f} s "
+                       f"(frames {frame_stamps[0]}..{frame_stamps[-1]} ns, joint states "
+                       f"{streams.joint_stamps[0]}..{streams.joint_stamps[-1]} ns)")
+    start, end = int(covered[0]), int(covered[-1])
     if period is not None:
         grid = start + step_ns * np.arange(max(0, (end - start) // step_ns + 1), dtype=np.int64)
     else:
-        grid = frame_stamps[(frame_stamps >= start - tolerance_ns) & (frame_stamps <= end)]
+        grid = frame_stamps[(frame_stamps >= start) & (frame_stamps <= end)]
     frame_index, frame_ok = _nearest(frame_stamps, grid, tolerance_ns)
     joint_index, joint_ok = _nearest(streams.joint_stamps, grid, tolerance_ns)
     valid = frame_ok & joint_ok

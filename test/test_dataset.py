@@ -1,0 +1,194 @@
+"""Episode alignment from real bag files, and training windows over episodes."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jepa_wm.data import (
+    BagError,
+    BagWriter,
+    Episode,
+    GapWarning,
+    WindowDataset,
+    find_bags,
+    read_episode,
+    read_episode_segments,
+    read_episodes,
+    split_episodes,
+)
+
+NAMES = ("joint_a", "joint_b", "joint_c")
+T0 = 1_700_000_000 * 1_000_000_000  # a wall-clock epoch, as a real robot's bag has
+CAMERA_HZ, JOINT_HZ, PERIOD = 30, 100, 0.2
+
+
+def joint_positions_at(seconds: float) -> np.ndarray:
+    """A smooth, known joint trajectory [3]."""
+    return np.array([np.sin(seconds), 0.5 * np.cos(2 * seconds), 0.1 * seconds])
+
+
+def frame_at(index: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """A frame whose pixels encode its index, so alignment can be read back from the image."""
+    return np.full((*size, 3), index % 256, np.uint8)
+
+
+def write_robot_bag(path: Path, seconds: float = 3.0, commands: str | None = "array", seed: int = 0,
+                    camera_gap: tuple[float, float] | None = None) -> None:
+    """A bag like one recorded on a real arm: 30 Hz camera, 100 Hz joint states in shuffled order with
+    jittered stamps and out-of-order arrival, commands at 5 Hz issued 30 ms after each control tick."""
+    rng = np.random.default_rng(seed)
+    with BagWriter(path) as bag:
+        for i in range(int(seconds * CAMERA_HZ)):
+            stamp_s = i / CAMERA_HZ
+            if camera_gap and camera_gap[0] < stamp_s < camera_gap[1]:
+                continue
+            bag.write_image("/camera/image_raw", T0 + int(stamp_s * 1e9), frame_at(i))
+        for i in range(int(seconds * JOINT_HZ)):
+            jitter = int(rng.integers(-2_000_000, 2_000_000))
+            stamp = T0 + int(i / JOINT_HZ * 1e9) + jitter
+            order = rng.permutation(3)
+            positions = joint_positions_at((stamp - T0) / 1e9)
+            bag.write_joint_state("/joint_states", max(stamp, T0), [NAMES[j] for j in order], positions[order])
+        for k in range(int(seconds / PERIOD) + 1):
+            stamp = T0 + int(k * PERIOD * 1e9) + 30_000_000
+            target = joint_positions_at(k * PERIOD) + np.array([0.05, -0.02, 0.01])
+            if commands == "array":
+                bag.write_command("/forward_position_controller/commands", stamp, target)
+            elif commands == "trajectory":
+                order = [2, 0, 1]  # a trajectory names its joints: any order
+                bag.write_trajectory("/joint_trajectory_controller/joint_trajectory", stamp,
+                                     [NAMES[j] for j in order], [target[order]], [PERIOD])
+        for k in range(int(seconds / PERIOD)):
+            bag.write_point("/end_effector_position", T0 + int(k * PERIOD * 1e9), [k, 0.0, 1.0])
+
+
+def test_alignment_with_shuffled_joints_and_jittered_stamps(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "bag")
+    episode = read_episode(tmp_path / "bag", period=PERIOD, joint_names=NAMES, image_size=32)
+    assert len(episode) == 15  # 0 .. 2.8 s at 5 Hz: the last joint state is at 2.99 s
+    assert episode.frames.shape == (15, 32, 32, 3) and episode.frames.dtype == np.uint8
+    assert episode.joint_names == NAMES
+    seconds = (episode.stamps_ns - T0) / 1e9
+    np.testing.assert_allclose(seconds, np.arange(15) * PERIOD, atol=1e-9)
+    # the frame of each step is the camera frame nearest its time: frame index 6 k at 30 Hz
+    np.testing.assert_array_equal(episode.frames[:, 0, 0, 0], 6 * np.arange(15))
+    # joints come back in NAMES order from shuffled messages, within the 2 ms stamp jitter
+    expected = np.stack([joint_positions_at(s) for s in seconds])
+    np.testing.assert_allclose(episode.joint_positions, expected, atol=3e-3)
+    # action = command in effect over [t, t+period) minus measured position at t
+    np.testing.assert_allclose(episode.actions, np.tile([0.05, -0.02, 0.01], (15, 1)), atol=3e-3)
+    np.testing.assert_allclose(episode.ee_positions[:, 0], np.arange(15))
+
+
+def test_trajectory_commands_are_reordered_by_name(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "bag", commands="trajectory")
+    episode = read_episode(tmp_path / "bag", period=PERIOD, joint_names=NAMES)
+    np.testing.assert_allclose(episode.actions, np.tile([0.05, -0.02, 0.01], (len(episode), 1)), atol=3e-3)
+
+
+def test_without_commands_actions_are_position_differences(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "bag", commands=None)
+    episode = read_episode(tmp_path / "bag", period=PERIOD, joint_names=NAMES)
+    assert len(episode) == 14  # the 2.8 s tick has no successor to difference against
+    seconds = (episode.stamps_ns - T0) / 1e9
+    expected = np.stack([joint_positions_at(s + PERIOD) - joint_positions_at(s) for s in seconds])
+    np.testing.assert_allclose(episode.actions, expected, atol=5e-3)
+
+
+def test_camera_rate_grid_when_no_period_is_given(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "bag", seconds=1.0)
+    episode = read_episode(tmp_path / "bag", joint_names=NAMES)
+    assert episode.frames.shape[1:] == (48, 64, 3)  # native size kept
+    assert len(episode) == 30
+    np.testing.assert_array_equal(episode.frames[:, 0, 0, 0], np.arange(len(episode)))
+
+
+def test_gap_is_reported_and_splits_the_episode(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "bag", seconds=4.0, camera_gap=(1.5, 2.3))
+    with pytest.warns(GapWarning, match=r"no frames on /camera/image_raw from t=1\.\d+ s to t=2\.\d+ s"):
+        segments = read_episode_segments(tmp_path / "bag", period=PERIOD, joint_names=NAMES)
+    assert len(segments) == 2
+    for segment in segments:
+        steps = np.diff(segment.stamps_ns)
+        assert np.all(steps == int(PERIOD * 1e9))  # no step spans the gap: nothing interpolated
+    assert (segments[0].stamps_ns[-1] - T0) / 1e9 < 1.5 + 0.1 and (segments[1].stamps_ns[0] - T0) / 1e9 > 2.3 - 0.1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        longest = read_episode(tmp_path / "bag", period=PERIOD, joint_names=NAMES)
+    assert len(longest) == max(len(s) for s in segments)
+    assert any("keeps the longest" in str(w.message) for w in caught)
+
+
+def test_bad_bags_fail_clearly(tmp_path: Path) -> None:
+    with BagWriter(tmp_path / "no_camera") as bag:
+        bag.write_joint_state("/joint_states", T0, NAMES, [0, 0, 0])
+        bag.write_command("/forward_position_controller/commands", T0, [0, 0])
+    with pytest.raises(BagError, match=r"no topic /camera/image_raw; it has: .*/joint_states \(sensor_msgs/msg/JointState\)"):
+        read_episode(tmp_path / "no_camera")
+    with BagWriter(tmp_path / "short_command") as bag:
+        for k in range(3):
+            bag.write_image("/camera/image_raw", T0 + k * 100_000_000, frame_at(k))
+            bag.write_joint_state("/joint_states", T0 + k * 100_000_000, NAMES, [0, 0, 0])
+            bag.write_command("/forward_position_controller/commands", T0 + k * 100_000_000, [0, 0])
+    with pytest.raises(BagError, match="has 2 values; expected 3"):
+        read_episode(tmp_path / "short_command")
+    with pytest.raises(BagError, match=r"no joint state names all of \['joint_a', 'joint_x'\]"):
+        read_episode(tmp_path / "short_command", joint_names=("joint_a", "joint_x"))
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(BagError, match="no bags"):
+        find_bags([tmp_path / "empty_dir"])
+
+
+def test_read_episodes_finds_every_bag(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "robot" / "day1" / "run_a", seconds=1.0, seed=1)
+    write_robot_bag(tmp_path / "robot" / "day2" / "run_b", seconds=1.0, seed=2, commands=None)
+    lone = tmp_path / "robot" / "loose.mcap"
+    lone.write_bytes(next((tmp_path / "robot" / "day1" / "run_a").glob("*.mcap")).read_bytes())
+    assert [p.name for p in find_bags(tmp_path / "robot")] == ["run_a", "run_b", "loose.mcap"]
+    episodes = read_episodes(tmp_path / "robot", period=PERIOD, joint_names=NAMES, image_size=16, progress=False)
+    assert len(episodes) == 3 and all(e.frames.shape[1:] == (16, 16, 3) for e in episodes)
+
+
+# ---------------------------------------------------------------------------------------
+# WindowDataset and the split
+
+
+def make_episode(steps: int, offset: float, source: str, size: int = 24) -> Episode:
+    frames = np.zeros((steps, size, size, 3), np.uint8)
+    frames[:, :, :, 0] = (np.arange(steps) % 256)[:, None, None]
+    positions = offset + np.arange(steps, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    return Episode(frames=frames, joint_positions=positions, actions=positions * 0 + 1, stamps_ns=np.arange(steps, dtype=np.int64),
+                   joint_names=NAMES, source=source)
+
+
+def test_windows_stay_inside_episodes_and_resize_once() -> None:
+    episodes = [make_episode(7, 0.0, "a"), make_episode(3, 100.0, "b"), make_episode(5, 200.0, "c")]
+    dataset = WindowDataset(episodes, window=4, image_size=12)
+    assert len(dataset) == 4 + 0 + 2
+    assert dataset.frames.shape == (15, 12, 12, 3) and dataset.frames.flags["C_CONTIGUOUS"]
+    for i in range(len(dataset)):
+        item = dataset[i]
+        assert item["frames"].shape == (4, 12, 12, 3) and item["frames"].dtype == np.uint8
+        assert item["joint_positions"].shape == (4, 3) and item["actions"].dtype == np.float32
+        # consecutive steps of one episode: positions rise by exactly one per step
+        np.testing.assert_array_equal(np.diff(item["joint_positions"][:, 0]), [1, 1, 1])
+    batch = dataset.batch([0, 5])
+    assert batch["frames"].shape == (2, 4, 12, 12, 3)
+    np.testing.assert_array_equal(batch["joint_positions"][:, 0, 0], [0.0, 201.0])
+    with pytest.raises(ValueError, match="window=9 steps"):
+        WindowDataset(episodes, window=9, image_size=12)
+
+
+def test_split_is_by_episode_and_seeded() -> None:
+    episodes = [make_episode(5, float(i), f"bag_{i}") for i in range(10)]
+    train, val = split_episodes(episodes, 0.2, seed=3)
+    assert len(train) == 8 and len(val) == 2
+    assert {e.source for e in train}.isdisjoint({e.source for e in val})
+    assert [e.source for e in split_episodes(episodes, 0.2, seed=3)[1]] == [e.source for e in val]
+    assert [e.source for e in split_episodes(episodes, 0.2, seed=4)[1]] != [e.source for e in val]
+    with pytest.raises(ValueError, match="at least 2"):
+        split_episodes(episodes[:1], 0.2, seed=0)
