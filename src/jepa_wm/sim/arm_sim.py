@@ -139,8 +139,11 @@ class ArmSim:
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Pixel coordinates (u right, v down) [N, 2] of world points [N, 3] in the current camera image."""
-        rotation = self.data.cam_xmat[self._camera].reshape(3, 3)  # camera axes in world: x right, y up, -z forward
-        local = (np.atleast_2d(points) - self.data.cam_xpos[self._camera]) @ rotation
+        return self._project(self.data, points)
+
+    def _project(self, data: mujoco.MjData, points: np.ndarray) -> np.ndarray:
+        rotation = data.cam_xmat[self._camera].reshape(3, 3)  # camera axes in world: x right, y up, -z forward
+        local = (np.atleast_2d(points) - data.cam_xpos[self._camera]) @ rotation
         intrinsics = self.camera_intrinsics()
         u = intrinsics["cx"] + intrinsics["fx"] * local[:, 0] / -local[:, 2]
         v = intrinsics["cy"] - intrinsics["fy"] * local[:, 1] / -local[:, 2]
@@ -165,12 +168,7 @@ class ArmSim:
         if lowest < self._table_top + TABLE_CLEARANCE:
             return False
         mujoco.mj_camlight(self.model, self._scratch)
-        saved = self.data
-        self.data = self._scratch  # project() reads the camera pose from self.data
-        try:
-            u, v = self.project(self._scratch.xpos[self._tcp_body])[0]
-        finally:
-            self.data = saved
+        u, v = self._project(self._scratch, self._scratch.xpos[self._tcp_body])[0]
         margin, size = IMAGE_MARGIN * self.config.image_size, self.config.image_size
         return bool(margin <= u <= size - margin and margin <= v <= size - margin)
 
