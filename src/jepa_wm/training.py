@@ -1,0 +1,254 @@
+"""The training loop behind `jepa-ros train`: windows, optimisation, validation, resume, reports."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from jepa_wm.config import TrainConfig
+from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_r2
+from jepa_wm.models.objectives import Batch, JEPAObjective
+from jepa_wm.models.world_model import WorldModel
+
+
+@dataclass
+class DistributedContext:
+    """Where this process trains: rank and world size (1 without torchrun) and its device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes files and shows progress."""
+        return self.rank == 0
+
+    def close(self) -> None:
+        """Leave the process group, if any."""
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def distributed_context(device: str = "auto") -> DistributedContext:
+    """Join the torchrun process group when started under torchrun (gloo on CPU, nccl on GPU)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return DistributedContext(0, 1, torch.device(device))
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+        target = torch.device("cuda", local_rank)
+    else:
+        target = torch.device(device)
+        # The CPU is shared between the processes.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
+    dist.init_process_group("nccl" if target.type == "cuda" else "gloo")
+    return DistributedContext(dist.get_rank(), dist.get_world_size(), target)
+
+
+class EpisodeWindows:
+    """All frames of a set of episodes in one tensor; samples windows that stay inside an episode."""
+
+    def __init__(self, episodes: list, window: int, action_scale: float, device: torch.device) -> None:
+        usable = [e for e in episodes if len(e.frames) >= window]
+        if not usable:
+            lengths = sorted({len(e.frames) for e in episodes})
+            raise ValueError(f"no episode has the {window} steps a training window needs; lengths are {lengths}")
+        self.frames = torch.from_numpy(np.concatenate([e.frames for e in usable])).to(device)  # uint8 [M, H, W, 3]
+        self.joint_positions = torch.from_numpy(np.concatenate([e.joint_positions for e in usable])).float().to(device)
+        self.actions = (torch.from_numpy(np.concatenate([e.actions for e in usable])).float() / action_scale).to(device)
+        starts, offset = [], 0
+        for e in usable:
+            starts.append(torch.arange(offset, offset + len(e.frames) - window + 1))
+            offset += len(e.frames)
+        self.starts = torch.cat(starts)  # first index of every window that fits
+        self.window = window
+
+    def sample(self, batch_size: int, generator: torch.Generator, preprocess: Any) -> Batch:
+        """A batch of random windows: images normalised by ``preprocess`` (uint8 [M,H,W,3] -> [M,3,S,S])."""
+        chosen = self.starts[torch.randint(len(self.starts), (batch_size,), generator=generator)]
+        index = (chosen[:, None] + torch.arange(self.window)).to(self.frames.device)  # [B, W]
+        images = preprocess(self.frames[index.flatten()])  # [B*W, 3, S, S]
+        return Batch(images.unflatten(0, index.shape), self.joint_positions[index], self.actions[index])
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+class Trainer:
+    """Optimises a JEPAObjective; rank 0 validates, plots and saves resumable state."""
+
+    def __init__(self, model: WorldModel, config: TrainConfig, train_episodes: list, val_episodes: list,
+                 out: Path, context: DistributedContext) -> None:
+        self.model, self.config, self.out, self.context = model.to(context.device), config, Path(out), context
+        self.objective = JEPAObjective(self.model, config).to(context.device)
+        self.wrapped: torch.nn.Module = self.objective
+        if context.world_size > 1:
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(self.objective)
+        scale, device = model.config.action_scale, context.device
+        self.train_windows = EpisodeWindows(train_episodes, config.window, scale, device)
+        self.val_windows = EpisodeWindows(val_episodes, config.window, scale, device)
+        decay = [p for p in self.objective.parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for p in self.objective.parameters() if p.requires_grad and p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.learning_rate,
+        )
+        self.generator = torch.Generator().manual_seed(config.seed * 1000 + context.rank)
+        self.local_batch = math.ceil(config.batch_size / context.world_size)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.train_seconds = 0.0
+
+    def resume(self, path: Path) -> None:
+        """Continue from a resume.pt written by this trainer."""
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: {path} does not exist; train once without --resume first")
+        state = torch.load(path, map_location=self.context.device, weights_only=True)
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"][self.context.rank % len(state["generator"])])
+        self.step, self.history, self.train_seconds = state["step"], state["history"], state["train_seconds"]
+
+    def save_state(self) -> None:
+        """Write OUT/resume.pt atomically (rank 0)."""
+        generators = [self.generator.get_state()]
+        if self.context.world_size > 1:
+            generators = [torch.empty_like(generators[0]) for _ in range(self.context.world_size)]
+            dist.all_gather_object(generators, self.generator.get_state())
+        if not self.context.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = {"objective": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generator": generators, "step": self.step, "history": self.history,
+                 "train_seconds": self.train_seconds}
+        torch.save(state, self.out / "resume.pt.tmp")
+        os.replace(self.out / "resume.pt.tmp", self.out / "resume.pt")
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step on a fresh batch; returns the losses."""
+        cfg = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, cfg)
+        self.wrapped.train()
+        batch = self.train_windows.sample(self.local_batch, self.generator, self.model.encoder.preprocess)
+        losses = self.wrapped(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.objective.update_target()
+        self.step += 1
+        return {k: v.item() for k, v in losses.items()}
+
+    @torch.no_grad()
+    def validate(self, num_batches: int = 4) -> dict[str, float]:
+        """Mean losses over fixed validation windows (same windows every time)."""
+        self.objective.eval()
+        generator = torch.Generator().manual_seed(12345)
+        totals: dict[str, float] = {}
+        for _ in range(num_batches):
+            batch = self.val_windows.sample(self.config.batch_size, generator, self.model.encoder.preprocess)
+            for key, value in self.objective(batch).items():
+                totals[key] = totals.get(key, 0.0) + value.item() / num_batches
+        return totals
+
+    def fit(self) -> None:
+        """Train until config.steps, validating and saving on schedule."""
+        cfg = self.config
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="training", unit="step", disable=not self.context.is_main)
+        running: dict[str, float] = {}
+        while self.step < cfg.steps:
+            started = time.perf_counter()
+            losses = self.train_step()
+            self.train_seconds += time.perf_counter() - started
+            running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in losses.items()}
+            bar.update(1)
+            bar.set_postfix(loss=f"{running['loss']:.4f}", rollout=f"{running['rollout']:.4f}")
+            last = self.step == cfg.steps
+            if self.step % cfg.val_every == 0 or last:
+                record = {"step": self.step, "lr": learning_rate(self.step - 1, cfg),
+                          **{f"train_{k}": v for k, v in running.items()}}
+                if self.context.is_main:
+                    record.update({f"val_{k}": v for k, v in self.validate().items()})
+                self.history.append(record)
+                self.write_report()
+            if self.step % cfg.checkpoint_every == 0 or last:
+                self.save_state()
+        bar.close()
+
+    def samples_per_second(self) -> float:
+        """Training windows per second over all processes."""
+        return self.step * self.local_batch * self.context.world_size / max(self.train_seconds, 1e-9)
+
+    def write_report(self, final: dict[str, float] | None = None) -> None:
+        """metrics.json and loss_curve.png in the run folder (rank 0)."""
+        if not self.context.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        report: dict[str, Any] = {"step": self.step, "train_seconds": self.train_seconds,
+                                  "train_samples_per_s": self.samples_per_second(), "history": self.history}
+        if final is not None:
+            report["final"] = final
+        (self.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot_losses(self.history, self.out / "loss_curve.png")
+
+
+def plot_losses(history: list[dict[str, float]], path: Path) -> None:
+    """Loss curves (train and validation) against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4))
+    steps = [r["step"] for r in history]
+    for key in sorted({k for r in history for k in r if k.endswith(("teacher_forcing", "rollout", "sigreg"))}):
+        axis.plot(steps, [r.get(key, float("nan")) for r in history], label=key)
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.set_yscale("log")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def evaluate_model(model: WorldModel, train_episodes: list, val_episodes: list,
+                   horizons: tuple[int, ...] = (1, 2, 4, 8), probe_frames: int = 4000) -> dict[str, float]:
+    """Held-out quality: horizon errors vs copy-last, latent collapse checks, joint-position probe R^2."""
+    model = model.cpu().eval()
+    val_latents = [encode_frames(model, e.frames) for e in val_episodes]
+    result = horizon_errors(model, val_latents, [e.joint_positions for e in val_episodes],
+                            [e.actions for e in val_episodes], horizons)
+    val_all = torch.cat(val_latents)
+    result.update(latent_statistics(val_all))
+    rng = np.random.default_rng(0)
+    train_frames = np.concatenate([e.frames for e in train_episodes])
+    train_joints = np.concatenate([e.joint_positions for e in train_episodes])
+    keep = np.sort(rng.permutation(len(train_frames))[:probe_frames])
+    train_latents = encode_frames(model, train_frames[keep])
+    val_joints = np.concatenate([e.joint_positions for e in val_episodes])
+    result["probe_r2"] = linear_probe_r2(train_latents, train_joints[keep], val_all, val_joints)
+    return result

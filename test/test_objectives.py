@@ -1,0 +1,69 @@
+"""Objectives: SIGReg separates Gaussian from collapsed latents; losses, EMA and frozen encoder behave."""
+
+import dataclasses
+
+import torch
+
+from jepa_wm.config import TrainConfig
+from jepa_wm.models.objectives import Batch, JEPAObjective, sigreg
+from jepa_wm.models.world_model import WorldModel
+from wm_fixtures import tiny_config
+
+
+def test_sigreg_is_small_for_gaussian_and_large_for_collapse():
+    g = torch.Generator().manual_seed(0)
+    gaussian = torch.randn(1024, 32, generator=g)
+    collapsed = torch.zeros(1024, 32) + 0.01 * torch.randn(1024, 32, generator=g)
+    shrunk = 0.2 * torch.randn(1024, 32, generator=g)
+    anisotropic = gaussian * torch.cat([torch.ones(1), torch.full((31,), 0.05)])
+    low = sigreg(gaussian, generator=torch.Generator().manual_seed(1)).item()
+    for bad in (collapsed, shrunk, anisotropic):
+        assert sigreg(bad, generator=torch.Generator().manual_seed(1)).item() > 20 * low
+
+
+def test_sigreg_gradient_spreads_collapsed_embeddings():
+    x = (0.05 * torch.randn(512, 16)).requires_grad_()
+    optimizer = torch.optim.Adam([x], lr=0.05)
+    for _ in range(60):
+        loss = sigreg(x, num_slices=64)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert 0.5 < x.detach().std(0).mean().item() < 1.5
+
+
+def _batch(B=3, W=3, J=3) -> Batch:
+    return Batch(torch.randn(B, W, 3, 32, 32), torch.randn(B, W, J), torch.rand(B, W, J) * 2 - 1)
+
+
+def test_objective_losses_and_gradients():
+    config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.1)
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    losses = objective(_batch())
+    assert set(losses) == {"teacher_forcing", "rollout", "sigreg", "loss"}
+    losses["loss"].backward()
+    assert objective.model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert objective.model.predictor.action_encoder.weight.grad.abs().sum() > 0
+
+
+def test_longer_context_uses_the_cache_path():
+    config = TrainConfig(context_steps=2, rollout_steps=2)
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    assert torch.isfinite(objective(_batch(W=4))["loss"])
+
+
+def test_ema_target_moves_slowly_and_frozen_encoder_gets_no_gradient():
+    model = WorldModel(tiny_config())
+    objective = JEPAObjective(model, TrainConfig(context_steps=1, rollout_steps=2, ema_momentum=0.9))
+    before = objective.target_encoder.norm.bias.clone()
+    with torch.no_grad():
+        model.encoder.norm.bias.add_(1.0)
+    objective.update_target()
+    assert torch.allclose(objective.target_encoder.norm.bias, before + 0.1, atol=1e-6)
+
+    frozen = JEPAObjective(WorldModel(tiny_config()), TrainConfig(mode="frozen_encoder", context_steps=1, rollout_steps=2))
+    losses = frozen(_batch())
+    assert "sigreg" not in losses
+    losses["loss"].backward()
+    assert all(p.grad is None for p in frozen.model.encoder.parameters())
+    assert frozen.model.predictor.predictor_proj.weight.grad is not None
