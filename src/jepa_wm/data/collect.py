@@ -58,7 +58,11 @@ class CollectConfig:
         if self.joint_state_rate <= 0 or abs(ticks - round(ticks)) > 1e-6 or round(ticks) < 1:
             raise ConfigError(f"collect joint_state_rate={self.joint_state_rate} Hz: expected a whole number of "
                               f"joint states per control_period={self.control_period} s")
-        self.sim_config()  # validates image_size and control_period
+        physics = self.sim_config().physics_timestep  # also validates image_size and control_period
+        substeps = 1.0 / (self.joint_state_rate * physics)
+        if abs(substeps - round(substeps)) > 1e-6:
+            raise ConfigError(f"collect joint_state_rate={self.joint_state_rate} Hz: its period is not a multiple "
+                              f"of the physics timestep {physics} s")
 
     def sim_config(self) -> SimConfig:
         """The simulation every worker builds."""
