@@ -16,9 +16,9 @@ logger = logging.getLogger(__name__)
 
 # Exploration / goal box for the project's arm (rad): the arm leans toward the camera over the table.
 EXPLORE_BOX = {
-    "joint1": (-1.1, 1.1),
+    "joint1": (-1.1, 0.95),  # +y swings the tool toward the right image border
     "joint2": (-0.3, 0.9),
-    "joint3": (0.4, 1.9),
+    "joint3": (0.6, 1.9),
     "joint4": (-1.4, 1.4),
     "joint5": (0.0, 1.7),
     "joint6": (-1.5, 1.5),
