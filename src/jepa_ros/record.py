@@ -116,6 +116,9 @@ class Recorder(Node):
         for topic in self.wanted:
             if topic in self._topic_subscriptions or topic not in types:
                 continue
+            publishers = self.get_publishers_info_by_topic(topic)
+            if not publishers:  # only subscribers so far: the publisher's QoS is not known yet
+                continue
             supported = [name for name in types[topic] if name in TYPES]
             if not supported:
                 self.get_logger().error(
@@ -124,7 +127,6 @@ class Recorder(Node):
                 self._topic_subscriptions[topic] = None
                 continue
             msg_class, writer = TYPES[supported[0]]
-            publishers = self.get_publishers_info_by_topic(topic)
             best_effort = any(p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in publishers)
             qos = QoSProfile(
                 depth=50, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE
