@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from jepa_ros.graphs import GRAPHS, Argument, Graph, NodeSpec, SharePath
-from jepa_ros.runner import GraphRunner, build_commands, graph_environment, resolve_arguments
+from jepa_ros.runner import GraphRunner, build_commands, graph_environment, resolve_arguments, start_graph
 from jepa_wm.config import ConfigError, package_share
 
 
@@ -123,6 +123,50 @@ def test_stop_escalates_to_sigterm_and_sigkill_and_reaches_grandchildren(tmp_pat
     assert time.monotonic() - started < 5.0
     assert "sending SIGTERM" in output.getvalue() and "sending SIGKILL" in output.getvalue()
     assert all(_gone(pid) for pid in [*runner.pids(), grandchild])
+
+
+def test_start_graph_context_stops_everything_on_exit(tmp_path: Path) -> None:
+    graph = _shell_graph(_sh("one", "sleep 60"), _sh("two", "sleep 60"))
+    output = io.StringIO()
+    with start_graph(graph, output=output, sigint_timeout=2.0) as runner:
+        deadline = time.monotonic() + 5.0
+        while len(runner.pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = runner.pids()
+        assert len(pids) == 2 and not any(_gone(pid) for pid in pids)
+    assert all(_gone(pid) for pid in pids)
+    assert "sending SIGTERM" not in output.getvalue()
+
+
+def test_nodes_die_with_a_killed_runner(tmp_path: Path) -> None:
+    """Even a runner killed by SIGKILL (no chance to clean up) leaves no node behind."""
+    pid_file = tmp_path / "pids"
+    script = f"""
+import time
+from pathlib import Path
+from jepa_ros.graphs import Argument, Graph, NodeSpec
+from jepa_ros.runner import start_graph
+graph = Graph("shell", "test", (Argument("unused", "", "nothing"),), (NodeSpec("", "sleep", "sleeper", arguments=("60",), ros_args=False),))
+with start_graph(graph) as runner:
+    while not runner.pids():
+        time.sleep(0.05)
+    Path({str(pid_file)!r}).write_text(" ".join(map(str, runner.pids())))
+    time.sleep(60)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20.0
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (child,) = map(int, pid_file.read_text().split())
+        assert not _gone(child)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10.0)
+    deadline = time.monotonic() + 5.0
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(child), f"sleep (pid {child}) outlived its killed runner"
 
 
 def _gone(pid: int) -> bool:

@@ -189,10 +189,15 @@ def _node_command(node: NodeSpec, values: dict[str, str], workdir: Path, program
     return Command(node.name, argv, node.after, node.oneshot)
 
 
+# Resolved in the parent: between fork and exec the child only calls an already loaded function.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the child: get SIGTERM if the runner dies without cleaning up (Linux), so nothing is orphaned."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class GraphRunner:
@@ -295,35 +300,41 @@ def graph_environment(graph: Graph, values: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def get_graph(name: str) -> Graph:
-    """The graph called ``name``."""
+def get_graph(name: str | Graph) -> Graph:
+    """The graph called ``name`` (a Graph is returned as it is)."""
+    if isinstance(name, Graph):
+        return name
     if name not in GRAPHS:
         raise ConfigError(f"unknown graph {name!r}; graphs are {sorted(GRAPHS)}")
     return GRAPHS[name]
 
 
 @contextlib.contextmanager
-def start_graph(name: str, overrides: Sequence[str] = (), output=None, sigint_timeout: float = 5.0) -> Iterator[GraphRunner]:
+def start_graph(name: str | Graph, overrides: Sequence[str] = (), output=None, sigint_timeout: float = 5.0) -> Iterator[GraphRunner]:
     """Start graph ``name`` in the background; stop all of it when the block ends."""
     graph = get_graph(name)
     values = resolve_arguments(graph, overrides)
-    with tempfile.TemporaryDirectory(prefix=f"jepa_ros_{name}_") as workdir:
+    with tempfile.TemporaryDirectory(prefix=f"jepa_ros_{graph.name}_") as workdir:
         runner = GraphRunner(build_commands(graph, values, Path(workdir)), graph_environment(graph, values), output)
         stop = threading.Event()
 
+        # One thread starts, watches and stops every process: a child's parent-death signal is tied
+        # to the thread that started it, so that thread must outlive the child.
         def supervise() -> None:
-            while not stop.is_set() and runner.step():
-                stop.wait(0.1)
+            try:
+                while not stop.is_set() and runner.step():
+                    stop.wait(0.1)
+                stop.wait()
+            finally:
+                runner.stop(sigint_timeout=sigint_timeout)
 
-        supervisor = threading.Thread(target=supervise, daemon=True)
-        runner.step()
+        supervisor = threading.Thread(target=supervise, name=f"jepa_ros_{graph.name}_supervisor", daemon=True)
         supervisor.start()
         try:
             yield runner
         finally:
             stop.set()
-            supervisor.join(timeout=5.0)
-            runner.stop(sigint_timeout=sigint_timeout)
+            supervisor.join(timeout=sigint_timeout + 15.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
