@@ -27,10 +27,9 @@ from jepa_wm.data.rosbag_io import (
     JOINT_TRAJECTORY,
     POINT_STAMPED,
     BagError,
-    bag_topics,
+    BagReader,
     decode_message,
     header_stamp_ns,
-    iter_raw_messages,
     require_topics,
 )
 
@@ -115,8 +114,8 @@ def _warn_gaps(source: str, name: str, stamps: np.ndarray, step_ns: int, origin_
 class _Streams:
     """Pass 1 over a bag: every stamp, the joint states and commands; frames stay undecoded."""
 
-    def __init__(self, path: Path, topics: BagTopics, joint_names: tuple[str, ...] | None) -> None:
-        available = bag_topics(path)
+    def __init__(self, bag: BagReader, topics: BagTopics, joint_names: tuple[str, ...] | None) -> None:
+        path, available = bag.path, bag.topics
         self.image_topic = topics.image
         if topics.image not in available and f"{topics.image}/compressed" in available:
             self.image_topic = f"{topics.image}/compressed"
@@ -132,7 +131,7 @@ class _Streams:
         joint_msgs: list[tuple[int, Any]] = []
         command_msgs: list[tuple[int, str, Any]] = []
         ee: list[tuple[int, np.ndarray]] = []
-        for topic, msgtype, log_time, message in iter_raw_messages(path, wanted):
+        for topic, msgtype, log_time, message in bag.raw_messages(wanted):
             stamp = header_stamp_ns(message) or log_time
             if topic == self.image_topic:
                 self.frame_stamps.append(stamp)
@@ -215,7 +214,15 @@ def read_episode_segments(path: str | Path, topics: BagTopics = BagTopics(), per
     path = Path(path)
     if period is not None and period <= 0:
         raise BagError(f"period={period}: expected a positive control period in seconds")
-    streams = _Streams(path, topics, tuple(joint_names) if joint_names else None)
+    with BagReader(path) as bag:
+        return _read_segments(bag, topics, period, tuple(joint_names) if joint_names else None, image_size,
+                              tolerance, min_steps)
+
+
+def _read_segments(bag: BagReader, topics: BagTopics, period: float | None, joint_names: tuple[str, ...] | None,
+                   image_size: int | None, tolerance: float | None, min_steps: int) -> list[Episode]:
+    path = bag.path
+    streams = _Streams(bag, topics, joint_names)
     frame_order = np.argsort(streams.frame_stamps, kind="stable")
     frame_stamps = np.asarray(streams.frame_stamps, dtype=np.int64)[frame_order]
     if period is not None:
@@ -279,10 +286,10 @@ def read_episode_segments(path: str | Path, topics: BagTopics = BagTopics(), per
                 warnings.warn(f"{path}: {int((~ee_ok).sum())} steps have no {topics.end_effector} within "
                               f"{tolerance_ns / NS:.3f} s; their ee_positions are NaN", GapWarning, stacklevel=2)
         runs_kept.append((run, run_actions, ee))
-    return _with_frames(path, streams, frame_order, frame_index, grid, joint_positions, runs_kept, image_size)
+    return _with_frames(bag, streams, frame_order, frame_index, grid, joint_positions, runs_kept, image_size)
 
 
-def _with_frames(path: Path, streams: _Streams, frame_order: np.ndarray, frame_index: np.ndarray, grid: np.ndarray,
+def _with_frames(bag: BagReader, streams: _Streams, frame_order: np.ndarray, frame_index: np.ndarray, grid: np.ndarray,
                  joint_positions: np.ndarray, runs: list[tuple[np.ndarray, np.ndarray, Any]],
                  image_size: int | None) -> list[Episode]:
     """Pass 2: decode only the frames the runs use, resized once."""
@@ -292,7 +299,8 @@ def _with_frames(path: Path, streams: _Streams, frame_order: np.ndarray, frame_i
             wanted.setdefault(int(frame_order[frame_index[step]]), []).append((run_number, row))
     frames: list[np.ndarray | None] = [None] * len(runs)
     number = -1
-    for topic, msgtype, _, message in iter_raw_messages(path, [streams.image_topic]):
+    path = bag.path
+    for topic, msgtype, _, message in bag.raw_messages([streams.image_topic]):
         number += 1
         if number not in wanted:
             continue
@@ -316,8 +324,8 @@ def read_episode(path: str | Path, topics: BagTopics = BagTopics(), period: floa
     """One bag as one Episode; when gaps split it, the longest run (with a warning naming the others)."""
     segments = read_episode_segments(path, topics, period, joint_names, image_size, tolerance)
     if not segments:
-        raise BagError(f"bag {path}: no two consecutive steps have a frame and a joint state within tolerance"
-                       + (" and a command" if len(bag_topics(path).keys() & {topics.commands, topics.trajectory}) else ""))
+        raise BagError(f"bag {path}: no two consecutive steps have a frame and a joint state within tolerance "
+                       "(and a command, when the bag has commands)")
     if len(segments) > 1:
         lengths = [len(s) for s in segments]
         warnings.warn(f"{path}: gaps split the bag into runs of {lengths} steps; read_episode keeps the longest "

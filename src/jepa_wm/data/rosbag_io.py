@@ -333,14 +333,62 @@ def _open_reader(path: Path) -> AnyReader:
     return reader
 
 
+class BagReader:
+    """One open bag, read as many times as needed (opening parses metadata and types once)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._reader = _open_reader(self.path)
+        self.topics: dict[str, str] = {t: i.msgtype or "?" for t, i in sorted(self._reader.topics.items())}
+
+    def __enter__(self) -> BagReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the storage files."""
+        self._reader.close()
+
+    def raw_messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, Any]]:
+        """Yield (topic, msgtype, log_time_ns, rosbags message object) in log-time order."""
+        wanted = None if topics is None else set(topics)
+        if wanted is not None:
+            require_topics(self.path, self.topics, sorted(wanted))
+        connections = [c for c in self._reader.connections if wanted is None or c.topic in wanted]
+        if not connections:
+            return
+        messages = self._reader.messages(connections=connections)
+        counts: Counter[str] = Counter()
+        last_time = None
+        while True:
+            try:
+                connection, log_time, raw = next(messages)
+                message = self._reader.deserialize(raw, connection.msgtype)
+            except StopIteration:
+                return
+            except Exception as err:  # rosbags, sqlite and zstd each raise their own types
+                read = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())) or "nothing"
+                raise BagError(f"bag {self.path} is truncated or corrupt: {str(err).rstrip('.')}. Read before the "
+                               f"error: {read}" + (f" (up to log time {last_time} ns)" if last_time is not None else "")
+                               ) from err
+            counts[connection.topic] += 1
+            last_time = log_time
+            yield connection.topic, connection.msgtype, log_time, message
+
+    def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
+        """Yield decoded BagMessages of the supported types (others are skipped) in log-time order."""
+        for topic, msgtype, log_time, message in self.raw_messages(topics):
+            if msgtype in SUPPORTED_TYPES:
+                stamp = header_stamp_ns(message) or log_time
+                yield BagMessage(topic, msgtype, stamp, log_time, decode_message(msgtype, message, f"{self.path} {topic}: "))
+
+
 def bag_topics(path: str | Path) -> dict[str, str]:
     """{topic: message type} of a bag."""
-    path = Path(path)
-    reader = _open_reader(path)
-    try:
-        return {topic: info.msgtype or "?" for topic, info in sorted(reader.topics.items())}
-    finally:
-        reader.close()
+    with BagReader(path) as bag:
+        return bag.topics
 
 
 def require_topics(path: str | Path, available: dict[str, str], wanted: Iterable[str]) -> None:
@@ -353,37 +401,11 @@ def require_topics(path: str | Path, available: dict[str, str], wanted: Iterable
 
 def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, Any]]:
     """Yield (topic, msgtype, log_time_ns, rosbags message object) in log-time order."""
-    path = Path(path)
-    reader = _open_reader(path)
-    counts: Counter[str] = Counter()
-    last_time = None
-    try:
-        wanted = None if topics is None else set(topics)
-        if wanted is not None:
-            require_topics(path, {t: i.msgtype or "?" for t, i in reader.topics.items()}, wanted)
-        connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        messages = reader.messages(connections=connections)
-        while True:
-            try:
-                connection, log_time, raw = next(messages)
-                message = reader.deserialize(raw, connection.msgtype)
-            except StopIteration:
-                return
-            except Exception as err:
-                read = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())) or "nothing"
-                raise BagError(f"bag {path} is truncated or corrupt: {str(err).rstrip('.')}. Read before the error: {read}"
-                               + (f" (up to log time {last_time} ns)" if last_time is not None else "")) from err
-            counts[connection.topic] += 1
-            last_time = log_time
-            yield connection.topic, connection.msgtype, log_time, message
-    finally:
-        reader.close()
+    with BagReader(path) as bag:
+        yield from bag.raw_messages(topics)
 
 
 def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
     """Yield decoded BagMessages of the supported types (others are skipped) in log-time order."""
-    for topic, msgtype, log_time, message in iter_raw_messages(path, topics):
-        if msgtype not in SUPPORTED_TYPES:
-            continue
-        stamp = header_stamp_ns(message) or log_time
-        yield BagMessage(topic, msgtype, stamp, log_time, decode_message(msgtype, message, f"{path} {topic}: "))
+    with BagReader(path) as bag:
+        yield from bag.messages(topics)
