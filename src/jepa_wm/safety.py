@@ -98,7 +98,9 @@ def clamp_command(
     return ClampResult(command=command, warnings=warnings)
 
 
-def _limits(lower, upper, joint_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _limits(
+    lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray, joint_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     lower = np.asarray(lower, dtype=np.float64)
     upper = np.asarray(upper, dtype=np.float64)
     expected = (len(joint_names),)
