@@ -108,6 +108,17 @@ def test_camera_rate_grid_when_no_period_is_given(tmp_path: Path) -> None:
     np.testing.assert_array_equal(episode.frames[:, 0, 0, 0], np.arange(len(episode)))
 
 
+def test_compressed_camera_topic_is_used_when_raw_is_absent(tmp_path: Path) -> None:
+    with BagWriter(tmp_path / "bag", "sqlite3") as bag:
+        for k in range(4):
+            stamp = T0 + k * 200_000_000
+            bag.write_compressed_image("/camera/image_raw/compressed", stamp, frame_at(40 * k), fmt="png")
+            bag.write_joint_state("/joint_states", stamp, NAMES, joint_positions_at(k * PERIOD))
+    episode = read_episode(tmp_path / "bag", period=PERIOD, image_size=16)
+    assert len(episode) == 3  # differences: the last step has no successor
+    np.testing.assert_array_equal(episode.frames[:, 0, 0, 0], [0, 40, 80])
+
+
 def test_gap_is_reported_and_splits_the_episode(tmp_path: Path) -> None:
     write_robot_bag(tmp_path / "bag", seconds=4.0, camera_gap=(1.5, 2.3))
     with pytest.warns(GapWarning, match=r"no frames on /camera/image_raw from t=1\.\d+ s to t=2\.\d+ s"):

@@ -267,6 +267,10 @@ def _read_segments(bag: BagReader, topics: BagTopics, period: float | None, join
 
     runs_kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     runs = _segments(valid, breaks)
+    if len(runs) > 1:  # also holes shorter than a reported gap: a step is never made up
+        spans = ", ".join(f"{(grid[r[0]] - origin) / NS:.3f}..{(grid[r[-1]] - origin) / NS:.3f} s" for r in runs)
+        warnings.warn(f"{path}: steps without a frame or joint state within {tolerance_ns / NS:.3f} s split the "
+                      f"bag into runs at t={spans}", GapWarning, stacklevel=3)
     for run in runs:
         if not has_commands:
             run_actions = np.diff(joint_positions[run], axis=0)
