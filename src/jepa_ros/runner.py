@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -129,7 +129,6 @@ class Command:
     oneshot: bool = False
     process: subprocess.Popen | None = None
     reader: threading.Thread | None = None
-    files: list[str] = field(default_factory=list)  # temporary parameter files to delete
 
 
 def build_commands(graph: Graph, values: dict[str, str], workdir: Path, resolve: bool = True) -> list[Command]:
