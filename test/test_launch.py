@@ -149,6 +149,12 @@ def test_replay_graph_keeps_commands_off_the_robot() -> None:
     assert all(command_topic != load_robot(name).command_topic for name in ("jepa_arm", "ur5e", "fr3", "so101"))
     assert f"/{command_topic}" in graph.node("bag_record").arguments
     assert "--clock" in graph.node("bag_play").arguments
+    from jepa_ros.runner import resolve_arguments
+    from jepa_wm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"graph replay needs bag:=\.\.\."):
+        resolve_arguments(graph, [])
+    assert resolve_arguments(graph, ["bag:=episode_000"])["bag"] == "episode_000"
 
 
 # ---------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class Argument:
     """A launch argument: ``name:=value`` on the command line of `ros2 launch` or `jepa-ros up`."""
 
     name: str
-    default: str | SharePath | PresetField
+    default: str | SharePath | PresetField | None  # None: the argument must be given
     description: str
     choices: tuple[str, ...] = ()
 
@@ -328,10 +328,11 @@ REPLAY = Graph(
     name="replay",
     description="`ros2 bag play --clock` of a recorded bag with world_model_node evaluating (commands recorded, not sent)",
     arguments=(
-        Argument("bag", "", "rosbag2 folder (or file) to play"),
+        Argument("bag", None, "rosbag2 folder (or file) to play (required)"),
         _CHECKPOINT,
         Argument("rate", "1.0", "playback rate multiplier"),
         Argument("robot", "jepa_arm", "robot preset the bag was recorded on"),
+        Argument("goal_image", "", "PNG/JPEG goal image the world model plans toward; empty: wait for ~/goal_image"),
         Argument("record", "false", "record the world model's commands and status with `ros2 bag record`", ("true", "false")),
         Argument("output", "replay_evaluation", "bag folder written when record:=true"),
     ),
@@ -348,6 +349,7 @@ REPLAY = Graph(
                 ("checkpoint", "{checkpoint}"),
                 ("robot", "{robot}"),
                 ("start_enabled", True),
+                ("goal_image_file", "{goal_image}"),
                 ("command_topic", "evaluation/commands"),
             ),
         ),

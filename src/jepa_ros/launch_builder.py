@@ -144,8 +144,9 @@ def launch_description(graph_name: str) -> Any:
     entities: list[Any] = [
         DeclareLaunchArgument(
             argument.name,
-            default_value=substitution(argument.default),
             description=argument.description,
+            # no default_value: ros2 launch refuses to start without the argument
+            **({"default_value": substitution(argument.default)} if argument.default is not None else {}),
             **({"choices": list(argument.choices)} if argument.choices else {}),
         )
         for argument in graph.arguments

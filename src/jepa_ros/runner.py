@@ -35,7 +35,7 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 def resolve_arguments(graph: Graph, overrides: Sequence[str]) -> dict[str, str]:
     """Argument values of ``graph``: defaults, replaced by ``name:=value`` overrides (validated)."""
-    values = {a.name: _default(a.default) for a in graph.arguments if not isinstance(a.default, PresetField)}
+    values = {a.name: _default(a.default) for a in graph.arguments if not isinstance(a.default, (PresetField, type(None)))}
     arguments = {argument.name: argument for argument in graph.arguments}
     for override in overrides:
         name, separator, value = override.partition(":=")
@@ -47,6 +47,9 @@ def resolve_arguments(graph: Graph, overrides: Sequence[str]) -> dict[str, str]:
         if choices and value not in choices:
             raise ConfigError(f"argument {name}:={value!r}: expected one of {list(choices)}")
         values[name] = value
+    required = [a.name for a in graph.arguments if a.default is None and a.name not in values]
+    if required:
+        raise ConfigError(f"graph {graph.name} needs {', '.join(f'{name}:=...' for name in required)}")
     for argument in graph.arguments:  # preset defaults once the preset argument is known
         if isinstance(argument.default, PresetField) and argument.name not in values:
             robot = load_robot(values[argument.default.robot_argument])
@@ -72,7 +75,9 @@ def condition_holds(condition: str, values: dict[str, str]) -> bool:
     return not holds if condition.startswith("!") else holds
 
 
-def _default(default: str | SharePath | PresetField) -> str:
+def _default(default: str | SharePath | PresetField | None) -> str:
+    if default is None:
+        return "(required)"
     if isinstance(default, PresetField):
         return f"(robot preset's {default.field})"
     return str(package_share() / default.path) if isinstance(default, SharePath) else default
