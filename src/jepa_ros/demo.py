@@ -1,0 +1,194 @@
+"""`jepa-ros demo`: the MuJoCo arm reaches goal images with the world model, over DDS.
+
+sim_node and world_model_node run as separate processes (the `sim_mujoco` graph, started
+by the embedded runner). This client gives one goal image at a time, enables the
+world model for a fixed number of control steps, and measures the end-effector error
+from sim_node's ground truth. The same goals are then tried with no action and with
+random actions in MuJoCo, and a report folder is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+
+from jepa_ros.conversions import image_to_rgb, rgb_to_image
+from jepa_wm.reaching import Episode, Goal, ReachingConfig, make_sim, run_baseline, sample_goals, write_report
+
+
+class ReachingClient(Node):
+    """Drives sim_node and world_model_node through one goal at a time."""
+
+    def __init__(self, sim_name: str = "sim_node", model_name: str = "world_model_node") -> None:
+        super().__init__("jepa_demo")
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
+        self.ee_position: np.ndarray | None = None
+        self.ee_stamp = 0.0
+        self.frame: np.ndarray | None = None
+        self.commands = 0
+        self.last_plan_ms: float | None = None
+        self.create_subscription(PointStamped, "end_effector_position", self._on_ee, qos_profile_sensor_data)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(Float64MultiArray, "forward_position_controller/commands", self._on_command, 10)
+        self.create_subscription(DiagnosticArray, f"/{model_name}/status", self._on_status, 10)
+        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        self.goal_publisher = self.create_publisher(Image, f"/{model_name}/goal_image", latched)
+        self.reset_client = self.create_client(Trigger, f"/{sim_name}/reset")
+        self.enable_client = self.create_client(SetBool, f"/{model_name}/enable")
+
+    def _on_ee(self, msg: PointStamped) -> None:
+        with self._condition:
+            self.ee_position = np.array([msg.point.x, msg.point.y, msg.point.z])
+            self.ee_stamp = time.monotonic()
+            self._condition.notify_all()
+
+    def _on_image(self, msg: Image) -> None:
+        frame = image_to_rgb(msg)
+        with self._lock:
+            self.frame = frame
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        with self._condition:
+            self.commands += 1
+            self._condition.notify_all()
+
+    def _on_status(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            for item in status.values:
+                if item.key == "plan_ms":
+                    try:
+                        with self._lock:
+                            self.last_plan_ms = float(item.value)
+                    except ValueError:
+                        pass
+
+    def call(self, client, request, timeout: float = 10.0):
+        """Call a service with a deadline; raise naming the service if it does not answer."""
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout} s")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"service {client.srv_name} did not answer within {timeout} s")
+            time.sleep(0.01)
+        return future.result()
+
+    def wait_for(self, predicate, timeout: float, what: str) -> None:
+        """Block until ``predicate()`` holds (under the lock) or raise after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+                self._condition.wait(remaining)
+
+    def run_goal(self, index: int, goal: Goal, config: ReachingConfig, video_every: int) -> Episode:
+        """Reset the arm, give the goal image, let the world model command ``max_steps`` steps."""
+        self.call(self.enable_client, SetBool.Request(data=False))
+        reply = self.call(self.reset_client, Trigger.Request())
+        if not reply.success:
+            raise RuntimeError(f"sim_node reset failed: {reply.message}")
+        reset_time = time.monotonic()
+        self.wait_for(lambda: self.ee_stamp > reset_time + 0.05, 10.0, "end_effector_position after reset")
+        self.goal_publisher.publish(rgb_to_image(goal.image, frame_id="camera_optical_frame"))
+        time.sleep(0.3)  # the node converts and encodes the goal before it is enabled
+        with self._lock:
+            episode = Episode(index, [float(np.linalg.norm(self.ee_position - goal.ee_position))])
+            start_commands = self.commands
+        self.call(self.enable_client, SetBool.Request(data=True))
+        for step in range(1, config.max_steps + 1):
+            self.wait_for(lambda: self.commands >= start_commands + step, 10.0, f"command {step} of goal {index}")
+            with self._lock:
+                episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
+                if self.last_plan_ms is not None:
+                    episode.replan_ms.append(self.last_plan_ms)
+                if self.frame is not None and step % video_every == 0:
+                    episode.frames.append(self.frame.copy())
+        self.call(self.enable_client, SetBool.Request(data=False))
+        time.sleep(0.3)  # the last command settles before the final error is read
+        with self._lock:
+            episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
+        return episode
+
+
+def run_closed_loop(config: ReachingConfig, image_size: int, graph_args: list[str], out: Path) -> dict:
+    """Start the sim_mujoco graph, reach every goal, run the baselines, write the report; return metrics."""
+    from tqdm import tqdm
+
+    from jepa_ros.runner import start_graph
+    from jepa_wm.models.checkpoint import load_checkpoint
+
+    sim = make_sim(image_size, config.seed)
+    goals = sample_goals(sim, config)
+    action_scale = load_checkpoint(_default_checkpoint()).config.action_scale
+    started = time.monotonic()
+    with start_graph("sim_mujoco", [f"image_size:={image_size}", *graph_args]):
+        rclpy.init()
+        client = ReachingClient()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(client)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
+        finally:
+            executor.shutdown()
+            client.destroy_node()
+            rclpy.shutdown()
+            spinner.join(timeout=5.0)
+    closed_loop_s = time.monotonic() - started
+    results = {
+        "world_model": episodes,
+        "random": run_baseline(sim, goals, config, "random", action_scale),
+        "zero": run_baseline(sim, goals, config, "zero", action_scale),
+    }
+    return write_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s})
+
+
+def _default_checkpoint() -> Path:
+    from jepa_wm.config import package_share
+
+    return package_share() / "checkpoints" / "default"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options of `jepa-ros demo`."""
+    parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder")
+    parser.add_argument("--goals", type=int, default=ReachingConfig.num_goals, help="number of seeded goals")
+    parser.add_argument("--steps", type=int, default=ReachingConfig.max_steps, help="control steps per goal")
+    parser.add_argument("--seed", type=int, default=ReachingConfig.seed, help="seed of the goals")
+    parser.add_argument("--image-size", type=int, default=64, help="camera image size (px)")
+    parser.add_argument("graph_args", nargs="*", help="extra name:=value arguments for the sim_mujoco graph")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo and print the headline figures."""
+    config = ReachingConfig(num_goals=args.goals, max_steps=args.steps, seed=args.seed)
+    metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out)
+    summary = {
+        "success_rate": metrics["world_model"]["success_rate"],
+        "median_final_error_m": metrics["world_model"]["median_final_error_m"],
+        "random_success_rate": metrics["random"]["success_rate"],
+        "zero_success_rate": metrics["zero"]["success_rate"],
+        "median_replan_ms": metrics["world_model"]["median_replan_ms"],
+    }
+    print(f"report written to {args.out}/report.md")
+    print(json.dumps(summary))
+    return 0

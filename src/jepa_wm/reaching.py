@@ -1,0 +1,208 @@
+"""Goal-reaching evaluation: seeded goals, baselines, metrics and the report (ROS-free).
+
+The closed loop itself runs elsewhere (over DDS in ``jepa_ros.demo``); this module draws
+the goals, runs the no-action and random-action baselines in MuJoCo on the same goals,
+and turns per-step end-effector errors into a success table, metrics, plots and a video.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jepa_wm.config import SimConfig
+from jepa_wm.sim import ArmSim
+
+
+@dataclass(frozen=True)
+class ReachingConfig:
+    """The goal-reaching task of issue 4."""
+
+    num_goals: int = 20
+    max_steps: int = 60  # control steps allowed per goal
+    success_radius: float = 0.03  # m, end effector to goal end-effector position
+    min_goal_distance: float = 0.10  # m, goal end effector from the start end effector
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_goals < 1 or self.max_steps < 1:
+            raise ValueError(f"num_goals={self.num_goals}, max_steps={self.max_steps}: expected >= 1")
+        if not 0 < self.success_radius < self.min_goal_distance:
+            raise ValueError(
+                f"success_radius={self.success_radius} m: expected 0 < radius < min_goal_distance={self.min_goal_distance}"
+            )
+
+
+@dataclass
+class Goal:
+    """A goal pose, what the camera sees there, and where the end effector is."""
+
+    joint_positions: np.ndarray  # [J] rad
+    ee_position: np.ndarray  # [3] m
+    image: np.ndarray  # uint8 [H, W, 3]
+
+
+@dataclass
+class Episode:
+    """One attempt at one goal: end-effector error after every control step."""
+
+    goal_index: int
+    errors_m: list[float] = field(default_factory=list)  # errors_m[0] is before the first command
+    frames: list[np.ndarray] = field(default_factory=list)  # camera view per step (for the video)
+    replan_ms: list[float] = field(default_factory=list)
+
+    @property
+    def final_error_m(self) -> float:
+        """Error after the last step."""
+        return self.errors_m[-1]
+
+    def success(self, config: ReachingConfig) -> bool:
+        """Reached the success radius within the allowed steps."""
+        return min(self.errors_m[: config.max_steps + 1]) <= config.success_radius
+
+
+def sample_goals(sim: ArmSim, config: ReachingConfig) -> list[Goal]:
+    """Seeded reachable goals, each at least ``min_goal_distance`` from the home end effector."""
+    rng = np.random.default_rng(config.seed)
+    sim.reset(seed=config.seed)
+    start_ee = sim.end_effector_position().copy()
+    goals: list[Goal] = []
+    for _ in range(1000 * config.num_goals):
+        if len(goals) == config.num_goals:
+            break
+        joint_positions = sim.sample_joint_positions(rng)
+        sim.reset(seed=config.seed, joint_positions=joint_positions)
+        ee_position = sim.end_effector_position().copy()
+        if np.linalg.norm(ee_position - start_ee) < config.min_goal_distance:
+            continue
+        goals.append(Goal(joint_positions.copy(), ee_position, sim.render().copy()))
+    if len(goals) < config.num_goals:
+        raise RuntimeError(
+            f"found only {len(goals)} of {config.num_goals} goals at least {config.min_goal_distance} m from the start"
+        )
+    sim.reset(seed=config.seed)
+    return goals
+
+
+def run_baseline(
+    sim: ArmSim, goals: list[Goal], config: ReachingConfig, policy: str, action_scale: float
+) -> list[Episode]:
+    """Roll out ``policy`` ('zero' or 'random' joint deltas of at most action_scale rad) in MuJoCo."""
+    if policy not in ("zero", "random"):
+        raise ValueError(f"baseline policy {policy!r}: expected 'zero' or 'random'")
+    rng = np.random.default_rng(config.seed + 1)
+    episodes = []
+    for index, goal in enumerate(goals):
+        sim.reset(seed=config.seed)
+        episode = Episode(index, [float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))])
+        for _ in range(config.max_steps):
+            delta = np.zeros(len(sim.joint_names)) if policy == "zero" else rng.uniform(-1, 1, len(sim.joint_names))
+            sim.set_target(sim.joint_positions + delta * action_scale)
+            sim.step()
+            episode.errors_m.append(float(np.linalg.norm(sim.end_effector_position() - goal.ee_position)))
+        episodes.append(episode)
+    return episodes
+
+
+def summarize(episodes: list[Episode], config: ReachingConfig) -> dict[str, float]:
+    """Success rate and error statistics over episodes."""
+    finals = np.array([e.final_error_m for e in episodes])
+    best = np.array([min(e.errors_m) for e in episodes])
+    replans = [ms for e in episodes for ms in e.replan_ms]
+    return {
+        "success_rate": float(np.mean([e.success(config) for e in episodes])),
+        "median_final_error_m": float(np.median(finals)),
+        "median_best_error_m": float(np.median(best)),
+        "median_initial_error_m": float(np.median([e.errors_m[0] for e in episodes])),
+        "median_replan_ms": float(np.median(replans)) if replans else float("nan"),
+    }
+
+
+def write_report(
+    out: Path,
+    config: ReachingConfig,
+    results: dict[str, list[Episode]],
+    goals: list[Goal],
+    extra: dict | None = None,
+) -> dict:
+    """Write metrics.json, report.md (success table), per-goal error plots and a video; return the metrics."""
+    import imageio.v2 as imageio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = {name: summarize(episodes, config) for name, episodes in results.items()}
+    metrics["config"] = asdict(config)
+    metrics.update(extra or {})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+    names = list(results)
+    lines = [
+        "# Goal reaching",
+        "",
+        f"{config.num_goals} seeded goals (seed {config.seed}), success = end effector within "
+        f"{config.success_radius * 100:.0f} cm within {config.max_steps} control steps.",
+        "",
+        "| policy | success rate | median final error (cm) | median best error (cm) |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        m = metrics[name]
+        lines.append(
+            f"| {name} | {m['success_rate']:.0%} | {m['median_final_error_m'] * 100:.1f} | {m['median_best_error_m'] * 100:.1f} |"
+        )
+    lines += ["", "| goal | start (cm) | " + " | ".join(f"{n} final (cm)" for n in names) + " | reached |",
+              "|---|---|" + "---|" * len(names) + "---|"]
+    first = results[names[0]]
+    for index in range(len(goals)):
+        finals = " | ".join(f"{results[n][index].final_error_m * 100:.1f}" for n in names)
+        reached = "yes" if first[index].success(config) else "no"
+        lines.append(f"| {index} | {first[index].errors_m[0] * 100:.1f} | {finals} | {reached} |")
+    lines += ["", "![end-effector error per step](ee_error.png)", "", "Video: `rollouts.gif` (camera | goal)."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+    columns = 5
+    rows = int(np.ceil(len(goals) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharey=True)
+    for index, axis in enumerate(axes.flat):
+        if index >= len(goals):
+            axis.axis("off")
+            continue
+        for name in names:
+            axis.plot(np.array(results[name][index].errors_m) * 100, label=name)
+        axis.axhline(config.success_radius * 100, color="k", linestyle="--", linewidth=0.8)
+        axis.set_title(f"goal {index}", fontsize=9)
+        axis.set_xlabel("control step", fontsize=8)
+    axes[0, 0].set_ylabel("end-effector error (cm)")
+    axes[0, 0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / "ee_error.png", dpi=90)
+    plt.close(figure)
+
+    video = []
+    for episode in first:
+        goal_image = goals[episode.goal_index].image
+        for frame in episode.frames:
+            video.append(np.concatenate([_fit(frame, goal_image.shape), goal_image], axis=1))
+    if video:
+        imageio.mimsave(out / "rollouts.gif", video, duration=0.1, loop=0)
+    return metrics
+
+
+def _fit(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Resize a camera frame to the goal image's size for side-by-side display."""
+    if frame.shape == shape:
+        return frame
+    import cv2
+
+    return cv2.resize(frame, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def make_sim(image_size: int, seed: int) -> ArmSim:
+    """The MuJoCo arm the goals are rendered with (same settings as sim_node)."""
+    return ArmSim(SimConfig(image_size=image_size, seed=seed))
