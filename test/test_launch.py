@@ -200,7 +200,7 @@ def _launch_unavailable() -> str:
 def test_launch_description_nodes_match_the_runner_graph(path: Path) -> None:  # pragma: no cover - needs ROS 2 launch
     from launch import LaunchContext
     from launch.actions import DeclareLaunchArgument, RegisterEventHandler
-    from launch.utilities import perform_substitutions
+    from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
     from launch_ros.actions import Node
 
     spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
@@ -213,7 +213,10 @@ def test_launch_description_nodes_match_the_runner_graph(path: Path) -> None:  #
     assert declared == {a.name: a.description for a in graph.arguments}
     context = LaunchContext()
     nodes = [e for e in entities if isinstance(e, Node)]
-    named = {perform_substitutions(context, n._Node__node_name): (n.node_package, n.node_executable) for n in nodes}
+    def text(value: object) -> str:
+        return perform_substitutions(context, normalize_to_list_of_substitutions(value))
+
+    named = {text(n._Node__node_name): (text(n.node_package), text(n.node_executable)) for n in nodes}
     waiting = [e for e in entities if isinstance(e, RegisterEventHandler)]
     expected = {n.name: (n.package, n.executable) for n in graph.nodes if n.ros_args and not n.after}
     assert named == expected
