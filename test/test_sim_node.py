@@ -1,6 +1,7 @@
 """sim_node over real DDS: started as its own process, commanded like a ros2_control arm."""
 
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -148,12 +149,32 @@ def test_reset_returns_home(sim):
     assert conv.stamp_to_ns(sim.latest["/clock"].clock) >= clock_before, "/clock ran backwards after reset"
 
 
+def test_runs_faster_than_real_time_on_clock():
+    process = NodeProcess.node("jepa_ros.nodes.sim_node", real_time_factor=4.0, camera_rate=5.0)
+    graph = ProbeGraph()
+    try:
+        clock: list[int] = []
+        graph.node.create_subscription(Clock, "/clock", lambda m: clock.append(conv.stamp_to_ns(m.clock)), 10)
+        graph.wait_for(lambda: len(clock) > 0, STARTUP_S, "/clock", process)
+        graph.spin_for(0.5)
+        start_sim, start_wall = clock[-1], time.monotonic()
+        graph.spin_for(3.0)
+        ratio = (clock[-1] - start_sim) / 1e9 / (time.monotonic() - start_wall)
+        # paced at 4x: clearly faster than real time, never free-running (a busy machine may lag)
+        assert 2.0 < ratio < 4.5, f"simulated / wall time = {ratio:.2f}, expected about 4"
+        assert process.stop(signal.SIGINT) == 0, process.output()[-3000:]
+    finally:
+        graph.close()
+        process.close()
+
+
 @pytest.mark.parametrize(
     ("parameters", "message"),
     [
         ({"image_size": 10}, "image_size=10: expected 64..256"),
         ({"camera_rate": -1.0}, "camera_rate=-1.0"),
         ({"urdf": "/nonexistent/arm.urdf"}, "/nonexistent/arm.urdf"),
+        ({"joint_state_rate": 60.0}, "joint_state_rate=60.0 Hz: expected a whole number of physics steps"),
     ],
 )
 def test_bad_parameters_fail_at_startup(parameters, message):

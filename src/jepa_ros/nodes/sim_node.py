@@ -79,6 +79,12 @@ class SimNode(Node):
         super().__init__("sim_node")
         self.sim_config = load_config(self, SimConfig)
         self.config = load_config(self, SimNodeConfig)
+        substeps = 1.0 / (self.config.joint_state_rate * self.sim_config.physics_timestep)
+        _require(
+            abs(substeps - round(substeps)) < 1e-6,
+            f"sim_node.joint_state_rate={self.config.joint_state_rate} Hz: expected a whole number of physics steps "
+            f"of physics_timestep={self.sim_config.physics_timestep} s per joint state",
+        )
         self.sim = ArmSim(self.sim_config)
         self.joint_names = tuple(self.sim.joint_names)
         self._intrinsics = self.sim.camera_intrinsics()
