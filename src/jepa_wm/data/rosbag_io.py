@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 
 import cv2
 import numpy as np
-from rosbags.highlevel import AnyReader
+from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -365,7 +365,7 @@ class BagReader:
         while True:
             try:
                 connection, log_time, raw = next(messages)
-                message = self._reader.deserialize(raw, connection.msgtype)
+                message = self._deserialize(raw, connection.msgtype)
             except StopIteration:
                 return
             except Exception as err:  # rosbags, sqlite and zstd each raise their own types
@@ -376,6 +376,19 @@ class BagReader:
             counts[connection.topic] += 1
             last_time = log_time
             yield connection.topic, connection.msgtype, log_time, message
+
+    def _deserialize(self, raw: bytes | memoryview, msgtype: str) -> Any:
+        try:
+            return self._reader.deserialize(raw, msgtype)
+        except AnyReaderError as err:
+            if not (self._reader.is2 and "size mismatch" in str(err)):
+                raise
+        # rmw's serialize_message pads to its size estimate; rosbags refuses more than 3 trailing bytes,
+        # so such messages are read with the same generated decoder, ignoring the tail.
+        msgdef = self._reader.typestore.get_msgdef(msgtype)
+        decode = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+        message, _ = decode(memoryview(raw)[4:], 0, msgdef.cls, self._reader.typestore)
+        return message
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
         """Yield decoded BagMessages of the supported types (others are skipped) in log-time order."""
