@@ -43,15 +43,27 @@ def test_sim_mujoco_command_lines(tmp_path: Path) -> None:
     assert ros_args[:3] == ["--ros-args", "-r", "__node:=sim_node"]
     assert ros_args[ros_args.index("--params-file") + 1] == str((package_share() / "config" / "sim_node.yaml").resolve())
     assert "image_size:=96" in ros_args and "use_sim_time:=false" in ros_args  # sim_node is the clock
-    assert "checkpoint:=/ckpt" in model.argv and "use_sim_time:=true" in model.argv and "start_enabled:=false" in model.argv
+    assert "use_sim_time:=true" in model.argv and "start_enabled:=false" in model.argv  # typed: YAML bools
+    assert 'checkpoint:="/ckpt"' in model.argv  # text arguments are quoted, so they stay strings
     with_explore = build_commands(graph, resolve_arguments(graph, ["explore:=true"]), tmp_path)
     assert [c.name for c in with_explore][-1] == "explore_node"
 
 
-def test_empty_parameter_is_quoted_for_rcl(tmp_path: Path) -> None:
+def test_text_parameters_stay_strings_when_empty_or_yaml_like(tmp_path: Path) -> None:
     graph = GRAPHS["sim_mujoco"]
     (_, model) = build_commands(graph, resolve_arguments(graph, []), tmp_path)
-    assert "checkpoint:=''" in model.argv  # a bare `-p checkpoint:=` is rejected by rcl
+    assert 'checkpoint:=""' in model.argv  # a bare `-p checkpoint:=` is rejected by rcl
+    (_, model) = build_commands(graph, resolve_arguments(graph, ["checkpoint:=true"]), tmp_path)
+    assert 'checkpoint:="true"' in model.argv  # a folder called "true", not a bool
+
+
+def test_typed_arguments_are_checked() -> None:
+    graph = GRAPHS["sim_mujoco"]
+    with pytest.raises(ConfigError, match=r"image_size:='big': expected an integer"):
+        resolve_arguments(graph, ["image_size:=big"])
+    with pytest.raises(ConfigError, match=r"real_time_factor:='fast': expected a number"):
+        resolve_arguments(graph, ["real_time_factor:=fast"])
+    assert resolve_arguments(graph, ["real_time_factor:=0"])["real_time_factor"] == "0"
 
 
 def test_missing_executables_are_named_together(tmp_path: Path) -> None:

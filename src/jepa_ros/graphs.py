@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
+from typing import Literal, Union
 
 PACKAGE = "jepa_ros"
 
@@ -54,6 +54,14 @@ class Argument:
     default: str | SharePath | PresetField | None  # None: the argument must be given
     description: str
     choices: tuple[str, ...] = ()
+    # A parameter set from a "str" argument stays a string (never YAML-typed, even when empty);
+    # values of the other kinds are checked when given and reach the nodes typed.
+    kind: Literal["str", "bool", "int", "float"] = "str"
+
+    def __post_init__(self) -> None:
+        assert self.kind in ("str", "bool", "int", "float"), f"argument {self.name}: kind {self.kind!r}"
+        if self.kind == "bool" and not self.choices:
+            object.__setattr__(self, "choices", ("true", "false"))
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,14 @@ def fill_template(text: str, values: dict[str, str]) -> str:
     return "".join(values[piece] if is_argument else piece for is_argument, piece in split_template(text))
 
 
+def is_text(value: Value, arguments: dict[str, Argument]) -> bool:
+    """Whether a parameter value must reach the node as a string: it names a "str" argument."""
+    if not isinstance(value, str):
+        return False
+    names = [piece for is_argument, piece in split_template(value) if is_argument]
+    return any(arguments[name].kind == "str" for name in names)
+
+
 def placeholders_of(item: NodeSpec | IncludeSpec) -> set[str]:
     """Names of the arguments an entry refers to (in values, remaps and its condition)."""
     values: list[object] = []
@@ -154,10 +170,10 @@ def placeholders_of(item: NodeSpec | IncludeSpec) -> set[str]:
 # ---------------------------------------------------------------------------------------
 # The graphs
 
-_USE_SIM_TIME = Argument("use_sim_time", "true", "use the simulation /clock for every node", ("true", "false"))
-_EXPLORE = Argument("explore", "false", "also start explore_node, commanding random safe joint moves (data collection)", ("true", "false"))
+_USE_SIM_TIME = Argument("use_sim_time", "true", "use the simulation /clock for every node", kind="bool")
+_EXPLORE = Argument("explore", "false", "also start explore_node, commanding random safe joint moves (data collection)", kind="bool")
 _CHECKPOINT = Argument("checkpoint", "", "world model checkpoint folder; empty: the packaged checkpoints/default")
-_ENABLE = Argument("enable", "false", "world_model_node commands the arm from the start (else call its ~/enable)", ("true", "false"))
+_ENABLE = Argument("enable", "false", "world_model_node commands the arm from the start (else call its ~/enable)", kind="bool")
 
 
 def _world_model(*, remaps: tuple[tuple[str, str], ...] = (), extra: tuple[tuple[str, Value], ...] = ()) -> NodeSpec:
@@ -191,9 +207,9 @@ SIM_MUJOCO = Graph(
         _EXPLORE,
         _CHECKPOINT,
         _ENABLE,
-        Argument("image_size", "64", "camera image width and height (px) rendered by sim_node"),
-        Argument("seed", "0", "seed of the simulated scene (object placement)"),
-        Argument("real_time_factor", "1.0", "simulated seconds per wall second in sim_node; 0: as fast as possible"),
+        Argument("image_size", "64", "camera image width and height (px) rendered by sim_node", kind="int"),
+        Argument("seed", "0", "seed of the simulated scene (object placement)", kind="int"),
+        Argument("real_time_factor", "1.0", "simulated seconds per wall second in sim_node; 0: as fast as possible", kind="float"),
     ),
     nodes=(
         NodeSpec(
@@ -226,8 +242,8 @@ SIM_GAZEBO = Graph(
         _CHECKPOINT,
         _ENABLE,
         Argument("world", SharePath("config/gazebo/workspace.sdf"), "Gazebo world SDF file"),
-        Argument("headless", "false", "run the Gazebo server only (no GUI), rendering sensors offscreen", ("true", "false")),
-        Argument("gz_verbosity", "3", "Gazebo console verbosity, 0 (errors) .. 4 (debug)"),
+        Argument("headless", "false", "run the Gazebo server only (no GUI), rendering sensors offscreen", kind="bool"),
+        Argument("gz_verbosity", "3", "Gazebo console verbosity, 0 (errors) .. 4 (debug)", kind="int"),
     ),
     includes=(
         IncludeSpec(
@@ -306,8 +322,8 @@ ROBOT = Graph(
     arguments=(
         Argument("robot", "jepa_arm", "robot preset: config/robots/<robot>.yaml, or a path to a preset YAML file"),
         _CHECKPOINT,
-        Argument("use_sim_time", "false", "use /clock instead of the wall clock", ("true", "false")),
-        Argument("enable", "false", "command the arm from the start; keep false on a real arm and call ~/enable", ("true", "false")),
+        Argument("use_sim_time", "false", "use /clock instead of the wall clock", kind="bool"),
+        Argument("enable", "false", "command the arm from the start; keep false on a real arm and call ~/enable", kind="bool"),
         Argument("camera_topic", PresetField("camera_topic"), "camera image topic (sensor_msgs/Image); default: the preset's"),
         Argument("joint_states_topic", PresetField("joint_states_topic"), "joint state topic; default: the preset's"),
         Argument("command_topic", PresetField("command_topic"), "arm controller command topic; default: the preset's"),
@@ -330,10 +346,10 @@ REPLAY = Graph(
     arguments=(
         Argument("bag", None, "rosbag2 folder (or file) to play (required)"),
         _CHECKPOINT,
-        Argument("rate", "1.0", "playback rate multiplier"),
+        Argument("rate", "1.0", "playback rate multiplier", kind="float"),
         Argument("robot", "jepa_arm", "robot preset the bag was recorded on"),
         Argument("goal_image", "", "PNG/JPEG goal image the world model plans toward; empty: wait for ~/goal_image"),
-        Argument("record", "false", "record the world model's commands and status with `ros2 bag record`", ("true", "false")),
+        Argument("record", "false", "record the world model's commands and status with `ros2 bag record`", kind="bool"),
         Argument("output", "replay_evaluation", "bag folder written when record:=true"),
     ),
     nodes=(

@@ -12,7 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from jepa_ros.graphs import GRAPHS, PACKAGE, Graph, IncludeSpec, NodeSpec, PresetField, SharePath, Value, Xacro, split_template
+from jepa_ros.graphs import (
+    GRAPHS,
+    PACKAGE,
+    Argument,
+    Graph,
+    IncludeSpec,
+    NodeSpec,
+    PresetField,
+    SharePath,
+    Value,
+    Xacro,
+    is_text,
+    split_template,
+)
 
 
 def _text(text: str) -> Any:
@@ -81,7 +94,18 @@ def _condition(condition: str) -> Any:
     return IfCondition(LaunchConfiguration(condition))
 
 
-def node_action(node: NodeSpec) -> Any:
+def _parameter(value: Value, arguments: dict[str, Argument]) -> Any:
+    """A node parameter value; launch_ros YAML-parses substitutions, so text ones are typed str."""
+    if isinstance(value, (bool, int, float)):
+        return value
+    if is_text(value, arguments):
+        from launch_ros.parameter_descriptions import ParameterValue
+
+        return ParameterValue(_text(value), value_type=str)
+    return substitution(value)
+
+
+def node_action(node: NodeSpec, arguments: dict[str, Argument]) -> Any:
     """The launch action that starts ``node``."""
     if not node.ros_args:
         from launch.actions import ExecuteProcess
@@ -93,8 +117,7 @@ def node_action(node: NodeSpec) -> Any:
 
     parameters: list[Any] = [_share_path(path) for path in node.param_files]
     if node.parameters:
-        # bool / int / float stay typed; strings become substitutions (launch_ros YAML-parses them, as rcl does `-p`)
-        parameters.append({name: value if isinstance(value, (bool, int, float)) else substitution(value) for name, value in node.parameters})
+        parameters.append({name: _parameter(value, arguments) for name, value in node.parameters})
     return Node(
         package=node.package,
         executable=node.executable,
@@ -153,7 +176,8 @@ def launch_description(graph_name: str) -> Any:
     ]
     entities += [AppendEnvironmentVariable(name, substitution(value)) for name, value in graph.environment]
     entities += [include_action(include) for include in graph.includes]
-    actions = {node.name: node_action(node) for node in graph.nodes}
+    arguments = {argument.name: argument for argument in graph.arguments}
+    actions = {node.name: node_action(node, arguments) for node in graph.nodes}
     for node in graph.nodes:
         if node.after:
             entities.append(_after(actions[node.after], node.name, actions[node.name]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import os
 import shlex
 import shutil
@@ -27,7 +28,20 @@ from pathlib import Path
 
 import yaml
 
-from jepa_ros.graphs import GRAPHS, PACKAGE, Graph, IncludeSpec, NodeSpec, PresetField, SharePath, Value, Xacro, fill_template
+from jepa_ros.graphs import (
+    GRAPHS,
+    PACKAGE,
+    Argument,
+    Graph,
+    IncludeSpec,
+    NodeSpec,
+    PresetField,
+    SharePath,
+    Value,
+    Xacro,
+    fill_template,
+    is_text,
+)
 from jepa_wm.config import ConfigError, load_robot, package_share
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -43,9 +57,7 @@ def resolve_arguments(graph: Graph, overrides: Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"argument {override!r}: expected name:=value")
         if name not in arguments:
             raise ConfigError(f"graph {graph.name} has no argument {name!r}; arguments are {sorted(arguments)}")
-        choices = arguments[name].choices
-        if choices and value not in choices:
-            raise ConfigError(f"argument {name}:={value!r}: expected one of {list(choices)}")
+        _check_kind(arguments[name], value)
         values[name] = value
     required = [a.name for a in graph.arguments if a.default is None and a.name not in values]
     if required:
@@ -55,6 +67,17 @@ def resolve_arguments(graph: Graph, overrides: Sequence[str]) -> dict[str, str]:
             robot = load_robot(values[argument.default.robot_argument])
             values[argument.name] = str(getattr(robot, argument.default.field))
     return values
+
+
+def _check_kind(argument: Argument, value: str) -> None:
+    if argument.choices and value not in argument.choices:
+        raise ConfigError(f"argument {argument.name}:={value!r}: expected one of {list(argument.choices)}")
+    parse = {"int": int, "float": float}.get(argument.kind)
+    try:
+        if parse is not None:
+            parse(value)
+    except ValueError:
+        raise ConfigError(f"argument {argument.name}:={value!r}: expected {'an integer' if parse is int else 'a number'}") from None
 
 
 def is_true(value: str, name: str = "condition") -> bool:
@@ -143,6 +166,7 @@ def build_commands(graph: Graph, values: dict[str, str], workdir: Path, resolve:
     without it the bare executable names stand in (for --dry-run on machines lacking them).
     """
     commands, missing = [], []
+    arguments = {argument.name: argument for argument in graph.arguments}
     for item in (*graph.includes, *graph.nodes):
         if not condition_holds(item.condition, values):
             continue
@@ -155,7 +179,7 @@ def build_commands(graph: Graph, values: dict[str, str], workdir: Path, resolve:
             argv = [render_value(part, values) for part in item.command]
             commands.append(Command(item.name, [program or argv[0], *argv[1:]]))
         else:
-            commands.append(_node_command(item, values, workdir, program or item.executable))
+            commands.append(_node_command(item, values, workdir, program or item.executable, arguments))
     if missing:
         raise ConfigError(f"graph {graph.name} cannot start here:\n  " + "\n  ".join(missing))
     return commands
@@ -170,7 +194,7 @@ def _program(item: NodeSpec | IncludeSpec) -> str:
     return program
 
 
-def _node_command(node: NodeSpec, values: dict[str, str], workdir: Path, program: str) -> Command:
+def _node_command(node: NodeSpec, values: dict[str, str], workdir: Path, program: str, arguments: dict[str, Argument]) -> Command:
     argv = [program]
     argv += [render_value(argument, values) for argument in node.arguments]
     if not node.ros_args:
@@ -189,7 +213,8 @@ def _node_command(node: NodeSpec, values: dict[str, str], workdir: Path, program
     for name, value in node.parameters:
         if not isinstance(value, Xacro):
             text = render_value(value, values)
-            argv += ["-p", f"{name}:={text if text else repr('')}"]  # an empty value must be quoted for rcl
+            # rcl reads a -p value as YAML: strings are quoted so "", "true" or "64" stay strings
+            argv += ["-p", f"{name}:={json.dumps(text) if is_text(value, arguments) or not text else text}"]
     return Command(node.name, argv, node.after, node.oneshot)
 
 
