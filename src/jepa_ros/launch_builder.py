@@ -76,7 +76,8 @@ def substitution(value: Value | PresetField) -> Any:
 
         command: list[Any] = [FindExecutable(name="xacro"), " ", _share_path(SharePath(value.path))]
         for name, mapped in value.mappings:
-            command += [f" {name}:=", substitution(mapped)]
+            mapped_value = substitution(mapped)  # Command takes a flat list
+            command += [f" {name}:=", *(mapped_value if isinstance(mapped_value, list) else [mapped_value])]
         return ParameterValue(Command(command), value_type=str)
     if isinstance(value, str):
         return _text(value)
