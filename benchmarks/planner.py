@@ -1,0 +1,109 @@
+"""Latent planning speed (issue 4): CEM and MPPI with the default configs, against this CPU's peak.
+
+Times encode + plan as LatentMPC runs them each control tick (warm-started), counts the
+useful FLOPs of the planner's rollouts with torch.utils.flop_counter, and measures the
+machine's fp32 matmul peak in the same run. Last line: one JSON object.
+
+    python benchmarks/planner.py [--repeats 5] [--checkpoint checkpoints/default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from jepa_wm.config import PlannerConfig, WorldModelConfig, package_share
+from jepa_wm.models import WorldModel, load_checkpoint
+from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """Best fp32 GFLOP/s of a size x size matmul: this machine's practical peak."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)  # warm up the BLAS threads
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict[str, float]:
+    """Median encode / plan times (ms) of warm-started ticks, and the FLOPs of one plan."""
+    generator = make_generator(config)
+    frames = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    goal_latent = model.encode(frames[:1])[0]
+    cost = latent_goal_cost(goal_latent, config)
+    joints = torch.zeros(model.config.action_dim)
+    action_dim = model.config.action_dim
+
+    def tick(warm_start):
+        started = time.perf_counter()
+        latent = model.encode(frames[1:])[0]
+        encoded = time.perf_counter()
+        result = plan(model.rollout_fn(latent, joints), cost, config, action_dim, warm_start, generator)
+        return result, (encoded - started) * 1e3, (time.perf_counter() - encoded) * 1e3
+
+    warm_start = shift_plan(tick(None)[0].actions)  # first call pays one-off allocation costs
+    encode_ms, plan_ms = [], []
+    for _ in tqdm(range(repeats), desc=f"{config.method}", file=sys.stderr, leave=False):
+        result, encoded, planned = tick(warm_start)
+        warm_start = shift_plan(result.actions)
+        encode_ms.append(encoded)
+        plan_ms.append(planned)
+    latent = model.encode(frames[1:])[0]
+    with FlopCounterMode(display=False) as counter:
+        plan(model.rollout_fn(latent, joints), cost, config, action_dim, warm_start, generator)
+    return {
+        "encode_ms": statistics.median(encode_ms),
+        "plan_ms": statistics.median(plan_ms),
+        "plan_flops": float(counter.get_total_flops()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed planning ticks per method")
+    parser.add_argument("--checkpoint", type=Path, default=package_share() / "checkpoints" / "default")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    if (args.checkpoint / "config.json").is_file():
+        model, source = load_checkpoint(args.checkpoint), str(args.checkpoint)
+    else:  # random weights time the same as trained ones
+        model, source = WorldModel(WorldModelConfig()).eval(), "random weights, default WorldModelConfig"
+    peak = matmul_gflops()
+    base = PlannerConfig()
+    results = {method: time_planner(model, dataclasses.replace(base, method=method), args.repeats) for method in ("cem", "mppi")}
+    peak = max(peak, matmul_gflops())  # measured before and after: the machine is shared
+    cem, mppi = results["cem"], results["mppi"]
+    planner_gflops = cem["plan_flops"] / (cem["plan_ms"] * 1e-3) / 1e9
+    print(f"model: {source}; planner: {base.num_samples} samples x {base.iterations} iterations x horizon "
+          f"{base.horizon}; torch threads: {torch.get_num_threads()}", file=sys.stderr)
+    print(json.dumps({
+        "cem_plan_ms": round(cem["plan_ms"], 2),
+        "mppi_plan_ms": round(mppi["plan_ms"], 2),
+        "encode_ms": round(cem["encode_ms"], 2),
+        "cem_replan_ms": round(cem["encode_ms"] + cem["plan_ms"], 2),
+        "mppi_replan_ms": round(mppi["encode_ms"] + mppi["plan_ms"], 2),
+        "plan_gflop": round(cem["plan_flops"] / 1e9, 3),
+        "matmul_gflops": round(peak, 1),
+        "planner_gflops": round(planner_gflops, 1),
+        "mppi_planner_gflops": round(mppi["plan_flops"] / (mppi["plan_ms"] * 1e-3) / 1e9, 1),
+        "fraction_of_peak": round(planner_gflops / peak, 3),
+        "model": source,
+        "threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
