@@ -79,6 +79,46 @@ def test_missing_executables_are_named_together(tmp_path: Path) -> None:
     assert "gz_ros2_control-system" in parameter_file.read_text()  # the xacro robot_description, rendered
 
 
+def test_remaps_param_files_and_parameters_in_ros_args_order(tmp_path: Path) -> None:
+    graph = Graph(
+        "remapped",
+        "one node with every kind of option",
+        (Argument("camera", "wrist", "camera name"), Argument("rate", "2.5", "rate", kind="float")),
+        (
+            NodeSpec(
+                "jepa_ros",
+                "sim_node",
+                "renamed_sim",
+                param_files=(SharePath("config/sim_node.yaml"),),
+                parameters=(("camera_rate", "{rate}"), ("camera_frame", "{camera}_optical")),
+                remaps=(("camera/image_raw", "/{camera}/image_raw"),),
+            ),
+        ),
+    )
+    (command,) = build_commands(graph, resolve_arguments(graph, ["camera:=left"]), tmp_path)
+    ros_args = command.argv[command.argv.index("--ros-args") :]
+    assert ros_args == [
+        "--ros-args",
+        "-r",
+        "__node:=renamed_sim",
+        "--params-file",
+        str((package_share() / "config" / "sim_node.yaml").resolve()),
+        "-r",
+        "camera/image_raw:=/left/image_raw",
+        "-p",
+        "camera_rate:=2.5",
+        "-p",
+        'camera_frame:="left_optical"',
+    ]
+
+
+def test_graph_refuses_unknown_placeholders_and_after_targets() -> None:
+    with pytest.raises(AssertionError, match=r"uses unknown argument \{cam\}"):
+        Graph("bad", "x", (), (NodeSpec("p", "e", "n", remaps=(("a", "{cam}"),)),))
+    with pytest.raises(AssertionError, match=r"after unknown 'ghost'"):
+        Graph("bad", "x", (), (NodeSpec("p", "e", "n", after="ghost"),))
+
+
 def _shell_graph(*nodes: NodeSpec) -> Graph:
     return Graph("shell", "test graph of shell commands", (Argument("unused", "", "nothing"),), nodes)
 
@@ -204,7 +244,8 @@ def _tiny_checkpoint(folder: Path) -> Path:
 
 
 @pytest.mark.timeout(180)
-def test_up_sim_mujoco_passes_messages_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_sim_mujoco_passes_messages_and_stops_cleanly(tmp_path: Path, stop_signal: signal.Signals) -> None:
     rclpy = pytest.importorskip("rclpy")
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -241,7 +282,7 @@ def test_up_sim_mujoco_passes_messages_and_stops_cleanly(tmp_path: Path) -> None
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        runner.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal
+        runner.send_signal(stop_signal)  # SIGINT: as Ctrl-C in a terminal
         code = runner.wait(timeout=40.0)
         reader.join(timeout=5.0)
     output = "".join(lines)
