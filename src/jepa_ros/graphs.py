@@ -113,6 +113,13 @@ class Graph:
         for item in (*self.includes, *self.nodes):
             for placeholder in placeholders_of(item):
                 assert placeholder in known, f"graph {self.name}: {item.name} uses unknown argument {{{placeholder}}}"
+        kinds = {argument.name: argument.kind for argument in self.arguments}
+        for item in (*self.includes, *self.nodes):
+            condition = item.condition.lstrip("!")
+            assert not condition or kinds[condition] == "bool", f"graph {self.name}: {item.name} condition {condition} is not a bool"
+        for argument in self.arguments:
+            if isinstance(argument.default, PresetField):
+                assert argument.default.robot_argument in known, f"graph {self.name}: {argument.name} needs a preset argument"
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``."""
