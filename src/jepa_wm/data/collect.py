@@ -26,6 +26,7 @@ from jepa_wm.data.rosbag_io import BagWriter
 
 NS = 1_000_000_000
 COMMAND_TOPIC = "/forward_position_controller/commands"
+AUTO_PARALLEL_FRAMES = 600  # below this many frames one process is faster than two (measured here)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class CollectConfig:
     scene_seed: int = 0  # object placement; 0 is the scene every other sim user builds by default
     max_delta: float = 0.1  # rad per joint per step
     smoothing: float = 0.8
-    workers: int = 1
+    workers: int = 0  # 0: auto (one process for small jobs, where starting another costs more than it saves)
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.steps < 1:
@@ -52,8 +53,8 @@ class CollectConfig:
             raise ConfigError(f"collect storage={self.storage!r}: expected 'mcap' or 'sqlite3'")
         if self.max_delta <= 0:
             raise ConfigError(f"collect max_delta={self.max_delta}: expected > 0 rad")
-        if self.workers < 1:
-            raise ConfigError(f"collect workers={self.workers}: expected >= 1")
+        if self.workers < 0:
+            raise ConfigError(f"collect workers={self.workers}: expected >= 1, or 0 for automatic")
         ticks = self.control_period * self.joint_state_rate
         if self.joint_state_rate <= 0 or abs(ticks - round(ticks)) > 1e-6 or round(ticks) < 1:
             raise ConfigError(f"collect joint_state_rate={self.joint_state_rate} Hz: expected a whole number of "
@@ -67,6 +68,13 @@ class CollectConfig:
     def sim_config(self) -> SimConfig:
         """The simulation every worker builds."""
         return SimConfig(image_size=self.image_size, control_period=self.control_period, seed=self.scene_seed)
+
+    def worker_count(self) -> int:
+        """Processes to run: a worker takes about 2 s to start, so small jobs stay in one."""
+        if self.workers:
+            return min(self.workers, self.episodes)
+        frames = self.episodes * self.steps
+        return 1 if frames < AUTO_PARALLEL_FRAMES else min(os.cpu_count() or 1, 2, self.episodes)
 
     def episode_path(self, index: int) -> Path:
         """Bag folder of one episode."""
@@ -133,14 +141,15 @@ def collect(config: CollectConfig, progress: bool = True) -> list[Path]:
     jobs = [(config, i) for i in range(config.episodes)]
     bar = tqdm(total=config.episodes * config.steps, desc="collect", unit="frame", disable=not progress)
     paths = []
-    if config.workers == 1:
+    workers = config.worker_count()
+    if workers == 1:
         for job in jobs:
             paths.append(_collect_one(job))
             bar.update(config.steps)
     else:
         # spawn, not fork: a forked MuJoCo / EGL context is not safe to reuse
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(config.workers, config.episodes), mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             for path in pool.map(_collect_one, jobs):
                 paths.append(path)
                 bar.update(config.steps)
@@ -160,8 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of start poses and exploration")
     parser.add_argument("--scene-seed", type=int, default=0, help="seed of the object placement in the scene")
     parser.add_argument("--max-delta", type=float, default=0.1, help="largest joint move per step (rad)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="worker processes over episodes")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="worker processes over episodes (0: automatic, two for large jobs)")
 
 
 def run(args: argparse.Namespace) -> int:
