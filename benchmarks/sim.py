@@ -27,7 +27,6 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # DDS stays on loopba
 os.environ.setdefault("ROS_DOMAIN_ID", "42")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 TARGETS = {"sim_rtf_64": 5.0, "dds_image_hz": 28.0}

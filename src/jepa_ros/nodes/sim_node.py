@@ -21,7 +21,7 @@ import rclpy
 from geometry_msgs.msg import PointStamped
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -112,8 +112,8 @@ class SimNode(Node):
 
     def _clamp_to_limits(self, target: np.ndarray, source: str) -> np.ndarray:
         result = clamp_to_limits(target, self.sim.joint_lower, self.sim.joint_upper, self.joint_names)
-        for warning in result.warnings:
-            self.get_logger().warning(f"{source}: {warning}", throttle_duration_sec=1.0)
+        if result.warnings:  # one line per command: the throttle would hide all but the first joint
+            self.get_logger().warning(f"{source}: {'; '.join(result.warnings)}", throttle_duration_sec=1.0)
         return result.command
 
     def _on_command(self, msg: Float64MultiArray) -> None:
