@@ -16,13 +16,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from tqdm import tqdm
 
 from jepa_wm.config import ConfigError, SimConfig
 from jepa_wm.data.rosbag_io import BagWriter
+
+if TYPE_CHECKING:
+    from jepa_wm.sim import ArmSim
 
 NS = 1_000_000_000
 COMMAND_TOPIC = "/forward_position_controller/commands"
@@ -81,16 +84,16 @@ class CollectConfig:
         return Path(self.out) / f"episode_{index:04d}"
 
 
-_SIM = None  # one ArmSim per worker process, built once
+_SIMS: dict[SimConfig, ArmSim] = {}  # one ArmSim per worker process and configuration, built once
 
 
-def _worker_sim(config: CollectConfig):  # noqa: ANN202 (ArmSim is imported lazily: MuJoCo is slow to load)
-    global _SIM
-    if _SIM is None:
-        from jepa_wm.sim import ArmSim
+def _worker_sim(config: CollectConfig) -> ArmSim:
+    from jepa_wm.sim import ArmSim  # imported here: MuJoCo is slow to load and only workers need it
 
-        _SIM = ArmSim(config.sim_config())
-    return _SIM
+    sim_config = config.sim_config()
+    if sim_config not in _SIMS:
+        _SIMS[sim_config] = ArmSim(sim_config)
+    return _SIMS[sim_config]
 
 
 def collect_episode(config: CollectConfig, index: int) -> Path:
