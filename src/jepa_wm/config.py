@@ -343,11 +343,13 @@ def load_robot(name_or_path: str) -> RobotConfig:
 
 
 def check_joint_names(checkpoint_joints: tuple[str, ...] | list[str], robot: RobotConfig) -> None:
-    """Refuse a checkpoint whose joints (names and order of its actions) differ from the robot preset's."""
+    """Refuse a checkpoint whose joints differ from the robot preset's (order may differ: joints match by name)."""
+    missing = [name for name in robot.joint_names if name not in checkpoint_joints]
+    extra = [name for name in checkpoint_joints if name not in robot.joint_names]
     _require(
-        tuple(checkpoint_joints) == tuple(robot.joint_names),
+        not missing and not extra and len(set(checkpoint_joints)) == len(checkpoint_joints),
         f"checkpoint joints {list(checkpoint_joints)} differ from robot {robot.name!r} joints "
-        f"{list(robot.joint_names)}: the model's actions would drive the wrong joints",
+        f"{list(robot.joint_names)} (robot joints the checkpoint lacks: {missing}; checkpoint joints the robot lacks: {extra})",
     )
 
 def package_share() -> Path:
