@@ -33,7 +33,7 @@ class EvaluationSettings:
     horizon: int = 4  # prediction horizons 1..horizon
     goal_offset: int = 4  # goal = frame k steps ahead (also the planner horizon)
     plan_every: int = 40  # plan from every k-th step (a plan costs ~60 ms: the costly part); 0: never
-    energy_every: int = 5  # rank the recorded action's energy at every k-th step; 0: never
+    energy_every: int = 10  # rank the recorded action's energy at every k-th step; 0: never
     num_random: int = 15  # random sequences the recorded one is ranked among
     batch_size: int = 128  # frames per encoder batch and start points per rollout batch
     gap_factor: float = 3.0  # a step longer than this x the median spacing is a gap
@@ -148,7 +148,8 @@ def evaluate_episodes(
         )
         energy_at = m.every(starts, settings.energy_every)
         episode_ranks = m.energy_ranks(
-            model.rollout, latents, joint_positions, actions, energy_at, settings.goal_offset, planner, settings.num_random
+            model.rollout, latents, joint_positions, actions, energy_at, settings.goal_offset, planner,
+            settings.num_random, pool=starts,
         )
         comparison = m.planner_agreement(
             model.rollout_fn, latents, joint_positions, actions_rad, plan_at, settings.goal_offset, planner,
@@ -219,10 +220,13 @@ def _prediction(model_err: np.ndarray, copy_err: np.ndarray, count: int) -> dict
 
 
 def _energy(ranks: np.ndarray) -> dict[str, Any]:
+    """ranks [K, 2]: among planner-prior draws, among other recorded sequences."""
     if ranks.size == 0:
-        return {"count": 0, "mean_rank": float("nan"), "fraction_below_median": float("nan")}
-    return {"count": int(ranks.size), "mean_rank": float(ranks.mean()),
-            "fraction_below_median": float((ranks < 0.5).mean())}
+        nan = float("nan")
+        return {"count": 0, "mean_rank": nan, "fraction_below_median": nan, "mean_rank_vs_recorded": nan}
+    return {"count": int(ranks.shape[0]), "mean_rank": float(ranks[:, 0].mean()),
+            "fraction_below_median": float((ranks[:, 0] < 0.5).mean()),
+            "mean_rank_vs_recorded": float(ranks[:, 1].mean())}
 
 
 def _overall(per_episode: list[dict], probe: dict, plans: list[m.PlanComparison], ranks: list[np.ndarray]) -> dict:
@@ -244,7 +248,7 @@ def _overall(per_episode: list[dict], probe: dict, plans: list[m.PlanComparison]
                   "per_joint_mae_rad": probe["per_joint_mae"],
                   "validation": "by episode" if len(per_episode) > 1 else "last 25% held out"},
         "planner": m.action_agreement(planned, recorded),
-        "energy": _energy(np.concatenate(ranks) if ranks else np.zeros(0)),
+        "energy": _energy(np.concatenate(ranks) if ranks else np.zeros((0, 2))),
     }
 
 

@@ -104,13 +104,27 @@ def fit_ridge(features: Tensor, targets: Tensor, alpha: float = 0.1) -> Callable
     return predict
 
 
+RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def choose_alpha(features: Tensor, targets: Tensor, holdout: float = 0.25) -> float:
+    """Ridge strength with the lowest error on the last ``holdout`` of the training frames (never the test ones)."""
+    cut = int(round(features.shape[0] * (1 - holdout)))
+    if cut < 2 or cut >= features.shape[0]:
+        return 1.0
+    errors = [float((fit_ridge(features[:cut], targets[:cut], a)(features[cut:]) - targets[cut:]).abs().mean())
+              for a in RIDGE_ALPHAS]
+    return RIDGE_ALPHAS[int(np.argmin(errors))]
+
+
 def linear_probe(
     features: list[Tensor], joint_positions: list[Tensor], folds: int = 5, holdout: float = 0.25
 ) -> dict[str, list]:
     """Joint-position probe error (rad) with cross-validation by episode.
 
     features[e] [T_e, F], joint_positions[e] [T_e, J]. With several episodes each fold
-    leaves whole episodes out; with one, the last ``holdout`` of it is held out. Returns
+    leaves whole episodes out; with one, the last ``holdout`` of it is held out. The ridge
+    strength is chosen inside each training fold. Returns
     per-episode probe MAE and the MAE of predicting the training mean (the floor to beat),
     plus per-joint MAE over all held-out frames.
     """
@@ -132,7 +146,7 @@ def linear_probe(
             cut = int(round(features[0].shape[0] * (1 - holdout)))
             x_train, y_train = features[0][:cut], joint_positions[0][:cut].double()
             tests = [(0, features[0][cut:], joint_positions[0][cut:].double())]
-        predict = fit_ridge(x_train, y_train)
+        predict = fit_ridge(x_train, y_train, choose_alpha(x_train, y_train))
         for i, x_test, y_test in tests:
             error = (predict(x_test) - y_test).abs()  # [K, J]
             abs_errors.append(error)
@@ -214,31 +228,41 @@ def energy_ranks(
     starts: np.ndarray,
     goal_offset: int,
     config: PlannerConfig,
-    num_random: int = 31,
+    num_random: int = 15,
     batch_starts: int = 16,
+    pool: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rank of the recorded sequence's energy among random ones, per start: [K] in [0, 1], 0 = lowest.
+    """Rank of the recorded sequence's energy among alternatives, per start: [K, 2] in [0, 1], 0 = lowest.
 
-    The recorded normalised actions t..t+k-1 and ``num_random`` sequences drawn from the
-    planner's own prior (N(0, init_std) clipped to the bound) are rolled out from frame t
-    and scored toward frame t+k with the planner's cost. Chance level is 0.5.
+    Column 0 ranks the recorded normalised actions t..t+k-1 among ``num_random`` draws
+    from the planner's own prior (N(0, init_std) clipped to the bound); column 1 among
+    ``num_random`` recorded sequences from other start points (``pool``, default
+    ``starts``), which have the same size and style, so only the model's sense of where
+    an action leads can tell them apart. All are rolled out from frame t and scored toward
+    frame t+k with the planner's cost. Chance level is 0.5.
     """
     generator = torch.Generator().manual_seed(config.seed + 1)
-    joints = actions.shape[1]
+    pool = torch.as_tensor(starts if pool is None else pool, dtype=torch.long)
+    joints, steps = actions.shape[1], torch.arange(goal_offset)
+    repeat = 2 * num_random + 1
     ranks = []
     for chunk in np.array_split(starts, max(1, int(np.ceil(starts.size / batch_starts)))):
         if chunk.size == 0:
             continue
         t = torch.as_tensor(chunk, dtype=torch.long)
-        recorded = actions[t[:, None] + torch.arange(goal_offset)[None, :]]  # [B, k, J]
+        recorded = actions[t[:, None] + steps]  # [B, k, J]
         noise = torch.randn(chunk.size, num_random, goal_offset, joints, generator=generator) * config.init_std
-        candidates = torch.cat([recorded[:, None], noise.clamp(-config.action_bound, config.action_bound)], dim=1)
-        flat = candidates.reshape(-1, goal_offset, joints)  # [B*(M+1), k, J]
-        repeat = num_random + 1
-        context = latents[t].repeat_interleave(repeat, dim=0)[:, None]  # [B*(M+1), 1, N, D]
-        context_joints = joint_positions[t].repeat_interleave(repeat, dim=0)[:, None]  # [B*(M+1), 1, J]
+        prior = noise.clamp(-config.action_bound, config.action_bound)  # [B, M, k, J]
+        other_starts = pool[torch.randint(pool.numel(), (chunk.size, num_random), generator=generator)]  # [B, M]
+        others = actions[other_starts[..., None] + steps]  # [B, M, k, J]
+        candidates = torch.cat([recorded[:, None], prior, others], dim=1)  # [B, 2M+1, k, J]
+        context = latents[t].repeat_interleave(repeat, dim=0)[:, None]  # [B*(2M+1), 1, N, D]
+        context_joints = joint_positions[t].repeat_interleave(repeat, dim=0)[:, None]  # [B*(2M+1), 1, J]
+        flat = candidates.reshape(-1, goal_offset, joints)  # [B*(2M+1), k, J]
         predicted = rollout(context, context_joints, flat).reshape(chunk.size, repeat, goal_offset, *latents.shape[1:])
         for b, start in enumerate(chunk.tolist()):
-            energy = latent_goal_cost(latents[start + goal_offset], config)(predicted[b], candidates[b])  # [M+1]
-            ranks.append(float((energy[1:] < energy[0]).double().mean()))
-    return np.asarray(ranks, dtype=np.float64)
+            energy = latent_goal_cost(latents[start + goal_offset], config)(predicted[b], candidates[b])  # [2M+1]
+            # A draw of the same start from the pool is the recorded sequence itself: it ties, never "beats".
+            ranks.append([float((energy[1 : num_random + 1] < energy[0]).double().mean()),
+                          float((energy[num_random + 1 :] < energy[0]).double().mean())])
+    return np.asarray(ranks, dtype=np.float64).reshape(-1, 2)

@@ -142,8 +142,10 @@ def _markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         "## Energy sanity",
         "",
         f"Rank of the recorded action sequence's energy among {results['settings']['num_random']} random sequences "
-        f"(0 = lowest energy, chance 0.5) over {energy['count']} start points: mean {_fmt(energy['mean_rank'], 3)}; "
-        f"below the median in {_fmt(energy['fraction_below_median'], 3)} of them.",
+        f"drawn from the planner's prior (0 = lowest energy, chance 0.5) over {energy['count']} start points: mean "
+        f"{_fmt(energy['mean_rank'], 3)}; below the median in {_fmt(energy['fraction_below_median'], 3)} of them. "
+        f"Among as many recorded sequences from other times (same size and style, so only the model's sense of "
+        f"where an action leads separates them): mean rank {_fmt(energy.get('mean_rank_vs_recorded'), 3)}.",
         "",
         f"![energy rank]({plots['energy']})",
         "",
