@@ -29,13 +29,13 @@ class NodeProcess:
         )
 
     @classmethod
-    def node(cls, module: str, **parameters: Any) -> NodeProcess:
+    def node(cls, module: str, env: dict[str, str] | None = None, **parameters: Any) -> NodeProcess:
         """Start ``python -m module --ros-args -p name:=value ...``."""
         args = ["-m", module, "--ros-args"]
         for name, value in parameters.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ["-p", f"{name}:={text}"]
-        return cls(args)
+        return cls(args, env)
 
     def output(self) -> str:
         """Everything the process printed so far."""
@@ -72,9 +72,9 @@ class NodeProcess:
 class ProbeGraph:
     """A private rclpy context with one node, spun on demand from the test thread."""
 
-    def __init__(self, name: str = "test_probe") -> None:
+    def __init__(self, name: str = "test_probe", domain_id: int | None = None) -> None:
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=domain_id)
         self.node = Node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

@@ -1,5 +1,6 @@
 """sim_node over real DDS: started as its own process, commanded like a ros2_control arm."""
 
+import os
 import signal
 import time
 
@@ -151,8 +152,11 @@ def test_reset_returns_home(sim):
 
 def test_runs_faster_than_real_time_on_clock():
     # light settings: the point is the pacing, and the test must hold on a busy 2-core machine
-    process = NodeProcess.node("jepa_ros.nodes.sim_node", real_time_factor=3.0, joint_state_rate=50.0, camera_rate=2.0)
-    graph = ProbeGraph()
+    # a domain of its own: the module's sim_node publishes /clock too
+    domain = int(os.environ["ROS_DOMAIN_ID"]) % 100 + 1
+    process = NodeProcess.node("jepa_ros.nodes.sim_node", env={"ROS_DOMAIN_ID": str(domain)},
+                               real_time_factor=3.0, joint_state_rate=50.0, camera_rate=2.0)
+    graph = ProbeGraph(domain_id=domain)
     try:
         clock: list[int] = []
         graph.node.create_subscription(Clock, "/clock", lambda m: clock.append(conv.stamp_to_ns(m.clock)), 10)
