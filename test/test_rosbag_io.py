@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 import sqlite3
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -350,3 +351,57 @@ def test_cdr_matches_the_ros2_serializer(tmp_path: Path) -> None:
         fields = zip(mine.payload, theirs.payload) if isinstance(mine.payload, tuple) else [(mine.payload, theirs.payload)]
         for a, b in fields:
             np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------
+# an MCAP laid out by hand as `ros2 bag record` leaves it when killed: zstd chunks, no summary
+
+
+def _string(text: str) -> bytes:
+    return struct.pack("<I", len(text.encode())) + text.encode()
+
+
+def _record(opcode: int, body: bytes) -> bytes:
+    return struct.pack("<BQ", opcode, len(body)) + body
+
+
+def _write_unindexed_mcap(path: Path, stamps: list[int], per_chunk: int) -> None:
+    """Header, schema and channel records, zstd chunks of JointState messages, DataEnd, a footer with no summary."""
+    from backports import zstd
+
+    msgdef, _ = TYPESTORE.generate_msgdef("sensor_msgs/msg/JointState", ros_version=2)
+    qos = _string("offered_qos_profiles") + _string(QOS_YAML)
+    out = b"\x89MCAP0\r\n" + _record(0x01, _string("ros2") + _string("rosbag2"))
+    out += _record(0x03, struct.pack("<H", 1) + _string("sensor_msgs/msg/JointState") + _string("ros2msg")
+                   + _string(msgdef))
+    out += _record(0x04, struct.pack("<HH", 1, 1) + _string("/joint_states") + _string("cdr")
+                   + struct.pack("<I", len(qos)) + qos)
+    for first in range(0, len(stamps), per_chunk):
+        chunk_stamps = stamps[first: first + per_chunk]
+        records = b"".join(
+            _record(0x05, struct.pack("<HIQQ", 1, first + i, stamp, stamp) + _joint_state_cdr(stamp, NAMES, [0.1 * (first + i), 0.0, 0.0]))
+            for i, stamp in enumerate(chunk_stamps))
+        compressed = zstd.compress(records)
+        out += _record(0x06, struct.pack("<QQQI", chunk_stamps[0], chunk_stamps[-1], len(records), zlib.crc32(records))
+                       + _string("zstd") + struct.pack("<Q", len(compressed)) + compressed)
+    out += _record(0x0F, struct.pack("<I", 0))
+    out += _record(0x02, struct.pack("<QQI", 0, 0, 0)) + b"\x89MCAP0\r\n"
+    path.write_bytes(out)
+
+
+def test_unindexed_zstd_mcap_reads_and_a_cut_one_reports_the_complete_chunks(tmp_path: Path) -> None:
+    stamps = [1_000_000_000 + k * 10_000_000 for k in range(9)]
+    bag = tmp_path / "recorded.mcap"
+    _write_unindexed_mcap(bag, stamps, per_chunk=3)
+    messages = list(iter_messages(bag))
+    assert [m.stamp_ns for m in messages] == stamps
+    np.testing.assert_allclose([m.payload.positions[0] for m in messages], 0.1 * np.arange(9))
+    assert bag_topics(bag) == {"/joint_states": "sensor_msgs/msg/JointState"}
+
+    data = bag.read_bytes()
+    cut = tmp_path / "killed.mcap"
+    cut.write_bytes(data[: len(data) - 60])  # the recorder died inside the last chunk
+    with pytest.raises(BagError) as error:
+        list(iter_messages(cut))
+    assert "killed.mcap" in str(error.value) and "truncated or corrupt" in str(error.value)
+    assert "holds readable messages {/joint_states: 6} before a record cut off" in str(error.value)
