@@ -221,6 +221,21 @@ with start_graph(graph) as runner:
     assert _gone(child), f"sleep (pid {child}) outlived its killed runner"
 
 
+def test_hurry_skips_the_wait(tmp_path: Path) -> None:
+    """A second Ctrl-C while stopping escalates at once instead of waiting out the deadline."""
+    graph = _shell_graph(_sh("stubborn", "trap '' INT; while true; do sleep 0.1; done"))
+    output = io.StringIO()
+    runner = GraphRunner(build_commands(graph, {"unused": ""}, tmp_path), graph_environment(graph, {}), output)
+    runner.step()
+    time.sleep(0.3)
+    threading.Timer(0.5, runner.hurry.set).start()
+    started = time.monotonic()
+    runner.stop(sigint_timeout=30.0, sigterm_timeout=30.0)
+    assert time.monotonic() - started < 10.0
+    assert "sending SIGTERM" in output.getvalue()
+    assert all(_gone(pid) for pid in runner.pids())
+
+
 def _gone(pid: int) -> bool:
     """True when ``pid`` no longer runs (a zombie waiting for its reaper counts as gone)."""
     try:

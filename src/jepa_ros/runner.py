@@ -238,6 +238,7 @@ class GraphRunner:
         self.output = output or sys.stdout
         self._print_lock = threading.Lock()
         self.failure: str | None = None
+        self.hurry = threading.Event()  # set while stopping: skip the rest of the current wait
 
     def _say(self, name: str, line: str) -> None:
         with self._print_lock:
@@ -298,7 +299,9 @@ class GraphRunner:
                     os.killpg(pgid, sig)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and any(_group_alive(p, self.commands) for p in alive):
-                time.sleep(0.05)
+                if self.hurry.wait(0.05):  # a second Ctrl-C: escalate now
+                    self.hurry.clear()
+                    break
         for command in self.commands:
             if command.reader is not None:
                 command.reader.join(timeout=2.0)
@@ -401,8 +404,14 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{command.name}: {shlex.join(command.argv)}{after}")
             return 0
         stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         runner = GraphRunner(commands, graph_environment(graph, values))
+
+        def on_signal(*_: object) -> None:
+            if stop.is_set():  # asked again while stopping: don't wait out the deadline
+                runner.hurry.set()
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while not stop.is_set() and runner.step():
                 stop.wait(0.1)
