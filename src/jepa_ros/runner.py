@@ -372,7 +372,9 @@ def start_graph(name: str | Graph, overrides: Sequence[str] = (), output=None, s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of `jepa-ros up`."""
     parser.add_argument("graph", choices=sorted(GRAPHS), help="node graph to start (as launch/<graph>.launch.py)")
-    parser.add_argument("overrides", nargs="*", metavar="name:=value", help="graph arguments (see --show-args)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="name:=value", help="graph arguments (see --show-args); options go before or after all of them"
+    )
     parser.add_argument("--show-args", action="store_true", help="list the graph's arguments with descriptions and exit")
     parser.add_argument("--dry-run", action="store_true", help="print the command lines and exit")
     parser.add_argument("--sigint-timeout", type=float, default=5.0, help="seconds to wait after SIGINT before SIGTERM")
