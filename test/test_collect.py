@@ -50,6 +50,7 @@ def test_collect_writes_episodes_that_read_back(tmp_path: Path) -> None:
         np.testing.assert_array_equal(episode.stamps_ns, np.arange(STEPS) * 200_000_000)  # simulated time
         assert np.abs(episode.actions).max() <= 0.1 + 1e-6  # --max-delta
         assert episode.frames.std() > 5  # a rendered scene, not a blank image
+    _assert_same(episodes, read_episodes(tmp_path / "a", progress=False))  # the camera-rate grid is the same here
     assert not np.allclose(episodes[0].joint_positions[0], episodes[1].joint_positions[0])  # random start poses
     # the arm follows the commands: it moves in the commanded direction over each step
     moved = np.diff(episodes[0].joint_positions, axis=0)
