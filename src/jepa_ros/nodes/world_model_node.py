@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
@@ -32,7 +33,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
 from jepa_ros.params import load_config
-from jepa_wm.config import ConfigError, PlannerConfig, load_robot, package_share
+from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot, package_share
 from jepa_wm.controller import ControlError, LatentMPC, read_image_file
 from jepa_wm.models import CheckpointError, load_checkpoint
 from jepa_wm.planning import PlanningError
@@ -71,30 +72,13 @@ class WorldModelNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__("world_model_node", **node_kwargs)  # e.g. context, parameter_overrides
-        self.declare_parameter(
-            "robot", "jepa_arm", ParameterDescriptor(description="robot preset name (config/robots/<name>.yaml) or YAML path")
-        )
-        self.robot = load_robot(self.get_parameter("robot").value)
-        preset = WorldModelNodeConfig(
-            control_rate=self.robot.control_rate,
-            command_interface=self.robot.command_interface,
-            command_topic=self.robot.command_topic,
-            camera_topic=self.robot.camera_topic,
-            joint_states_topic=self.robot.joint_states_topic,
-            start_enabled=self.robot.simulated,
-        )
-        self.config = load_config(self, WorldModelNodeConfig, defaults=preset)
-        if self.config.command_interface != self.robot.command_interface and self.config.command_topic == self.robot.command_topic:
-            # The preset's topic belongs to its own interface; switch to the other controller's default name.
-            default = TRAJECTORY_TOPIC if self.config.command_interface == "trajectory" else POSITION_TOPIC
-            self.config = replace(self.config, command_topic=default)
-        self.planner = load_config(self, PlannerConfig, "planner.")
+        self.robot, self.config, self.planner = self._read_parameters()
         folder = Path(self.config.checkpoint) if self.config.checkpoint else package_share() / "checkpoints" / "default"
         if not folder.is_dir():
             raise CheckpointError(f"checkpoint folder {folder} does not exist; expected a folder written by save_checkpoint")
-        self.controller = LatentMPC(
-            load_checkpoint(folder, self.config.device), self.planner, self.robot, 1.0 / self.config.control_rate, self.config.device
-        )
+        model = load_checkpoint(folder, self.config.device)
+        period = 1.0 / self.config.control_rate
+        self.controller = LatentMPC(model, self.planner, self.robot, period, self.config.device)
         if self.config.goal_image_file:
             self.controller.set_goal(read_image_file(self.config.goal_image_file))
         self.enabled = self.config.start_enabled
@@ -105,22 +89,45 @@ class WorldModelNode(Node):
 
         control = MutuallyExclusiveCallbackGroup()  # timer and services: one at a time touches the controller
         inputs = MutuallyExclusiveCallbackGroup()  # subscriptions: only store, never wait on the planner
-        compressed = self.config.image_transport == "compressed"
-        camera_type, camera_topic = (CompressedImage, f"{self.config.camera_topic}/compressed") if compressed else (Image, self.config.camera_topic)
-        self.create_subscription(camera_type, camera_topic, self._on_frame, qos_profile_sensor_data, callback_group=inputs)
-        self.create_subscription(JointState, self.config.joint_states_topic, self._on_joints, qos_profile_sensor_data, callback_group=inputs)
+        camera_type, camera_topic = Image, self.config.camera_topic
+        if self.config.image_transport == "compressed":
+            camera_type, camera_topic = CompressedImage, f"{camera_topic}/compressed"  # image_transport's naming
+        sensor_qos = qos_profile_sensor_data
+        self.create_subscription(camera_type, camera_topic, self._on_frame, sensor_qos, callback_group=inputs)
+        self.create_subscription(JointState, self.config.joint_states_topic, self._on_joints, sensor_qos, callback_group=inputs)
         self.create_subscription(Image, "~/goal_image", self._on_goal, 1, callback_group=inputs)
         self.create_service(SetBool, "~/enable", self._on_enable, callback_group=control)
         self.create_service(Trigger, "~/set_goal_from_current", self._on_set_goal_from_current, callback_group=control)
-        trajectory = self.config.command_interface == "trajectory"
-        self.command_pub = self.create_publisher(JointTrajectory if trajectory else Float64MultiArray, self.config.command_topic, 10)
+        command_type = JointTrajectory if self.config.command_interface == "trajectory" else Float64MultiArray
+        self.command_pub = self.create_publisher(command_type, self.config.command_topic, 10)
         self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
-        self.create_timer(1.0 / self.config.control_rate, self._tick, callback_group=control)
+        self.create_timer(period, self._tick, callback_group=control)
         self.get_logger().info(
-            f"checkpoint {folder} on robot {self.robot.name!r} ({list(self.robot.joint_names)}): {self.planner.method} "
-            f"at {self.config.control_rate} Hz, {self.config.command_interface} commands on {self.config.command_topic}, "
-            f"camera {camera_topic}, {'enabled' if self.enabled else 'disabled (call ~/enable)'}"
+            f"checkpoint {folder} on robot {self.robot.name!r} {list(self.robot.joint_names)}: "
+            f"{self.planner.method} at {self.config.control_rate} Hz, {self.config.command_interface} commands on "
+            f"{self.config.command_topic}, camera {camera_topic}, "
+            f"{'enabled' if self.enabled else 'disabled (call ~/enable)'}"
         )
+
+    def _read_parameters(self) -> tuple[RobotConfig, WorldModelNodeConfig, PlannerConfig]:
+        """Robot preset first: it supplies the defaults of the robot-specific parameters."""
+        description = "robot preset name (config/robots/<name>.yaml) or YAML path"
+        self.declare_parameter("robot", "jepa_arm", ParameterDescriptor(description=description))
+        robot = load_robot(self.get_parameter("robot").value)
+        preset = WorldModelNodeConfig(
+            control_rate=robot.control_rate,
+            command_interface=robot.command_interface,
+            command_topic=robot.command_topic,
+            camera_topic=robot.camera_topic,
+            joint_states_topic=robot.joint_states_topic,
+            start_enabled=robot.simulated,
+        )
+        config = load_config(self, WorldModelNodeConfig, defaults=preset)
+        if config.command_interface != robot.command_interface and config.command_topic == robot.command_topic:
+            # The preset's topic belongs to its own interface; use the other controller's default name.
+            topic = TRAJECTORY_TOPIC if config.command_interface == "trajectory" else POSITION_TOPIC
+            config = replace(config, command_topic=topic)
+        return robot, config, load_config(self, PlannerConfig, "planner.")
 
     # -- callbacks only store the latest message ----------------------------------------------
 
@@ -149,7 +156,8 @@ class WorldModelNode(Node):
         age = self._age(self._frame)
         try:
             if age > self.config.max_staleness:
-                raise ControlError(f"no camera frame younger than max_staleness={self.config.max_staleness} s (age {age:.2f} s)")
+                limit = self.config.max_staleness
+                raise ControlError(f"no camera frame younger than max_staleness={limit} s (newest: {age:.2f} s old)")
             self.controller.set_goal(self._frame_rgb())
             response.success, response.message = True, "goal set from the current camera frame"
         except (ControlError, conv.ConversionError) as err:
@@ -162,7 +170,7 @@ class WorldModelNode(Node):
     def _age(self, stamped: tuple[object, int] | None) -> float:
         return math.inf if stamped is None else (self._now_ns() - stamped[1]) * 1e-9
 
-    def _frame_rgb(self):
+    def _frame_rgb(self) -> np.ndarray:
         msg = self._frame[0]
         return conv.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conv.image_to_rgb(msg)
 
@@ -207,14 +215,16 @@ class WorldModelNode(Node):
             return "disabled", "commanding is disabled; call ~/enable"
         if not self.controller.has_goal:
             return "no_goal", "no goal image set (~/goal_image, ~/set_goal_from_current or goal_image_file)"
-        for what, topic, age in (("camera frame", self.config.camera_topic, image_age), ("joint state", self.config.joint_states_topic, joint_age)):
+        inputs = (("camera frame", self.config.camera_topic, image_age),
+                  ("joint state", self.config.joint_states_topic, joint_age))
+        for what, topic, age in inputs:
             if math.isinf(age):
                 return "waiting", f"no {what} received yet on {topic}"
             if age > limit:
                 return "stale", f"newest {what} on {topic} is {age:.2f} s old; max_staleness is {limit} s"
         return "", ""
 
-    def _publish_command(self, command) -> None:
+    def _publish_command(self, command: np.ndarray) -> None:
         if self.config.command_interface == "trajectory":
             # Reach the target by the next tick, when a new target replaces it.
             msg = conv.positions_to_trajectory(command, self.robot.joint_names, 1.0 / self.config.control_rate)
@@ -224,12 +234,24 @@ class WorldModelNode(Node):
 
     def _publish_status(self, energy: float, encode_ms: float, plan_ms: float, image_age: float, joint_age: float) -> None:
         # plan_ms is the whole replanning latency (encode + plan): what bounds the control rate
-        values = {"state": self.state, "reason": self.reason, "enabled": str(self.enabled).lower(),
-                  "has_goal": str(self.controller.has_goal).lower(), "energy": f"{energy:.6g}",
-                  "encode_ms": f"{encode_ms:.2f}", "plan_ms": f"{plan_ms:.2f}",
-                  "image_age": f"{image_age:.3f}", "joint_age": f"{joint_age:.3f}"}
-        status = DiagnosticStatus(level=LEVELS[self.state], name=f"{self.get_name()}: control", hardware_id=self.robot.name,
-                                  message=self.reason or self.state, values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        values = {
+            "state": self.state,
+            "reason": self.reason,
+            "enabled": str(self.enabled).lower(),
+            "has_goal": str(self.controller.has_goal).lower(),
+            "energy": f"{energy:.6g}",
+            "encode_ms": f"{encode_ms:.2f}",
+            "plan_ms": f"{plan_ms:.2f}",
+            "image_age": f"{image_age:.3f}",
+            "joint_age": f"{joint_age:.3f}",
+        }
+        status = DiagnosticStatus(
+            level=LEVELS[self.state],
+            name=f"{self.get_name()}: control",
+            hardware_id=self.robot.name,
+            message=self.reason or self.state,
+            values=[KeyValue(key=key, value=value) for key, value in values.items()],
+        )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(msg)

@@ -53,7 +53,8 @@ def cem(
         elite_std = elites.std(dim=0, correction=0) if config.num_elites > 1 else torch.zeros_like(std)
         # Momentum keeps part of the old distribution, which damps jumps between iterations.
         mean = config.momentum_mean * mean + (1.0 - config.momentum_mean) * elites.mean(dim=0)
-        std = (config.momentum_std * std + (1.0 - config.momentum_std) * elite_std).clamp(config.min_std, config.max_std)
+        std = config.momentum_std * std + (1.0 - config.momentum_std) * elite_std
+        std = std.clamp(config.min_std, config.max_std)
     # A convex mix of clipped samples stays inside the bounds; clamp guards float round-off.
     mean = mean.clamp(-config.action_bound, config.action_bound)
     return PlanResult(actions=mean, std=std, energy=energies[-1], iteration_energies=tuple(energies))
