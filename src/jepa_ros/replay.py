@@ -1,0 +1,250 @@
+"""`jepa-ros replay`: publish a recorded bag over DDS at its recorded timing x rate, with /clock.
+
+The bag's CDR bytes go out unchanged (`publish` of serialized bytes; ROS 1 bags are
+converted to CDR first), so any node sees exactly what was recorded. Command topics are
+not replayed: the node under test (world_model_node) produces them, they are recorded
+to a new bag with the replay's clock and, with --score, compared with the recorded ones.
+Gaps in the recording are reported and skipped in wall time; nothing is interpolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from tqdm import tqdm
+
+from jepa_wm.data.rosbag_io import FLOAT64_ARRAY, JOINT_STATE, JOINT_TRAJECTORY, TYPESTORE, decode_message
+from jepa_wm.evaluation.bagcheck import BagReadError, BagSummary, find_gaps, require_topics, scan_bag
+from jepa_wm.evaluation.replay_score import CommandStream, command_target, score_commands
+
+COMMAND_TYPES = (FLOAT64_ARRAY, JOINT_TRAJECTORY)
+DEFAULT_COMMAND_TOPICS = ("/forward_position_controller/commands", "/joint_trajectory_controller/joint_trajectory")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `jepa-ros replay`."""
+    parser.add_argument("--bag", required=True, help="rosbag2 folder, .mcap, .db3 or ROS 1 .bag")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed: recorded timing x R")
+    parser.add_argument("--topics", nargs="+", default=None, help="replay only these topics (default: all but commands)")
+    parser.add_argument("--record", default=None, help="record the live commands to this new bag folder")
+    parser.add_argument("--score", action="store_true", help="compare live commands with the recorded ones")
+    parser.add_argument("--command-topics", nargs="+", default=None, help="command topics to record and score")
+    parser.add_argument("--joint-states-topic", default="/joint_states", help="measured joints (for scoring actions)")
+    parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (for --goal)")
+    parser.add_argument("--goal", choices=("none", "first", "last"), default="none", help="send this bag frame as goal")
+    parser.add_argument("--goal-topic", default="/world_model_node/goal_image", help="where --goal sends the frame")
+    parser.add_argument("--enable", default="", help="SetBool service to call with true before replaying")
+    parser.add_argument("--max-gap", type=float, default=1.0, help="skip silences longer than this (bag s)")
+    parser.add_argument("--settle", type=float, default=1.0, help="wait this long (s) for late commands at the end")
+    parser.add_argument("--wait-subscribers", type=float, default=5.0, help="wait up to this long (s) for subscribers")
+    parser.add_argument("--clock-rate", type=float, default=100.0, help="/clock messages per second of wall time")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point: check the bag, replay it, record and score the live commands."""
+    import rclpy
+
+    if args.rate <= 0:
+        raise ValueError(f"--rate {args.rate}: expected > 0")
+    summary = scan_bag(args.bag)
+    replayed, commands = _select_topics(summary, args)
+    for topic in replayed:
+        for gap in find_gaps(np.asarray(summary.topics[topic].log_times_ns)):
+            print(f"gap on {topic}: {gap.seconds:.2f} s without messages at bag time {gap.start_ns * 1e-9:.2f} s "
+                  "(skipped, not interpolated)")
+    with rclpy.init():
+        replayer = BagReplayer(summary, replayed, commands, args)
+        try:
+            replayer.play()
+        finally:
+            replayer.shutdown()
+    if args.record:
+        replayer.write_bag(Path(args.record))
+        print(f"recorded {len(replayer.live)} live commands to {args.record}")
+    if args.score:
+        report = score_replay(summary.path, replayer.live, commands, args.joint_states_topic)
+        print(json.dumps(report))
+    return 0
+
+
+def _select_topics(summary: BagSummary, args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Topics to publish and command topics to record; missing requested topics list what the bag has."""
+    if args.topics:
+        require_topics(summary, {"requested topic": t for t in args.topics})
+        replayed = list(args.topics)
+    else:
+        replayed = [t.name for t in summary.topics.values() if t.msgtype not in COMMAND_TYPES and t.name != "/clock"]
+    recorded_commands = [t.name for t in summary.topics.values() if t.msgtype in COMMAND_TYPES]
+    commands = list(args.command_topics or dict.fromkeys([*recorded_commands, *DEFAULT_COMMAND_TOPICS]))
+    if args.score:
+        require_topics(summary, {"recorded command": t for t in commands if t in recorded_commands} or
+                       {"recorded command": commands[0]})
+        require_topics(summary, {"joint states": args.joint_states_topic})
+    if args.goal != "none":
+        require_topics(summary, {"camera": args.image_topic})
+    return replayed, commands
+
+
+def message_class(msgtype: str) -> type:
+    """'sensor_msgs/msg/Image' -> the rclpy message class; a clear error when its package is not installed."""
+    package, kind, name = msgtype.split("/")
+    try:
+        return getattr(importlib.import_module(f"{package}.{kind}"), name)
+    except (ImportError, AttributeError) as err:
+        raise BagReadError(f"message type {msgtype} has no Python package here ({err}); install its ROS package") from err
+
+
+def iter_cdr(path: Path, topics: list[str]) -> Iterator[tuple[str, str, int, bytes]]:
+    """(topic, msgtype, log_ns, CDR bytes) in log-time order; ROS 1 payloads are converted to CDR."""
+    with AnyReader([path], default_typestore=TYPESTORE) as reader:
+        connections = [c for c in reader.connections if c.topic in topics]
+        for connection, log_ns, raw in reader.messages(connections=connections):
+            cdr = raw if reader.is2 else bytes(reader.typestore.ros1_to_cdr(raw, connection.msgtype))
+            yield connection.topic, connection.msgtype, log_ns, bytes(cdr)
+
+
+class BagReplayer:
+    """Publishes a bag with /clock from the calling thread while an executor thread records commands."""
+
+    def __init__(self, summary: BagSummary, replayed: list[str], commands: list[str], args: argparse.Namespace) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from rosgraph_msgs.msg import Clock
+
+        from jepa_ros.conversions import clock_message
+
+        self.summary, self.replayed, self.args = summary, replayed, args
+        self.node = Node("bag_replay")
+        self._clock_message = clock_message
+        self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
+        self.publishers = {t: self.node.create_publisher(message_class(summary.topics[t].msgtype), t, 10) for t in replayed}
+        self.bag_now_ns = summary.start_ns  # replay clock shared with the recording callbacks
+        self.live: list[tuple[str, str, int, bytes]] = []
+        self._lock = threading.Lock()
+        for topic in commands:
+            msgtype = summary.topics[topic].msgtype if topic in summary.topics else _default_type(topic)
+            self.node.create_subscription(message_class(msgtype), topic, self._recorder(topic, msgtype), 10, raw=True)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+
+    def _recorder(self, topic: str, msgtype: str) -> Any:
+        def store(raw: bytes) -> None:
+            with self._lock:
+                self.live.append((topic, msgtype, self.bag_now_ns, bytes(raw)))
+
+        return store
+
+    def _publish_clock(self, ns: int) -> None:
+        self.bag_now_ns = ns
+        self.clock_pub.publish(self._clock_message(ns))
+
+    def _wait_for_subscribers(self) -> None:
+        deadline = time.monotonic() + self.args.wait_subscribers
+        while time.monotonic() < deadline and not any(p.get_subscription_count() for p in self.publishers.values()):
+            time.sleep(0.05)
+        if not any(p.get_subscription_count() for p in self.publishers.values()):
+            print(f"warning: nobody subscribes to {self.replayed} after {self.args.wait_subscribers} s; replaying anyway")
+
+    def prepare(self) -> None:
+        """Send the goal frame and enable the node, as asked."""
+        self._publish_clock(self.summary.start_ns)
+        if self.args.goal != "none":
+            frames = [m for m in iter_cdr(self.summary.path, [self.args.image_topic])]
+            topic, msgtype, _, cdr = frames[0 if self.args.goal == "first" else -1]
+            goal_pub = self.node.create_publisher(message_class(msgtype), self.args.goal_topic, 10)
+            deadline = time.monotonic() + self.args.wait_subscribers
+            while goal_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            goal_pub.publish(cdr)
+        if self.args.enable:
+            from std_srvs.srv import SetBool
+
+            client = self.node.create_client(SetBool, self.args.enable)
+            if not client.wait_for_service(timeout_sec=self.args.wait_subscribers):
+                raise TimeoutError(f"service {self.args.enable} not available after {self.args.wait_subscribers} s")
+            future = client.call_async(SetBool.Request(data=True))
+            deadline = time.monotonic() + self.args.wait_subscribers
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not future.done() or not future.result().success:
+                raise RuntimeError(f"{self.args.enable} did not enable the node: {future.result() if future.done() else 'timeout'}")
+
+    def play(self) -> None:
+        """Publish every message at its recorded time / rate; /clock ticks in between."""
+        self._wait_for_subscribers()
+        self.prepare()
+        rate, tick = self.args.rate, 1.0 / self.args.clock_rate
+        max_gap_ns = int(self.args.max_gap * 1e9)
+        start_ns, skipped_ns, previous_ns = self.summary.start_ns, 0, None
+        wall_start = time.monotonic()
+        total = sum(self.summary.topics[t].count for t in self.replayed)
+        for topic, _, log_ns, cdr in tqdm(iter_cdr(self.summary.path, self.replayed), total=total, desc="replay", unit="msg"):
+            if previous_ns is not None and log_ns - previous_ns > max_gap_ns:
+                skipped_ns += log_ns - previous_ns - max_gap_ns
+                print(f"gap: no message for {(log_ns - previous_ns) * 1e-9:.2f} s; skipping ahead (not interpolated)")
+            previous_ns = log_ns
+            due = wall_start + (log_ns - start_ns - skipped_ns) * 1e-9 / rate
+            while (now := time.monotonic()) < due:
+                self._publish_clock(min(log_ns, start_ns + skipped_ns + int((now - wall_start) * rate * 1e9)))
+                time.sleep(min(tick, due - now))
+            self._publish_clock(log_ns)
+            self.publishers[topic].publish(cdr)
+        settle_end = time.monotonic() + self.args.settle
+        while time.monotonic() < settle_end:  # let the node answer the last frames; the clock stands still
+            time.sleep(tick)
+
+    def shutdown(self) -> None:
+        """Stop the executor thread and destroy the node."""
+        self.executor.shutdown(timeout_sec=2.0)
+        self._spin.join(timeout=2.0)
+        self.node.destroy_node()
+
+    def write_bag(self, out: Path) -> None:
+        """The live commands, stamped with the replay clock, as a new MCAP rosbag2."""
+        if out.exists():
+            raise FileExistsError(f"--record {out} exists already: a bag is written into a new folder")
+        with Writer(out, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+            connections: dict[str, Any] = {}
+            for topic, msgtype, stamp_ns, cdr in self.live:
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+                writer.write(connections[topic], stamp_ns, cdr)
+
+
+def _default_type(topic: str) -> str:
+    return JOINT_TRAJECTORY if topic.endswith("joint_trajectory") else FLOAT64_ARRAY
+
+
+def score_replay(path: Path, live: list[tuple[str, str, int, bytes]], commands: list[str], joint_topic: str) -> dict:
+    """Decode the recorded joints and commands and the live commands; compare them (see replay_score)."""
+    joint_stamps, joint_rows, names = [], [], None
+    recorded_messages = []
+    for topic, msgtype, log_ns, cdr in iter_cdr(path, [joint_topic, *commands]):
+        payload = decode_message(msgtype, TYPESTORE.deserialize_cdr(cdr, msgtype), f"{path} {topic}: ")
+        if msgtype == JOINT_STATE:
+            names = names or payload.names
+            order = [payload.names.index(n) for n in names]  # joint order comes from names
+            joint_stamps.append(log_ns)
+            joint_rows.append(payload.positions[order])
+        else:
+            recorded_messages.append((log_ns, payload, f"{path} {topic}"))
+    recorded = CommandStream(tuple(names))
+    for log_ns, payload, where in recorded_messages:
+        recorded.add(log_ns, command_target(payload, recorded.joint_names, where))
+    live_stream = CommandStream(tuple(names))
+    for topic, msgtype, stamp_ns, cdr in live:
+        payload = decode_message(msgtype, TYPESTORE.deserialize_cdr(cdr, msgtype), f"live {topic}: ")
+        live_stream.add(stamp_ns, command_target(payload, live_stream.joint_names, f"live {topic}"))
+    return score_commands(live_stream, recorded, np.asarray(joint_stamps), np.stack(joint_rows))

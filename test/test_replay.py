@@ -1,0 +1,127 @@
+"""`jepa-ros replay` over real DDS: recorded timing x rate with /clock, driving a world_model_node process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+
+from jepa_ros import conversions as conv
+from jepa_ros.cli import main
+from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
+from jepa_wm.evaluation.bagcheck import BagReadError, scan_bag
+from jepa_wm.models import WorldModel, save_checkpoint
+from ros_processes import NodeProcess, ProbeGraph
+from test_evaluate import collect, drop_window
+
+STEPS, PERIOD = 30, 0.2  # collect defaults: 30 frames 0.2 s apart
+TINY = WorldModelConfig(
+    encoder=EncoderConfig(image_size=64, patch_size=16, embed_dim=32, depth=1, num_heads=2),
+    predictor=PredictorConfig(embed_dim=32, depth=1, num_heads=2, latent_grid=2, max_steps=8),
+)
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bags")
+    return {"mcap": collect(root / "mcap", "mcap", 1, seed=303) / "episode_0000",
+            "sqlite3": collect(root / "sqlite3", "sqlite3", 1, seed=404) / "episode_0000"}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(WorldModel(TINY), tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture
+def probe():
+    """A probe node spinning in a background thread, recording what the replay publishes."""
+    graph = ProbeGraph("replay_probe")
+    received: dict[str, list] = {"clock": [], "image": [], "image_wall": [], "joints": []}
+    graph.node.create_subscription(Clock, "/clock", lambda m: received["clock"].append(conv.stamp_to_ns(m.clock)), 100)
+    def on_image(msg: Image) -> None:
+        received["image"].append(msg)
+        received["image_wall"].append(time.monotonic())
+
+    graph.node.create_subscription(Image, "/camera/image_raw", on_image, 50)
+    graph.node.create_subscription(JointState, "/joint_states", lambda m: received["joints"].append(m), 100)
+    thread = threading.Thread(target=graph.executor.spin, daemon=True)
+    thread.start()
+    yield received
+    graph.close()
+    thread.join(timeout=5)
+
+
+def test_replay_keeps_recorded_timing_times_rate_with_clock(bags, probe, capsys):
+    summary = scan_bag(bags["sqlite3"])
+    started = time.monotonic()
+    assert main(["replay", "--bag", str(bags["sqlite3"]), "--rate", "4", "--settle", "0.3"]) == 0
+    elapsed = time.monotonic() - started
+    assert summary.duration_s / 4 * 0.9 < elapsed < summary.duration_s / 4 + 8, elapsed
+    time.sleep(0.3)
+    assert len(probe["image"]) == STEPS and len(probe["joints"]) == summary.topics["/joint_states"].count
+    first = probe["image"][0]
+    assert (first.width, first.height, first.encoding) == (64, 64, "rgb8")
+    clock = probe["clock"]
+    assert clock == sorted(clock) and len(clock) > STEPS
+    assert clock[-1] == summary.end_ns and summary.start_ns <= clock[0] < summary.start_ns + 1_000_000_000
+
+
+def test_replay_drives_a_running_world_model_node(bags, tiny_checkpoint, tmp_path, capsys):
+    node = NodeProcess.node("jepa_ros.nodes.world_model_node", checkpoint=tiny_checkpoint, use_sim_time=True,
+                            start_enabled=False, **{"planner.num_samples": 32, "planner.num_elites": 4,
+                                                    "planner.iterations": 2, "planner.horizon": 2})
+    try:
+        record = tmp_path / "live"
+        assert main(["replay", "--bag", str(bags["mcap"]), "--rate", "2", "--goal", "last", "--enable",
+                     "/world_model_node/enable", "--wait-subscribers", "60", "--record", str(record), "--score"]) == 0, node.output()
+    finally:
+        node.stop()
+    score = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    recorded = scan_bag(record).topics["/forward_position_controller/commands"]
+    assert recorded.count == score["live_commands"] >= 10, node.output()
+    # The node ticks at 5 Hz of the replayed /clock, though the bag plays twice as fast.
+    assert 3.5 < score["live_rate_hz"] < 6.5, score
+    assert score["matched"] == score["live_commands"] and score["recorded_commands"] == STEPS
+    assert 0 <= score["target_abs_error_rad"] < 0.5 and -1 <= score["action"]["cosine"] <= 1
+    bag = scan_bag(bags["mcap"])
+    assert bag.start_ns <= recorded.first_ns and recorded.last_ns <= bag.end_ns
+
+
+def test_truncated_bag_fails_before_publishing(bags, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(bags["mcap"], broken)
+    storage = next(broken.glob("*.mcap"))
+    with storage.open("r+b") as stream:
+        stream.truncate(storage.stat().st_size * 2 // 3)
+    with pytest.raises(BagReadError) as caught:
+        main(["replay", "--bag", str(broken)])
+    message = str(caught.value)
+    assert str(broken) in message and "truncated or corrupt" in message
+    assert "readable messages" in message and "/camera/image_raw" in message
+
+
+def test_missing_topic_lists_what_the_bag_has(bags):
+    with pytest.raises(BagReadError) as caught:
+        main(["replay", "--bag", str(bags["mcap"]), "--topics", "/camera/image_raw", "/wrist/image"])
+    message = str(caught.value)
+    assert "/wrist/image" in message and "/joint_states [sensor_msgs/msg/JointState]" in message
+
+
+def test_gap_is_reported_and_skipped_not_waited_through(bags, probe, tmp_path, capsys):
+    holed = drop_window(bags["mcap"], tmp_path / "holed", start_s=1.0, length_s=3.0)
+    assert main(["replay", "--bag", str(holed), "--rate", "1", "--max-gap", "0.5", "--settle", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "gap on /camera/image_raw" in out and "skipping ahead" in out
+    time.sleep(0.3)
+    played = probe["image_wall"][-1] - probe["image_wall"][0]
+    assert played < (STEPS - 1) * PERIOD - 1.5, played  # the 3 s hole took 0.5 s of wall time
+    assert len(probe["image"]) == scan_bag(holed).topics["/camera/image_raw"].count  # nothing made up in the hole
