@@ -44,7 +44,7 @@ from jepa_ros.graphs import (
 )
 from jepa_wm.config import ConfigError, load_robot, package_share
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+_TRUE, _FALSE = ("true", "1"), ("false", "0")  # what launch's IfCondition accepts
 
 
 def resolve_arguments(graph: Graph, overrides: Sequence[str]) -> dict[str, str]:
