@@ -9,9 +9,11 @@ among random ones. Writes metrics.json and report.md with PNG plots.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,8 @@ class EvaluationSettings:
 
     horizon: int = 4  # prediction horizons 1..horizon
     goal_offset: int = 4  # goal = frame k steps ahead (also the planner horizon)
-    plan_every: int = 40  # plan from every k-th step (a plan costs ~60 ms: the costly part); 0: never
-    energy_every: int = 10  # rank the recorded action's energy at every k-th step; 0: never
+    plan_every: int = 60  # plan from every k-th step (~0.2 s a plan on one core: the costly part); 0: never
+    energy_every: int = 12  # rank the recorded action's energy at every k-th step; 0: never
     num_random: int = 15  # random sequences the recorded one is ranked among
     batch_size: int = 128  # frames per encoder batch and start points per rollout batch
     gap_factor: float = 3.0  # a step longer than this x the median spacing is a gap
@@ -66,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-topic", default=None, help="camera topic (Image or CompressedImage)")
     parser.add_argument("--joint-states-topic", default=None, help="sensor_msgs/JointState topic")
     parser.add_argument("--command-topic", default=None, help="std_msgs/Float64MultiArray command topic")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads; 1 is fastest for these small batches on a busy 2-core CPU")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -78,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         energy_every=args.energy_every, num_random=args.num_random,
     )
     planner = load_yaml(args.planner_config, PlannerConfig, "planner") if args.planner_config else PlannerConfig()
+    if args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: expected >= 1")
+    # Measured here: with other processes on the 2 cores, 2 threads ran 5-7x slower than 1 (threads wait on each other).
+    torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     model = load_checkpoint(args.checkpoint).eval()
     started = time.perf_counter()
@@ -136,25 +144,30 @@ def evaluate_episodes(
     work = sum(len(e.frames) for e in episodes) + sum(p.size for p in plan_at_of)
     bar = tqdm(total=work, desc="evaluate", unit="step", disable=not show)
     per_episode, features, joints, plans, ranks = [], [], [], [], []
+    phases = PhaseTimer()
     for episode, plan_at in zip(episodes, plan_at_of):
-        latents = encode_episode(model, episode.frames, settings.batch_size, bar)  # [T, N, D]
+        with phases("encode"):
+            latents = encode_episode(model, episode.frames, settings.batch_size, bar)  # [T, N, D]
         joint_positions = torch.as_tensor(episode.joint_positions, dtype=torch.float32)  # [T, J]
         actions_rad = torch.as_tensor(episode.actions, dtype=torch.float32)  # [T, J]
         actions = actions_rad / config.action_scale
         segments = m.segment_ids(episode.stamps_ns, settings.gap_factor)
         starts = m.valid_starts(segments, span)
-        model_err, copy_err = m.prediction_errors(
-            model.rollout, latents, joint_positions, actions, starts, settings.horizon, settings.batch_size
-        )
+        with phases("predict"):
+            model_err, copy_err = m.prediction_errors(
+                model.rollout, latents, joint_positions, actions, starts, settings.horizon, settings.batch_size
+            )
         energy_at = m.every(starts, settings.energy_every)
-        episode_ranks = m.energy_ranks(
-            model.rollout, latents, joint_positions, actions, energy_at, settings.goal_offset, planner,
-            settings.num_random, pool=starts,
-        )
-        comparison = m.planner_agreement(
-            model.rollout_fn, latents, joint_positions, actions_rad, plan_at, settings.goal_offset, planner,
-            config.action_scale, step=lambda: bar.update(1),
-        )
+        with phases("energy"):
+            episode_ranks = m.energy_ranks(
+                model.rollout, latents, joint_positions, actions, energy_at, settings.goal_offset, planner,
+                settings.num_random, pool=starts,
+            )
+        with phases("plan"):
+            comparison = m.planner_agreement(
+                model.rollout_fn, latents, joint_positions, actions_rad, plan_at, settings.goal_offset, planner,
+                config.action_scale, step=lambda: bar.update(1),
+            )
         features.append(m.probe_features(latents))
         joints.append(joint_positions)
         plans.append(comparison)
@@ -170,7 +183,8 @@ def evaluate_episodes(
             "energy": _energy(episode_ranks),
         })
     bar.close()
-    probe = m.linear_probe(features, joints)
+    with phases("probe"):
+        probe = m.linear_probe(features, joints)
     for entry, mae, floor in zip(per_episode, probe["probe_mae"], probe["mean_baseline_mae"]):
         entry["probe"] = {"mae_rad": mae, "mean_baseline_mae_rad": floor}
     return {
@@ -179,9 +193,25 @@ def evaluate_episodes(
         "joint_names": list(config.joint_names),
         "episodes": per_episode,
         "overall": _overall(per_episode, probe, plans, ranks),
+        "phase_s": phases.seconds,
         "plans": [{"source": e["source"], "starts": c.starts.tolist(), "planned": c.planned.tolist(),
                    "recorded": c.recorded.tolist()} for e, c in zip(per_episode, plans)],
     }
+
+
+class PhaseTimer:
+    """Wall seconds spent per named phase, to show where evaluation time goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 def encode_episode(model: Any, frames: np.ndarray, batch_size: int, bar: tqdm) -> torch.Tensor:

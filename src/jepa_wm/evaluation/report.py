@@ -106,7 +106,8 @@ def _markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         f"Checkpoint: `{results.get('checkpoint', '?')}`; {len(results['episodes'])} episodes, "
         f"{timing.get('frames', '?')} frames, {_fmt(timing.get('recorded_s'), 1)} s recorded, evaluated in "
         f"{_fmt(timing.get('wall_s'), 2)} s ({_fmt(timing.get('x_realtime'), 1)}x real time, "
-        f"{_fmt(timing.get('frames_per_s'), 0)} frames/s).",
+        f"{_fmt(timing.get('frames_per_s'), 0)} frames/s). Seconds per phase: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in results.get("phase_s", {}).items()) + ".",
         "",
         "## Latent prediction error",
         "",
