@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rosbags.convert import convert
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
 
 from jepa_wm.cli import main
 from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig, package_share
-from jepa_wm.data import BagError
-from jepa_wm.data.rosbag_io import TYPESTORE
+from jepa_wm.data import BagError, BagWriter, iter_messages
+from jepa_wm.data.rosbag_io import COMPRESSED_IMAGE, FLOAT64_ARRAY, IMAGE, JOINT_STATE, TYPESTORE
 from jepa_wm.evaluation import metrics as m
 from jepa_wm.models import WorldModel, save_checkpoint
 
@@ -74,6 +76,38 @@ def test_mcap_and_sqlite_bags_give_a_full_report(bags, tiny_checkpoint, tmp_path
     report = (tmp_path / "report" / "report.md").read_text()
     for plot in ("prediction_error.png", "planner_agreement.png", "energy_rank.png"):
         assert plot in report and (tmp_path / "report" / plot).stat().st_size > 1000
+
+
+def test_compressed_images_reordered_joints_and_ros1_bags_give_the_same_figures(bags, tiny_checkpoint, tmp_path):
+    source = bags["mcap"] / "episode_0000"
+    reference = evaluate([source], tiny_checkpoint, tmp_path / "reference")
+    variant = evaluate([compressed_and_reversed(source, tmp_path / "png")], tiny_checkpoint, tmp_path / "png_out",
+                       "--image-topic", "/camera/image_raw/compressed")
+    ros1 = evaluate([to_ros1(source, tmp_path / "episode.bag")], tiny_checkpoint, tmp_path / "ros1_out")
+    for other in (variant, ros1):  # PNG is lossless and joints are matched by name: nothing may change
+        assert other["episodes"][0]["frames"] == reference["episodes"][0]["frames"]
+        assert other["overall"]["prediction"]["model_l1"] == pytest.approx(reference["overall"]["prediction"]["model_l1"])
+        assert other["overall"]["planner"]["abs_error"] == pytest.approx(reference["overall"]["planner"]["abs_error"])
+
+
+def compressed_and_reversed(source: Path, target: Path) -> Path:
+    """The bag with PNG CompressedImage frames and joint states listing the joints in reverse order."""
+    with BagWriter(target) as bag:
+        for message in iter_messages(source):
+            if message.msgtype == IMAGE:
+                bag.write_compressed_image(f"{message.topic}/compressed", message.stamp_ns, message.payload, fmt="png")
+            elif message.msgtype == JOINT_STATE:
+                bag.write_joint_state(message.topic, message.stamp_ns, message.payload.names[::-1],
+                                      message.payload.positions[::-1].copy())
+            elif message.msgtype == FLOAT64_ARRAY:
+                bag.write_command(message.topic, message.stamp_ns, message.payload)
+    return target
+
+
+def to_ros1(source: Path, target: Path) -> Path:
+    """The bag as a ROS 1 .bag file, converted by rosbags."""
+    convert([source], target, "mcap", 9, None, "none", None, get_typestore(Stores.ROS1_NOETIC), [], [], [], [])
+    return target
 
 
 @pytest.mark.skipif(not (DEFAULT_CHECKPOINT / "config.json").is_file(), reason="checkpoints/default is not built yet")

@@ -19,7 +19,7 @@ from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
 from jepa_wm.evaluation.bagcheck import BagReadError, scan_bag
 from jepa_wm.models import WorldModel, save_checkpoint
 from ros_processes import NodeProcess, ProbeGraph
-from test_evaluate import collect, drop_window
+from test_evaluate import collect, drop_window, to_ros1
 
 STEPS, PERIOD = 30, 0.2  # collect defaults: 30 frames 0.2 s apart
 TINY = WorldModelConfig(
@@ -73,6 +73,18 @@ def test_replay_keeps_recorded_timing_times_rate_with_clock(bags, probe, capsys)
     clock = probe["clock"]
     assert clock == sorted(clock) and len(clock) > STEPS
     assert clock[-1] == summary.end_ns and summary.start_ns <= clock[0] < summary.start_ns + 1_000_000_000
+
+
+def test_ros1_bag_is_replayed_as_ros2_messages(bags, probe, tmp_path):
+    ros1 = to_ros1(bags["mcap"], tmp_path / "episode.bag")
+    assert main(["replay", "--bag", str(ros1), "--rate", "8", "--settle", "0.3"]) == 0
+    time.sleep(0.3)
+    images, joints = probe["image"], probe["joints"]
+    assert len(images) == STEPS and len(joints) == scan_bag(ros1).topics["/joint_states"].count
+    first = images[0]  # ROS 1 Header.seq is dropped, the rest arrives intact
+    assert (first.width, first.height, first.encoding, len(first.data)) == (64, 64, "rgb8", 64 * 64 * 3)
+    assert conv.stamp_to_ns(first.header.stamp) == scan_bag(bags["mcap"]).topics["/camera/image_raw"].first_ns
+    assert list(joints[0].name) == [f"joint{i}" for i in range(1, 7)]
 
 
 def test_replay_drives_a_running_world_model_node(bags, tiny_checkpoint, tmp_path, capsys):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rosbags.convert.converter import generate_message_converter
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
@@ -108,8 +109,14 @@ def iter_cdr(path: Path, topics: list[str]) -> Iterator[tuple[str, str, int, byt
     """(topic, msgtype, log_ns, CDR bytes) in log-time order; ROS 1 payloads are converted to CDR."""
     with AnyReader([path], default_typestore=TYPESTORE) as reader:
         connections = [c for c in reader.connections if c.topic in topics]
+        to_cdr: dict[str, Any] = {}
         for connection, log_ns, raw in reader.messages(connections=connections):
-            cdr = raw if reader.is2 else bytes(reader.typestore.ros1_to_cdr(raw, connection.msgtype))
+            if not reader.is2 and connection.msgtype not in to_cdr:
+                # ROS 1 layouts differ (Header.seq): migrate field by field to the ROS 2 type, as rosbags-convert does.
+                to_cdr[connection.msgtype] = generate_message_converter(
+                    reader.typestore, TYPESTORE, connection.msgtype, connection.msgtype, {}, src_is2=False, dst_is2=True
+                )
+            cdr = raw if reader.is2 else to_cdr[connection.msgtype](raw)
             yield connection.topic, connection.msgtype, log_ns, bytes(cdr)
 
 
