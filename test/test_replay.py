@@ -19,7 +19,7 @@ from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
 from jepa_wm.evaluation.bagcheck import BagReadError, scan_bag
 from jepa_wm.models import WorldModel, save_checkpoint
 from ros_processes import NodeProcess, ProbeGraph
-from test_evaluate import collect, drop_window, to_ros1
+from test_evaluate import collect, compressed_and_reversed, drop_window, to_ros1
 
 STEPS, PERIOD = 30, 0.2  # collect defaults: 30 frames 0.2 s apart
 TINY = WorldModelConfig(
@@ -87,14 +87,19 @@ def test_ros1_bag_is_replayed_as_ros2_messages(bags, probe, tmp_path):
     assert list(joints[0].name) == [f"joint{i}" for i in range(1, 7)]
 
 
-def test_replay_drives_a_running_world_model_node(bags, tiny_checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_replay_drives_a_running_world_model_node(transport, bags, tiny_checkpoint, tmp_path, capsys):
+    bag, image_topic = bags["mcap"], "/camera/image_raw"
+    if transport == "compressed":  # PNG frames, joint states listing the joints in reverse order
+        bag, image_topic = compressed_and_reversed(bag, tmp_path / "png"), "/camera/image_raw/compressed"
+    planner = {"planner.num_samples": 32, "planner.num_elites": 4, "planner.iterations": 2, "planner.horizon": 2}
     node = NodeProcess.node("jepa_ros.nodes.world_model_node", checkpoint=tiny_checkpoint, use_sim_time=True,
-                            start_enabled=False, **{"planner.num_samples": 32, "planner.num_elites": 4,
-                                                    "planner.iterations": 2, "planner.horizon": 2})
+                            start_enabled=False, image_transport=transport, **planner)
+    record = tmp_path / "live"
     try:
-        record = tmp_path / "live"
-        assert main(["replay", "--bag", str(bags["mcap"]), "--rate", "2", "--goal", "last", "--enable",
-                     "/world_model_node/enable", "--wait-subscribers", "60", "--record", str(record), "--score"]) == 0, node.output()
+        assert main(["replay", "--bag", str(bag), "--rate", "2", "--goal", "last", "--image-topic", image_topic,
+                     "--enable", "/world_model_node/enable", "--wait-subscribers", "60",
+                     "--record", str(record), "--score"]) == 0, node.output()
     finally:
         node.stop()
     score = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -104,8 +109,8 @@ def test_replay_drives_a_running_world_model_node(bags, tiny_checkpoint, tmp_pat
     assert 3.5 < score["live_rate_hz"] < 6.5, score
     assert score["matched"] == score["live_commands"] and score["recorded_commands"] == STEPS
     assert 0 <= score["target_abs_error_rad"] < 0.5 and -1 <= score["action"]["cosine"] <= 1
-    bag = scan_bag(bags["mcap"])
-    assert bag.start_ns <= recorded.first_ns and recorded.last_ns <= bag.end_ns
+    played = scan_bag(bag)
+    assert played.start_ns <= recorded.first_ns and recorded.last_ns <= played.end_ns
 
 
 def test_truncated_bag_fails_before_publishing(bags, tmp_path):

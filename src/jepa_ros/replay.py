@@ -24,7 +24,16 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
-from jepa_wm.data.rosbag_io import FLOAT64_ARRAY, JOINT_STATE, JOINT_TRAJECTORY, TYPESTORE, decode_message
+from jepa_wm.config import load_robot
+from jepa_wm.data.rosbag_io import (
+    COMPRESSED_IMAGE,
+    FLOAT64_ARRAY,
+    IMAGE,
+    JOINT_STATE,
+    JOINT_TRAJECTORY,
+    TYPESTORE,
+    decode_message,
+)
 from jepa_wm.evaluation.bagcheck import BagReadError, BagSummary, find_gaps, require_topics, scan_bag
 from jepa_wm.evaluation.replay_score import CommandStream, command_target, score_commands
 
@@ -36,11 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `jepa-ros replay`."""
     parser.add_argument("--bag", required=True, help="rosbag2 folder, .mcap, .db3 or ROS 1 .bag")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed: recorded timing x R")
-    parser.add_argument("--topics", nargs="+", default=None, help="replay only these topics (default: all but commands)")
+    parser.add_argument("--topics", nargs="+", default=None,
+                        help="replay only these topics (default: all but commands and /clock)")
     parser.add_argument("--record", default=None, help="record the live commands to this new bag folder")
     parser.add_argument("--score", action="store_true", help="compare live commands with the recorded ones")
     parser.add_argument("--command-topics", nargs="+", default=None, help="command topics to record and score")
     parser.add_argument("--joint-states-topic", default="/joint_states", help="measured joints (for scoring actions)")
+    parser.add_argument("--robot", default="jepa_arm", help="robot preset: its joint order is the commands' order")
     parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (for --goal)")
     parser.add_argument("--goal", choices=("none", "first", "last"), default="none", help="send this bag frame as goal")
     parser.add_argument("--goal-topic", default="/world_model_node/goal_image", help="where --goal sends the frame")
@@ -73,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         replayer.write_bag(Path(args.record))
         print(f"recorded {len(replayer.live)} live commands to {args.record}")
     if args.score:
-        report = score_replay(summary.path, replayer.live, commands, args.joint_states_topic)
+        joint_names = load_robot(args.robot).joint_names
+        report = score_replay(summary.path, replayer.live, commands, args.joint_states_topic, joint_names)
         print(json.dumps(report))
     return 0
 
@@ -102,7 +114,9 @@ def message_class(msgtype: str) -> type:
     try:
         return getattr(importlib.import_module(f"{package}.{kind}"), name)
     except (ImportError, AttributeError) as err:
-        raise BagReadError(f"message type {msgtype} has no Python package here ({err}); install its ROS package") from err
+        raise BagReadError(
+            f"message type {msgtype} has no Python package here ({err}); install its ROS package"
+        ) from err
 
 
 def iter_cdr(path: Path, topics: list[str]) -> Iterator[tuple[str, str, int, bytes]]:
@@ -134,7 +148,10 @@ class BagReplayer:
         self.node = Node("bag_replay")
         self._clock_message = clock_message
         self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
-        self.publishers = {t: self.node.create_publisher(message_class(summary.topics[t].msgtype), t, 10) for t in replayed}
+        self.publishers = {
+            topic: self.node.create_publisher(message_class(summary.topics[topic].msgtype), topic, 10)
+            for topic in replayed
+        }
         self.bag_now_ns = summary.start_ns  # replay clock shared with the recording callbacks
         self.live: list[tuple[str, str, int, bytes]] = []
         self._lock = threading.Lock()
@@ -158,35 +175,55 @@ class BagReplayer:
         self.clock_pub.publish(self._clock_message(ns))
 
     def _wait_for_subscribers(self) -> None:
+        def subscribed() -> bool:
+            return any(p.get_subscription_count() for p in self.publishers.values())
+
         deadline = time.monotonic() + self.args.wait_subscribers
-        while time.monotonic() < deadline and not any(p.get_subscription_count() for p in self.publishers.values()):
+        while time.monotonic() < deadline and not subscribed():
             time.sleep(0.05)
-        if not any(p.get_subscription_count() for p in self.publishers.values()):
-            print(f"warning: nobody subscribes to {self.replayed} after {self.args.wait_subscribers} s; replaying anyway")
+        if not subscribed():
+            print(f"warning: nobody subscribes to {self.replayed} after {self.args.wait_subscribers} s; "
+                  "replaying anyway")
 
     def prepare(self) -> None:
         """Send the goal frame and enable the node, as asked."""
         self._publish_clock(self.summary.start_ns)
         if self.args.goal != "none":
-            frames = [m for m in iter_cdr(self.summary.path, [self.args.image_topic])]
-            topic, msgtype, _, cdr = frames[0 if self.args.goal == "first" else -1]
-            goal_pub = self.node.create_publisher(message_class(msgtype), self.args.goal_topic, 10)
-            deadline = time.monotonic() + self.args.wait_subscribers
-            while goal_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            goal_pub.publish(cdr)
+            self._send_goal()
         if self.args.enable:
-            from std_srvs.srv import SetBool
+            self._enable()
 
-            client = self.node.create_client(SetBool, self.args.enable)
-            if not client.wait_for_service(timeout_sec=self.args.wait_subscribers):
-                raise TimeoutError(f"service {self.args.enable} not available after {self.args.wait_subscribers} s")
-            future = client.call_async(SetBool.Request(data=True))
-            deadline = time.monotonic() + self.args.wait_subscribers
-            while not future.done() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if not future.done() or not future.result().success:
-                raise RuntimeError(f"{self.args.enable} did not enable the node: {future.result() if future.done() else 'timeout'}")
+    def _send_goal(self) -> None:
+        """The bag's first or last camera frame to the goal topic, as sensor_msgs/Image."""
+        goal = None
+        for _, msgtype, _, cdr in iter_cdr(self.summary.path, [self.args.image_topic]):
+            goal = goal or (msgtype, cdr)
+            if self.args.goal == "last":
+                goal = (msgtype, cdr)
+        msgtype, cdr = goal
+        if msgtype == COMPRESSED_IMAGE:  # the goal topic takes raw images
+            cdr = raw_image_cdr(decode_message(msgtype, TYPESTORE.deserialize_cdr(cdr, msgtype), "goal frame: "))
+        goal_pub = self.node.create_publisher(message_class(IMAGE), self.args.goal_topic, 10)
+        deadline = time.monotonic() + self.args.wait_subscribers
+        while goal_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        goal_pub.publish(cdr)
+
+    def _enable(self) -> None:
+        """Call the SetBool service with true, with deadlines on discovery and on the answer."""
+        from std_srvs.srv import SetBool
+
+        name, timeout = self.args.enable, self.args.wait_subscribers
+        client = self.node.create_client(SetBool, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {name} not available after {timeout} s")
+        future = client.call_async(SetBool.Request(data=True))
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not future.done() or not future.result().success:
+            answer = future.result() if future.done() else f"no answer within {timeout} s"
+            raise RuntimeError(f"{name} did not enable the node: {answer}")
 
     def play(self) -> None:
         """Publish every message at its recorded time / rate; /clock ticks in between."""
@@ -197,7 +234,8 @@ class BagReplayer:
         start_ns, skipped_ns, previous_ns = self.summary.start_ns, 0, None
         wall_start = time.monotonic()
         total = sum(self.summary.topics[t].count for t in self.replayed)
-        for topic, _, log_ns, cdr in tqdm(iter_cdr(self.summary.path, self.replayed), total=total, desc="replay", unit="msg"):
+        messages = tqdm(iter_cdr(self.summary.path, self.replayed), total=total, desc="replay", unit="msg")
+        for topic, _, log_ns, cdr in messages:
             if previous_ns is not None and log_ns - previous_ns > max_gap_ns:
                 skipped_ns += log_ns - previous_ns - max_gap_ns
                 print(f"gap: no message for {(log_ns - previous_ns) * 1e-9:.2f} s; skipping ahead (not interpolated)")
@@ -230,28 +268,44 @@ class BagReplayer:
                 writer.write(connections[topic], stamp_ns, cdr)
 
 
+def raw_image_cdr(rgb: np.ndarray) -> bytes:
+    """uint8 [H, W, 3] RGB -> CDR of a sensor_msgs/Image (rgb8)."""
+    height, width, _ = rgb.shape
+    header = TYPESTORE.types["std_msgs/msg/Header"](
+        stamp=TYPESTORE.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="")
+    image = TYPESTORE.types[IMAGE](header=header, height=height, width=width, encoding="rgb8", is_bigendian=0,
+                                   step=width * 3, data=np.ascontiguousarray(rgb).reshape(-1))
+    return bytes(TYPESTORE.serialize_cdr(image, IMAGE))
+
+
 def _default_type(topic: str) -> str:
     return JOINT_TRAJECTORY if topic.endswith("joint_trajectory") else FLOAT64_ARRAY
 
 
-def score_replay(path: Path, live: list[tuple[str, str, int, bytes]], commands: list[str], joint_topic: str) -> dict:
-    """Decode the recorded joints and commands and the live commands; compare them (see replay_score)."""
-    joint_stamps, joint_rows, names = [], [], None
-    recorded_messages = []
+def score_replay(
+    path: Path, live: list[tuple[str, str, int, bytes]], commands: list[str], joint_topic: str,
+    joint_names: tuple[str, ...],
+) -> dict:
+    """Decode the recorded joints and commands and the live commands; compare them (see replay_score).
+
+    ``joint_names`` is the controller's joint order (the robot preset's), which a
+    Float64MultiArray command follows; joint states are reordered to it by name.
+    """
+    joint_stamps, joint_rows, recorded_messages = [], [], []
     for topic, msgtype, log_ns, cdr in iter_cdr(path, [joint_topic, *commands]):
         payload = decode_message(msgtype, TYPESTORE.deserialize_cdr(cdr, msgtype), f"{path} {topic}: ")
         if msgtype == JOINT_STATE:
-            names = names or payload.names
-            order = [payload.names.index(n) for n in names]  # joint order comes from names
+            missing = [n for n in joint_names if n not in payload.names]
+            if missing:
+                raise BagReadError(f"{path} {topic}: joint state names {list(payload.names)} lack {missing}")
             joint_stamps.append(log_ns)
-            joint_rows.append(payload.positions[order])
+            joint_rows.append(payload.positions[[payload.names.index(n) for n in joint_names]])
         else:
             recorded_messages.append((log_ns, payload, f"{path} {topic}"))
-    recorded = CommandStream(tuple(names))
+    recorded, live_stream = CommandStream(joint_names), CommandStream(joint_names)
     for log_ns, payload, where in recorded_messages:
-        recorded.add(log_ns, command_target(payload, recorded.joint_names, where))
-    live_stream = CommandStream(tuple(names))
+        recorded.add(log_ns, command_target(payload, joint_names, where))
     for topic, msgtype, stamp_ns, cdr in live:
         payload = decode_message(msgtype, TYPESTORE.deserialize_cdr(cdr, msgtype), f"live {topic}: ")
-        live_stream.add(stamp_ns, command_target(payload, live_stream.joint_names, f"live {topic}"))
+        live_stream.add(stamp_ns, command_target(payload, joint_names, f"live {topic}"))
     return score_commands(live_stream, recorded, np.asarray(joint_stamps), np.stack(joint_rows))

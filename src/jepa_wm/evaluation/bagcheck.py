@@ -2,8 +2,8 @@
 
 `scan_bag` reads every record of a bag without deserialising it, so a truncated or
 corrupt file fails here with its name, what is wrong and what could still be read
-(jepa_wm.data.salvage), before any message is published or any model work starts. `find_gaps` reports holes in a stream; callers skip them
-rather than interpolate across them.
+(jepa_wm.data.salvage), before any message is published. `find_gaps` reports holes in
+a stream; callers skip them rather than interpolate across them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 
 from jepa_wm.data.salvage import describe_readable
-
-BAG_SUFFIXES = (".mcap", ".db3", ".bag")
-
 
 class BagReadError(RuntimeError):
     """A bag cannot be read: missing, truncated, corrupt, or lacking the requested topics."""
@@ -61,7 +58,8 @@ class BagSummary:
         """One line per topic: name, type, count."""
         if not self.topics:
             return "no topics"
-        return "; ".join(f"{t.name} [{t.msgtype}] x{t.count}" for t in sorted(self.topics.values(), key=lambda t: t.name))
+        topics = sorted(self.topics.values(), key=lambda t: t.name)
+        return "; ".join(f"{t.name} [{t.msgtype}] x{t.count}" for t in topics)
 
 
 @dataclass(frozen=True)
@@ -75,32 +73,6 @@ class Gap:
     def seconds(self) -> float:
         """Length of the hole."""
         return (self.end_ns - self.start_ns) * 1e-9
-
-
-def find_bags(paths: list[str | Path]) -> list[Path]:
-    """Expand folders into the bags they hold (rosbag2 folders, .mcap/.db3/.bag files)."""
-    bags: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise BagReadError(f"bag {path} does not exist")
-        if is_bag(path):
-            bags.append(path)
-            continue
-        found = sorted(
-            p for p in path.rglob("*") if is_bag(p) and not (p.is_file() and (p.parent / "metadata.yaml").is_file())
-        )
-        if not found:
-            raise BagReadError(f"{path} holds no bags: expected rosbag2 folders (metadata.yaml) or {BAG_SUFFIXES} files")
-        bags.extend(found)
-    return bags
-
-
-def is_bag(path: Path) -> bool:
-    """A rosbag2 folder (with metadata.yaml) or a bag file rosbags reads."""
-    if path.is_dir():
-        return (path / "metadata.yaml").is_file()
-    return path.is_file() and path.suffix in BAG_SUFFIXES
 
 
 def scan_bag(path: str | Path) -> BagSummary:
@@ -126,7 +98,8 @@ def scan_bag(path: str | Path) -> BagSummary:
 
 def require_topics(summary: BagSummary, wanted: dict[str, str]) -> None:
     """Raise BagReadError if a wanted topic (role -> name) is absent or empty, listing the bag's topics."""
-    missing = [f"{role} {name!r}" for role, name in wanted.items() if not summary.topics.get(name) or not summary.topics[name].count]
+    missing = [f"{role} {name!r}" for role, name in wanted.items()
+               if name not in summary.topics or not summary.topics[name].count]
     if missing:
         raise BagReadError(f"bag {summary.path} has no messages on {', '.join(missing)}; it has: {summary.describe()}")
 
