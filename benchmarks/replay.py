@@ -32,7 +32,8 @@ def checkpoint_folder(scratch: Path) -> tuple[Path, str]:
         return default, str(default)
     config = load_yaml(package_share() / "config" / "world_model.yaml", WorldModelConfig, "world_model")
     torch.manual_seed(0)
-    return save_checkpoint(WorldModel(config), scratch / "untrained"), "untrained default architecture (no checkpoints/default)"
+    untrained = save_checkpoint(WorldModel(config), scratch / "untrained")
+    return untrained, "untrained default architecture (no checkpoints/default)"
 
 
 def main() -> None:

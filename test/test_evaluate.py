@@ -39,7 +39,8 @@ def collect(out: Path, storage: str, episodes: int, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bags")
-    return {"mcap": collect(root / "mcap", "mcap", 2, seed=101), "sqlite3": collect(root / "sqlite3", "sqlite3", 1, seed=202)}
+    return {"mcap": collect(root / "mcap", "mcap", 2, seed=101),
+            "sqlite3": collect(root / "sqlite3", "sqlite3", 1, seed=202)}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 def evaluate(bags: list[Path], checkpoint: Path, out: Path, *extra: str) -> dict:
-    assert main(["evaluate", "--bag", *map(str, bags), "--checkpoint", str(checkpoint), "--out", str(out), *FAST, *extra]) == 0
+    args = ["evaluate", "--bag", *map(str, bags), "--checkpoint", str(checkpoint), "--out", str(out), *FAST, *extra]
+    assert main(args) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -72,7 +74,8 @@ def test_mcap_and_sqlite_bags_give_a_full_report(bags, tiny_checkpoint, tmp_path
     assert planner["count"] >= 6 and -1 <= planner["cosine"] <= 1 and len(planner["sign_agreement"]) == 6
     assert 0 <= overall["energy"]["mean_rank"] <= 1 and 0 <= overall["energy"]["mean_rank_vs_recorded"] <= 1
     timing = metrics["timing"]
-    assert timing["frames"] == 90 and timing["x_realtime"] > 0 and timing["recorded_s"] == pytest.approx(3 * 29 * 0.2, rel=0.05)
+    assert timing["frames"] == 90 and timing["x_realtime"] > 0
+    assert timing["recorded_s"] == pytest.approx(3 * 29 * 0.2, rel=0.05)
     report = (tmp_path / "report" / "report.md").read_text()
     for plot in ("prediction_error.png", "planner_agreement.png", "energy_rank.png"):
         assert plot in report and (tmp_path / "report" / plot).stat().st_size > 1000
@@ -86,7 +89,8 @@ def test_compressed_images_reordered_joints_and_ros1_bags_give_the_same_figures(
     ros1 = evaluate([to_ros1(source, tmp_path / "episode.bag")], tiny_checkpoint, tmp_path / "ros1_out")
     for other in (variant, ros1):  # PNG is lossless and joints are matched by name: nothing may change
         assert other["episodes"][0]["frames"] == reference["episodes"][0]["frames"]
-        assert other["overall"]["prediction"]["model_l1"] == pytest.approx(reference["overall"]["prediction"]["model_l1"])
+        expected = reference["overall"]["prediction"]["model_l1"]
+        assert other["overall"]["prediction"]["model_l1"] == pytest.approx(expected)
         assert other["overall"]["planner"]["abs_error"] == pytest.approx(reference["overall"]["planner"]["abs_error"])
 
 
@@ -166,7 +170,8 @@ def test_metric_functions_on_known_values():
     assert segments.tolist() == [0, 0, 0, 0, 1, 1, 1]
     assert m.valid_starts(segments, 2).tolist() == [0, 1, 4]
 
-    agreement = m.action_agreement(np.array([[0.1, -0.2, 0.0], [0.2, 0.1, 0.05]]), np.array([[0.2, -0.4, 0.0], [0.2, -0.1, 0.1]]))
+    planned = np.array([[0.1, -0.2, 0.0], [0.2, 0.1, 0.05]])
+    agreement = m.action_agreement(planned, np.array([[0.2, -0.4, 0.0], [0.2, -0.1, 0.1]]))
     assert agreement["cosine"] == pytest.approx((1.0 + (0.04 - 0.01 + 0.005) / (np.sqrt(0.0525) * np.sqrt(0.06))) / 2)
     assert agreement["sign_agreement"] == [1.0, 0.5, 1.0]  # joint 3 counts only the step where it moved
 

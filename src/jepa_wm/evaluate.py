@@ -55,14 +55,17 @@ class EvaluationSettings:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `jepa-ros evaluate`."""
     defaults = EvaluationSettings()
-    parser.add_argument("--bag", nargs="+", required=True, help="rosbag2 folders / .mcap / .db3 / ROS 1 .bag, or folders of them")
+    parser.add_argument("--bag", nargs="+", required=True,
+                        help="rosbag2 folders, .mcap, .db3 or ROS 1 .bag files, or folders holding them")
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder (safetensors + config.json)")
     parser.add_argument("--out", required=True, help="folder for metrics.json, report.md and plots")
     parser.add_argument("--horizon", type=int, default=defaults.horizon, help="prediction horizons 1..H")
     parser.add_argument("--goal-offset", type=int, default=defaults.goal_offset, help="goal = frame k steps ahead")
     parser.add_argument("--period", type=float, default=None, help="resample episodes to this control period (s)")
-    parser.add_argument("--plan-every", type=int, default=defaults.plan_every, help="plan from every k-th step (0: never)")
-    parser.add_argument("--energy-every", type=int, default=defaults.energy_every, help="energy rank at every k-th step (0: never)")
+    parser.add_argument("--plan-every", type=int, default=defaults.plan_every,
+                        help="plan from every k-th step (0: never)")
+    parser.add_argument("--energy-every", type=int, default=defaults.energy_every,
+                        help="rank the recorded action's energy at every k-th step (0: never)")
     parser.add_argument("--num-random", type=int, default=defaults.num_random, help="random sequences per energy rank")
     parser.add_argument("--planner-config", default=None, help="YAML with a 'planner' section (PlannerConfig)")
     parser.add_argument("--image-topic", default=None, help="camera topic (Image or CompressedImage)")
@@ -228,7 +231,8 @@ def _check_joints(episodes: list[Any], joint_names: tuple[str, ...]) -> None:
     for episode in episodes:
         if tuple(episode.joint_names) != tuple(joint_names):
             raise ConfigError(
-                f"{episode.source}: joints {list(episode.joint_names)} do not match the checkpoint's {list(joint_names)}"
+                f"{episode.source}: joints {list(episode.joint_names)} do not match "
+                f"the checkpoint's {list(joint_names)}"
             )
 
 
@@ -271,7 +275,7 @@ def _overall(per_episode: list[dict], probe: dict, plans: list[m.PlanComparison]
     recorded = np.concatenate([c.recorded for c in plans]) if plans else np.zeros((0, 0))
     frames = np.array([e["frames"] for e in per_episode], dtype=np.float64)
     return {
-        "prediction": {"starts": int(weights.sum()), "horizon": per_episode[0]["prediction"]["horizon"] if per_episode else [],
+        "prediction": {"starts": int(weights.sum()), "horizon": per_episode[0]["prediction"]["horizon"],
                        "model_l1": weighted("model_l1"), "copy_last_l1": weighted("copy_last_l1")},
         "probe": {"mae_rad": float(np.nansum(frames * probe["probe_mae"]) / frames.sum()),
                   "mean_baseline_mae_rad": float(np.nansum(frames * probe["mean_baseline_mae"]) / frames.sum()),

@@ -45,7 +45,9 @@ def command_target(payload: Any, joint_names: tuple[str, ...], where: str) -> np
     """
     if isinstance(payload, np.ndarray):
         if payload.shape != (len(joint_names),):
-            raise ValueError(f"{where}: command has {payload.size} values, expected {len(joint_names)} for {list(joint_names)}")
+            raise ValueError(
+                f"{where}: command has {payload.size} values, expected {len(joint_names)} for {list(joint_names)}"
+            )
         return payload.astype(np.float64)
     names, positions = tuple(payload.joint_names), np.asarray(payload.positions, dtype=np.float64)
     missing = [n for n in joint_names if n not in names]

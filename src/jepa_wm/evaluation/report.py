@@ -129,7 +129,8 @@ def _markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         "## Linear probe of joint positions",
         "",
         f"Ridge regression from latents to joint positions ({probe['validation']}): mean absolute error "
-        f"{_fmt(probe['mae_rad'])} rad, against {_fmt(probe['mean_baseline_mae_rad'])} rad for predicting the mean pose.",
+        f"{_fmt(probe['mae_rad'])} rad, against {_fmt(probe['mean_baseline_mae_rad'])} rad for predicting "
+        "the mean pose.",
         "",
         "## Planner agreement",
         "",
