@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay only these topics (default: all but commands and /clock)")
     parser.add_argument("--record", default=None, help="record the live commands to this new bag folder")
     parser.add_argument("--score", action="store_true", help="compare live commands with the recorded ones")
-    parser.add_argument("--command-topics", nargs="+", default=None, help="command topics to record and score")
+    parser.add_argument("--command-topics", nargs="+", default=None,
+                        help=f"live command topics to record and score (default: {' '.join(DEFAULT_COMMAND_TOPICS)}); "
+                        "the bag's own command topics are the reference")
     parser.add_argument("--joint-states-topic", default="/joint_states", help="measured joints (for scoring actions)")
     parser.add_argument("--robot", default="jepa_arm", help="robot preset: its joint order is the commands' order")
     parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (for --goal)")
@@ -85,27 +87,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"recorded {len(replayer.live)} live commands to {args.record}")
     if args.score:
         joint_names = load_robot(args.robot).joint_names
-        report = score_replay(summary.path, replayer.live, commands, args.joint_states_topic, joint_names)
+        reference = recorded_command_topics(summary)
+        report = score_replay(summary.path, replayer.live, reference, args.joint_states_topic, joint_names)
         print(json.dumps(report))
     return 0
 
 
 def _select_topics(summary: BagSummary, args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """Topics to publish and command topics to record; missing requested topics list what the bag has."""
+    """Topics to publish and live command topics to record; missing requested topics list what the bag has."""
     if args.topics:
         require_topics(summary, {"requested topic": t for t in args.topics})
         replayed = list(args.topics)
     else:
         replayed = [t.name for t in summary.topics.values() if t.msgtype not in COMMAND_TYPES and t.name != "/clock"]
-    recorded_commands = [t.name for t in summary.topics.values() if t.msgtype in COMMAND_TYPES]
-    commands = list(args.command_topics or dict.fromkeys([*recorded_commands, *DEFAULT_COMMAND_TOPICS]))
     if args.score:
-        require_topics(summary, {"recorded command": t for t in commands if t in recorded_commands} or
-                       {"recorded command": commands[0]})
+        if not recorded_command_topics(summary):
+            raise BagReadError(f"--score needs recorded commands ({FLOAT64_ARRAY} or {JOINT_TRAJECTORY}) in "
+                               f"{summary.path}; it has: {summary.describe()}")
         require_topics(summary, {"joint states": args.joint_states_topic})
     if args.goal != "none":
         require_topics(summary, {"camera": args.image_topic})
-    return replayed, commands
+    return replayed, list(args.command_topics or DEFAULT_COMMAND_TOPICS)
+
+
+def recorded_command_topics(summary: BagSummary) -> list[str]:
+    """The bag's own command topics: the reference the live commands are scored against."""
+    return [t.name for t in summary.topics.values() if t.msgtype in COMMAND_TYPES and t.count]
 
 
 def message_class(msgtype: str) -> type:
