@@ -140,8 +140,13 @@ def evaluate_episodes(
     """All metrics for a model on episodes: a JSON-ready dict with per-episode and overall figures."""
     config = model.config
     _check_joints(episodes, config.joint_names)
-    planner = dataclasses.replace(planner, horizon=settings.goal_offset)
     span = max(settings.horizon, settings.goal_offset)
+    if span + 1 > config.predictor.max_steps:  # one context step plus the rollout
+        raise ConfigError(
+            f"--horizon {settings.horizon} / --goal-offset {settings.goal_offset}: the checkpoint's predictor "
+            f"rolls out at most predictor.max_steps - 1 = {config.predictor.max_steps - 1} steps"
+        )
+    planner = dataclasses.replace(planner, horizon=settings.goal_offset)
     plan_at_of = [m.every(m.valid_starts(m.segment_ids(e.stamps_ns, settings.gap_factor), span), settings.plan_every)
                   for e in episodes]
     work = sum(len(e.frames) for e in episodes) + sum(p.size for p in plan_at_of)

@@ -64,6 +64,8 @@ def prediction_errors(
     latents [T, N, D], joint_positions [T, J], actions [T, J] normalised; the action at t
     leads from frame t to frame t+1, so step h of a rollout from t is compared to t+h.
     """
+    if starts.size == 0:  # a run shorter than the horizon: no figure rather than a fake zero
+        return np.full(horizon, np.nan), np.full(horizon, np.nan)
     model_sum = torch.zeros(horizon, dtype=torch.float64)
     copy_sum = torch.zeros(horizon, dtype=torch.float64)
     offsets = torch.arange(1, horizon + 1)
@@ -76,8 +78,7 @@ def prediction_errors(
         predicted = rollout(latents[t][:, None], joint_positions[t][:, None], actions[future - 1])  # [B, H, N, D]
         model_sum += (predicted - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
         copy_sum += (latents[t][:, None] - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
-    count = max(int(starts.size), 1)
-    return (model_sum / count).numpy(), (copy_sum / count).numpy()
+    return (model_sum / starts.size).numpy(), (copy_sum / starts.size).numpy()
 
 
 def probe_features(latents: Tensor) -> Tensor:
