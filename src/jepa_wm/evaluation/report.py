@@ -78,13 +78,18 @@ def _plot_planner(results: dict[str, Any], path: Path) -> str:
 
 def _plot_energy(results: dict[str, Any], path: Path) -> str:
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    means = [e["energy"]["mean_rank"] for e in results["episodes"]]
-    axis.bar(range(len(means)), [0 if v is None or not math.isfinite(v) else v for v in means], color="tab:green")
+    index = np.arange(len(results["episodes"]))
+    for offset, key, label, color in ((-0.2, "mean_rank", "vs planner-prior draws", "tab:green"),
+                                      (0.2, "mean_rank_vs_recorded", "vs other recorded sequences", "tab:olive")):
+        values = [e["energy"].get(key) for e in results["episodes"]]
+        heights = [0 if v is None or not math.isfinite(v) else v for v in values]
+        axis.bar(index + offset, heights, width=0.4, color=color, label=label)
     axis.axhline(0.5, color="tab:red", ls="--", label="chance")
-    axis.set_xlabel("episode")
-    axis.set_ylabel("mean energy rank of recorded action\n(0 = best of the random ones)")
+    axis.set_xticks(index)
+    axis.set_xlabel("episode (gap-free run)")
+    axis.set_ylabel("mean energy rank of the recorded\nactions (0 = lowest energy)")
     axis.set_ylim(0, 1)
-    axis.legend()
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
