@@ -4,7 +4,10 @@ Times encode + plan as LatentMPC runs them each control tick (warm-started), cou
 useful FLOPs of the planner's rollouts with torch.utils.flop_counter, and measures the
 machine's fp32 matmul peak in the same run. Last line: one JSON object.
 
-    python benchmarks/planner.py [--repeats 5] [--checkpoint checkpoints/default]
+    python benchmarks/planner.py [--repeats 5] [--threads 1] [--checkpoint checkpoints/default]
+
+Planning runs on ``--threads`` torch threads (1, as world_model_node runs by default: on a
+shared 2-core CPU one thread plans faster than two); the matmul peak uses every core.
 """
 
 from __future__ import annotations
@@ -74,21 +77,26 @@ def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed planning ticks per method")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads while planning (0: torch default)")
     parser.add_argument("--checkpoint", type=Path, default=package_share() / "checkpoints" / "default")
     args = parser.parse_args()
     torch.manual_seed(0)
+    all_threads = torch.get_num_threads()
     if (args.checkpoint / "config.json").is_file():
         model, source = load_checkpoint(args.checkpoint), str(args.checkpoint)
     else:  # random weights time the same as trained ones
         model, source = WorldModel(WorldModelConfig()).eval(), "random weights, default WorldModelConfig"
     peak = matmul_gflops()
     base = PlannerConfig()
-    results = {method: time_planner(model, dataclasses.replace(base, method=method), args.repeats) for method in ("cem", "mppi")}
+    torch.set_num_threads(args.threads or all_threads)
+    results = {m: time_planner(model, dataclasses.replace(base, method=m), args.repeats) for m in ("cem", "mppi")}
+    planning_threads = torch.get_num_threads()
+    torch.set_num_threads(all_threads)
     peak = max(peak, matmul_gflops())  # measured before and after: the machine is shared
     cem, mppi = results["cem"], results["mppi"]
     planner_gflops = cem["plan_flops"] / (cem["plan_ms"] * 1e-3) / 1e9
     print(f"model: {source}; planner: {base.num_samples} samples x {base.iterations} iterations x horizon "
-          f"{base.horizon}; torch threads: {torch.get_num_threads()}", file=sys.stderr)
+          f"{base.horizon}; planning threads: {planning_threads}, matmul threads: {all_threads}", file=sys.stderr)
     print(json.dumps({
         "cem_plan_ms": round(cem["plan_ms"], 2),
         "mppi_plan_ms": round(mppi["plan_ms"], 2),
@@ -101,7 +109,8 @@ def main() -> None:
         "mppi_planner_gflops": round(mppi["plan_flops"] / (mppi["plan_ms"] * 1e-3) / 1e9, 1),
         "fraction_of_peak": round(planner_gflops / peak, 3),
         "model": source,
-        "threads": torch.get_num_threads(),
+        "planning_threads": planning_threads,
+        "matmul_threads": all_threads,
     }))
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -59,12 +60,15 @@ class WorldModelNodeConfig:
     image_transport: Literal["raw", "compressed"] = "raw"  # compressed subscribes <camera_topic>/compressed
     start_enabled: bool = True  # robot preset default: true in simulation, false on real robots
     goal_image_file: str = ""  # PNG/JPEG goal set at start-up; empty: wait for ~/goal_image
+    torch_threads: int = 1  # torch intra-op threads; 0 keeps torch's default (one per core)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.control_rate) and self.control_rate > 0):
             raise ConfigError(f"world_model_node.control_rate={self.control_rate}: expected > 0 Hz")
         if not (math.isfinite(self.max_staleness) and self.max_staleness > 0):
             raise ConfigError(f"world_model_node.max_staleness={self.max_staleness}: expected > 0 s")
+        if self.torch_threads < 0:
+            raise ConfigError(f"world_model_node.torch_threads={self.torch_threads}: expected >= 0 (0 = torch default)")
 
 
 class WorldModelNode(Node):
@@ -76,6 +80,10 @@ class WorldModelNode(Node):
         folder = Path(self.config.checkpoint) if self.config.checkpoint else package_share() / "checkpoints" / "default"
         if not folder.is_dir():
             raise CheckpointError(f"checkpoint folder {folder} does not exist; expected a folder written by save_checkpoint")
+        if self.config.torch_threads:
+            # Small batched ops gain little from threads and lose much when the cores are shared
+            # (sim_node, other nodes): one thread planned 4x faster than two on a busy 2-core CPU.
+            torch.set_num_threads(self.config.torch_threads)
         model = load_checkpoint(folder, self.config.device)
         period = 1.0 / self.config.control_rate
         self.controller = LatentMPC(model, self.planner, self.robot, period, self.config.device)
