@@ -160,8 +160,16 @@ class Trainer:
         return {k: v.item() for k, v in losses.items()}
 
     @torch.no_grad()
+    def calibrate(self, frames: int = 2048) -> None:
+        """Exact latent standardisation statistics from a fixed sample of training frames."""
+        generator = torch.Generator().manual_seed(54321)
+        index = torch.randint(len(self.train_windows.frames), (frames,), generator=generator)
+        self.model.calibrate(self.model.encoder.preprocess(self.train_windows.frames[index.to(self.context.device)]))
+
+    @torch.no_grad()
     def validate(self, num_batches: int = 4) -> dict[str, float]:
-        """Mean losses over fixed validation windows (same windows every time)."""
+        """Mean losses over fixed validation windows (same windows every time), after calibrating."""
+        self.calibrate()
         self.objective.eval()
         generator = torch.Generator().manual_seed(12345)
         totals: dict[str, float] = {}
@@ -191,6 +199,8 @@ class Trainer:
                     record.update({f"val_{k}": v for k, v in self.validate().items()})
                 self.history.append(record)
                 self.write_report()
+            if last:
+                self.calibrate()  # the saved model standardises latents with exact statistics
             if self.step % cfg.checkpoint_every == 0 or last:
                 self.save_state()
         bar.close()

@@ -156,7 +156,7 @@ def load_vjepa2(path: str | Path, config: WorldModelConfig, encoder_key: str = "
     key = encoder_key if encoder_key in checkpoint else "encoder"
     if key not in checkpoint:
         raise CheckpointError(f"{path}: no '{encoder_key}' or 'encoder' entry; keys are {sorted(checkpoint)}")
-    model = WorldModel(config)
+    model = WorldModel(config)  # latent_norm starts as the identity (mean 0, variance 1)
     encoder_state = encoder_state_from_vjepa2(checkpoint[key], config.encoder.grid_size)
     load_state_checked(model.encoder, encoder_state, f"{path}:{key}")
     predictor_state = strip_prefixes(checkpoint.get("predictor") or {})

@@ -69,7 +69,7 @@ class JEPAObjective(nn.Module):
     def _latents(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         B, W = images.shape[:2]
         tokens = encoder(images.flatten(0, 1))  # [B*W, g*g, D]
-        latents = pool_tokens(tokens, self.model.config.predictor.latent_grid)
+        latents = self.model.standardise(pool_tokens(tokens, self.model.config.predictor.latent_grid))
         return latents.unflatten(0, (B, W))  # [B, W, N, D]
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:

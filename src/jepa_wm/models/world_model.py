@@ -33,12 +33,33 @@ class WorldModel(nn.Module):
         self.predictor = ActionConditionedPredictor(
             config.predictor, self.latent_dim, config.action_dim, self.num_tokens
         )
+        # Standardises every latent channel with running statistics. The arm fills a small part of
+        # the view, so pooled encoder features barely vary between frames; without this the
+        # optimiser needs thousands of steps to scale them up to what SIGReg asks for.
+        self.latent_norm = nn.BatchNorm1d(self.latent_dim, affine=False)
 
     # ---- differentiable pieces (training) -------------------------------------------
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images [B, 3, S, S] -> latents [B, N, D] (pooled encoder tokens)."""
-        return pool_tokens(self.encoder(images), self.config.predictor.latent_grid)
+        """Normalised images [B, 3, S, S] -> latents [B, N, D] (pooled, standardised encoder tokens)."""
+        return self.standardise(pool_tokens(self.encoder(images), self.config.predictor.latent_grid))
+
+    def standardise(self, latents: torch.Tensor) -> torch.Tensor:
+        """Per-channel standardisation of latents [..., D] (batch statistics while training)."""
+        return self.latent_norm(latents.flatten(0, -2)).view_as(latents)
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor, batch_size: int = 256) -> None:
+        """Set the latent standardisation to the exact statistics of normalised images [M, 3, S, S]."""
+        was_training = self.training
+        self.eval()
+        pooled = torch.cat([
+            pool_tokens(self.encoder(images[i : i + batch_size]), self.config.predictor.latent_grid)
+            for i in range(0, len(images), batch_size)
+        ]).flatten(0, 1)  # [M*N, D]
+        self.latent_norm.running_mean.copy_(pooled.mean(0))
+        self.latent_norm.running_var.copy_(pooled.var(0))
+        self.train(was_training)
 
     def integrate(self, joint_positions: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Joint positions after a normalised action: q + a * action_scale (rad)."""

@@ -1,0 +1,119 @@
+"""World-model benchmark: speed of the default configuration and quality of the default checkpoint.
+
+    .venv/bin/python benchmarks/world_model.py [--checkpoint checkpoints/default] [--episodes 20]
+
+Held-out episodes are generated here with `jepa-ros collect` (a seed the checkpoint never
+trained on). The last line printed is one JSON object with encoder_ms, rollout_steps_per_s,
+train_samples_per_s, h1/h2/h4/h8 error ratios (model / copy-last), latent std and effective
+rank, and probe_r2 (linear probe latent -> joint positions, fit and scored on different episodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import torch  # noqa: E402
+
+from jepa_wm.config import TrainConfig, load_yaml  # noqa: E402
+from jepa_wm.data import read_episodes  # noqa: E402
+from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
+from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
+from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_r2  # noqa: E402
+from jepa_wm.models.world_model import WorldModel  # noqa: E402
+from jepa_wm.training import DistributedContext, Trainer  # noqa: E402
+
+HELD_OUT_SEED = 1000  # `make checkpoint` collects its training data with seed 0
+
+
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    """Median wall time of fn() in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def speed(model: WorldModel, samples: int = 128, horizon: int = 4) -> dict[str, float]:
+    """Encoder latency (one frame, batch 1) and batched rollout throughput, as the planner uses them."""
+    size = model.config.encoder.image_size
+    frame = torch.randint(0, 256, (1, size, size, 3), dtype=torch.uint8)
+    encoder_ms = median_ms(lambda: model.encode(frame), repeats=50)
+    latent = model.encode(frame)[0]
+    rollout = model.rollout_fn(latent, torch.zeros(model.config.action_dim))
+    actions = torch.rand(samples, horizon, model.config.action_dim) * 2 - 1
+    rollout_ms = median_ms(lambda: rollout(actions), repeats=20)
+    return {"encoder_ms": encoder_ms, "rollout_ms": rollout_ms,
+            "rollout_steps_per_s": samples * horizon / (rollout_ms / 1000)}
+
+
+def training_speed(model: WorldModel, episodes: list, steps: int = 6) -> float:
+    """Training windows per second with the default train.yaml (one process)."""
+    config = load_yaml(ROOT / "config" / "train.yaml", TrainConfig, "train")
+    config = dataclasses.replace(config, steps=10**6)
+    trainer_model = WorldModel(model.config)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(trainer_model, config, episodes, episodes, Path(out), DistributedContext(0, 1, torch.device("cpu")))
+        trainer.train_step()
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step()
+        return steps * config.batch_size / (time.perf_counter() - start)
+
+
+def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6) -> dict[str, float]:
+    """Horizon errors vs copy-last on all held-out episodes; probe fit on some episodes, scored on the rest."""
+    latents = [encode_frames(model, e.frames) for e in episodes]
+    result = horizon_errors(model, latents, [e.joint_positions for e in episodes], [e.actions for e in episodes])
+    result.update(latent_statistics(torch.cat(latents)))
+    split = max(1, int(len(episodes) * probe_fraction))
+    fit_z, fit_q = torch.cat(latents[:split]), [e.joint_positions for e in episodes[:split]]
+    val_z, val_q = torch.cat(latents[split:]), [e.joint_positions for e in episodes[split:]]
+    import numpy as np
+
+    result["probe_r2"] = linear_probe_r2(fit_z, np.concatenate(fit_q), val_z, np.concatenate(val_q))
+    return result
+
+
+def main() -> int:
+    """Collect held-out episodes, measure, print the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "default"))
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = load_checkpoint(args.checkpoint)
+    results: dict[str, float] = {}
+    with torch.inference_mode():
+        results.update(speed(model))
+    with tempfile.TemporaryDirectory() as folder:
+        collect(CollectConfig(out=folder, episodes=args.episodes, steps=args.steps, seed=HELD_OUT_SEED,
+                              image_size=model.config.encoder.image_size, workers=1), progress=False)
+        episodes = read_episodes(folder, image_size=model.config.encoder.image_size, progress=False)
+    results["train_samples_per_s"] = training_speed(model, episodes)
+    results.update(quality(model, episodes))
+    results["held_out_episodes"] = len(episodes)
+    for key, value in results.items():
+        print(f"{key:>24}: {value:.4g}" if isinstance(value, float) else f"{key:>24}: {value}")
+    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
