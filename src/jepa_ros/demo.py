@@ -128,7 +128,9 @@ class ReachingClient(Node):
         return episode
 
 
-def run_closed_loop(config: ReachingConfig, image_size: int, graph_args: list[str], out: Path) -> dict:
+def run_closed_loop(
+    config: ReachingConfig, image_size: int, graph_args: list[str], out: Path, checkpoint: Path | None = None
+) -> dict:
     """Start the sim_mujoco graph, reach every goal, run the baselines, write the report; return metrics."""
     from tqdm import tqdm
 
@@ -137,9 +139,10 @@ def run_closed_loop(config: ReachingConfig, image_size: int, graph_args: list[st
 
     sim = make_sim(image_size, config.seed)
     goals = sample_goals(sim, config)
-    action_scale = load_checkpoint(_default_checkpoint()).config.action_scale
+    checkpoint = checkpoint or _default_checkpoint()
+    action_scale = load_checkpoint(checkpoint).config.action_scale
     started = time.monotonic()
-    with start_graph("sim_mujoco", [f"image_size:={image_size}", *graph_args]):
+    with start_graph("sim_mujoco", [f"image_size:={image_size}", f"checkpoint:={checkpoint}", *graph_args]):
         rclpy.init()
         client = ReachingClient()
         executor = MultiThreadedExecutor(num_threads=2)
@@ -174,6 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--goals", type=int, default=ReachingConfig.num_goals, help="number of seeded goals")
     parser.add_argument("--steps", type=int, default=ReachingConfig.max_steps, help="control steps per goal")
     parser.add_argument("--seed", type=int, default=ReachingConfig.seed, help="seed of the goals")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
     parser.add_argument("--image-size", type=int, default=64, help="camera image size (px)")
     parser.add_argument("graph_args", nargs="*", help="extra name:=value arguments for the sim_mujoco graph")
 
@@ -181,7 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the headline figures."""
     config = ReachingConfig(num_goals=args.goals, max_steps=args.steps, seed=args.seed)
-    metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out)
+    metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out, args.checkpoint)
     summary = {
         "success_rate": metrics["world_model"]["success_rate"],
         "median_final_error_m": metrics["world_model"]["median_final_error_m"],

@@ -175,6 +175,7 @@ class SimNode(Node):
         rtf = self.config.real_time_factor
         next_frame = 0.0  # simulated time of the next camera frame
         wall_start, sim_start = time.monotonic(), 0.0
+        previous = 0.0  # simulated time of the previous tick: a reset makes it run backwards
         try:
             while not self._stop.is_set() and self.context.ok():
                 with self._lock:
@@ -186,12 +187,13 @@ class SimNode(Node):
                     stamp = self._clock_base_ns + round(now * 1e9)
                     positions, velocities = self.sim.joint_positions.copy(), self.sim.joint_velocities.copy()
                     tcp = self.sim.end_effector_position()
+                    if now < previous:  # a reset happened: restart the camera and pacing schedules
+                        wall_start, sim_start, next_frame = time.monotonic(), now, 0.0
+                    previous = now
                     frame = None
                     if now + 1e-9 >= next_frame:
                         frame = self.sim.render()
                         next_frame = max(next_frame + camera_period, now)
-                    if now < sim_start:  # a reset happened: restart the schedule
-                        wall_start, sim_start, next_frame = time.monotonic(), now, 0.0
                 self.clock_pub.publish(conv.clock_message(stamp))
                 self.joint_state_pub.publish(conv.positions_to_joint_state(positions, self.joint_names, stamp, velocities))
                 self.ee_pub.publish(conv.point_stamped(tcp, stamp, self.config.world_frame))
