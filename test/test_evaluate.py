@@ -114,6 +114,34 @@ def to_ros1(source: Path, target: Path) -> Path:
     return target
 
 
+TINY_TRAINING = """
+world_model:
+  encoder: {image_size: 64, patch_size: 16, embed_dim: 32, depth: 1, num_heads: 2}
+  predictor: {embed_dim: 32, depth: 1, num_heads: 2, latent_grid: 2, max_steps: 8}
+train:
+  batch_size: 16
+  steps: 200
+  learning_rate: 3.0e-3
+  warmup_steps: 20
+  rollout_steps: 2
+  val_every: 1000
+  checkpoint_every: 1000
+"""
+
+
+def test_briefly_trained_model_beats_copy_last_on_its_training_bags(bags, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_TRAINING)
+    checkpoint = tmp_path / "trained"
+    torch.set_num_threads(1)  # tiny batches: one thread is several times faster on the shared 2-core CPU
+    assert main(["train", "--bags", str(bags["mcap"]), "--config", str(config), "--model-config", str(config),
+                 "--out", str(tmp_path / "run"), "--export", str(checkpoint)]) == 0
+    metrics = evaluate([bags["mcap"]], checkpoint, tmp_path / "trained_report")
+    prediction, energy = metrics["overall"]["prediction"], metrics["overall"]["energy"]
+    assert prediction["model_l1"][0] < prediction["copy_last_l1"][0], prediction
+    assert energy["mean_rank"] < 0.5 and energy["mean_rank_vs_recorded"] < 0.5, energy
+
+
 @pytest.mark.skipif(not (DEFAULT_CHECKPOINT / "config.json").is_file(), reason="checkpoints/default is not built yet")
 def test_default_checkpoint_beats_copy_last_and_prefers_the_recorded_action(bags, tmp_path):
     metrics = evaluate([bags["mcap"], bags["sqlite3"]], DEFAULT_CHECKPOINT, tmp_path / "default")
