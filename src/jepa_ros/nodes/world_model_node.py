@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -95,7 +96,12 @@ class WorldModelNode(Node):
         self._joints: tuple[JointState, int] | None = None
         self._goal_msg: Image | None = None
 
-        control = MutuallyExclusiveCallbackGroup()  # timer and services: one at a time touches the controller
+        # The control timer, the services and the subscriptions each have a group of their own: a tick
+        # that overruns its period must never starve ~/enable (a safety switch) or the sensor inputs.
+        # The lock lets one of the tick and ~/set_goal_from_current touch the controller at a time.
+        self._controller_lock = threading.Lock()
+        control = MutuallyExclusiveCallbackGroup()
+        services = MutuallyExclusiveCallbackGroup()
         inputs = MutuallyExclusiveCallbackGroup()  # subscriptions: only store, never wait on the planner
         camera_type, camera_topic = Image, self.config.camera_topic
         if self.config.image_transport == "compressed":
@@ -104,8 +110,8 @@ class WorldModelNode(Node):
         self.create_subscription(camera_type, camera_topic, self._on_frame, sensor_qos, callback_group=inputs)
         self.create_subscription(JointState, self.config.joint_states_topic, self._on_joints, sensor_qos, callback_group=inputs)
         self.create_subscription(Image, "~/goal_image", self._on_goal, 1, callback_group=inputs)
-        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=control)
-        self.create_service(Trigger, "~/set_goal_from_current", self._on_set_goal_from_current, callback_group=control)
+        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=services)
+        self.create_service(Trigger, "~/set_goal_from_current", self._on_set_goal_from_current, callback_group=services)
         command_type = JointTrajectory if self.config.command_interface == "trajectory" else Float64MultiArray
         self.command_pub = self.create_publisher(command_type, self.config.command_topic, 10)
         self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
@@ -166,7 +172,8 @@ class WorldModelNode(Node):
             if age > self.config.max_staleness:
                 limit = self.config.max_staleness
                 raise ControlError(f"no camera frame younger than max_staleness={limit} s (newest: {age:.2f} s old)")
-            self.controller.set_goal(self._frame_rgb())
+            with self._controller_lock:
+                self.controller.set_goal(self._frame_rgb())
             response.success, response.message = True, "goal set from the current camera frame"
         except (ControlError, conv.ConversionError) as err:
             response.success, response.message = False, f"goal not set: {err}"
@@ -183,6 +190,10 @@ class WorldModelNode(Node):
         return conv.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conv.image_to_rgb(msg)
 
     def _tick(self) -> None:
+        with self._controller_lock:
+            self._tick_locked()
+
+    def _tick_locked(self) -> None:
         image_age, joint_age = self._age(self._frame), self._age(self._joints)
         energy = encode_ms = plan_ms = math.nan
         goal_msg, self._goal_msg = self._goal_msg, None
@@ -197,6 +208,8 @@ class WorldModelNode(Node):
                 energy, encode_ms, plan_ms = out.energy, out.encode_ms, out.encode_ms + out.plan_ms
                 if out.command is None:
                     state, reason = "no_goal", out.reason
+                elif not self.enabled:  # ~/enable turned it off while this tick was planning
+                    state, reason = "disabled", "commanding is disabled; call ~/enable"
                 else:
                     self._publish_command(out.command)
                     state, reason = "commanding", ""
