@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="frames in the simulated bag (0.2 s apart)")
     parser.add_argument("--seed", type=int, default=9001)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for evaluate")
     parser.add_argument("--out", type=Path, default=Path("reports/bench_replay"))
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench_replay_"))
@@ -50,7 +51,7 @@ def main() -> None:
         checkpoint, checkpoint_name = checkpoint_folder(scratch)
         started = time.perf_counter()
         assert cli(["evaluate", "--bag", str(bags), "--checkpoint", str(checkpoint), "--out", str(args.out),
-                    "--no-progress"]) == 0
+                    "--no-progress", "--threads", str(args.threads)]) == 0
         total_s = time.perf_counter() - started
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -69,7 +70,7 @@ def main() -> None:
         "energy_mean_rank": overall["energy"]["mean_rank"],
         "plan_cosine": overall["planner"]["cosine"],
         "checkpoint": checkpoint_name,
-        "threads": torch.get_num_threads(),
+        "threads": args.threads,
     }))
 
 

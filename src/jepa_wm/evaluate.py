@@ -87,15 +87,13 @@ def run(args: argparse.Namespace) -> int:
     planner = load_yaml(args.planner_config, PlannerConfig, "planner") if args.planner_config else PlannerConfig()
     if args.threads < 1:
         raise ConfigError(f"--threads {args.threads}: expected >= 1")
-    # Measured here: with other processes on the 2 cores, 2 threads ran 5-7x slower than 1 (threads wait on each other).
-    torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     model = load_checkpoint(args.checkpoint).eval()
     started = time.perf_counter()
     episodes, gaps = load_episodes(args.bag, model.config, args.period, _topic_overrides(args), not args.no_progress)
     if not episodes:
         raise BagError(f"no episode long enough to evaluate in {args.bag}")
-    results = evaluate_episodes(model, episodes, settings, planner, show=not args.no_progress)
+    with torch_threads(args.threads), torch.no_grad():
+        results = evaluate_episodes(model, episodes, settings, planner, show=not args.no_progress)
     results["bag_gaps"] = gaps
     wall = time.perf_counter() - started
     results["timing"] = timing(episodes, wall)
@@ -205,6 +203,18 @@ def evaluate_episodes(
         "plans": [{"source": e["source"], "starts": c.starts.tolist(), "planned": c.planned.tolist(),
                    "recorded": c.recorded.tolist()} for e, c in zip(per_episode, plans)],
     }
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` torch CPU threads, restoring the previous number afterwards."""
+    previous = torch.get_num_threads()
+    # Measured here: with other processes on the 2 cores, 2 threads ran 5-7x slower than 1 (threads wait on each other).
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class PhaseTimer:
