@@ -72,10 +72,12 @@ class ReachingClient(Node):
             for item in status.values:
                 if item.key == "plan_ms":
                     try:
-                        with self._lock:
-                            self.last_plan_ms = float(item.value)
+                        plan_ms = float(item.value)
                     except ValueError:
-                        pass
+                        continue
+                    if np.isfinite(plan_ms):  # ticks that did not plan report nan
+                        with self._lock:
+                            self.last_plan_ms = plan_ms
 
     def call(self, client, request, timeout: float = 10.0):
         """Call a service with a deadline; raise naming the service if it does not answer."""

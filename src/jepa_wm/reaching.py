@@ -25,6 +25,7 @@ class ReachingConfig:
     max_steps: int = 60  # control steps allowed per goal
     success_radius: float = 0.03  # m, end effector to goal end-effector position
     min_goal_distance: float = 0.10  # m, goal end effector from the start end effector
+    control_period: float = 0.2  # s per control step (the jepa_arm preset's 5 Hz)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -101,8 +102,34 @@ def run_baseline(
         for _ in range(config.max_steps):
             delta = np.zeros(len(sim.joint_names)) if policy == "zero" else rng.uniform(-1, 1, len(sim.joint_names))
             sim.set_target(sim.joint_positions + delta * action_scale)
-            sim.step()
+            sim.step(config.control_period)
             episode.errors_m.append(float(np.linalg.norm(sim.end_effector_position() - goal.ee_position)))
+        episodes.append(episode)
+    return episodes
+
+
+def run_controller(sim: ArmSim, goals: list[Goal], config: ReachingConfig, controller, video_every: int = 0) -> list[Episode]:
+    """Closed loop in one process (no DDS): ``controller`` is a jepa_wm.controller.LatentMPC.
+
+    The same loop the nodes run over DDS, without transport or timing: useful for tuning
+    a checkpoint or planner before running the ROS graph.
+    """
+    episodes = []
+    for index, goal in enumerate(goals):
+        sim.reset(seed=config.seed)
+        controller.reset()
+        controller.set_goal(goal.image)
+        episode = Episode(index, [float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))])
+        for step in range(1, config.max_steps + 1):
+            frame = sim.render()
+            out = controller.step(frame, sim.joint_positions)
+            if out.command is not None:
+                sim.set_target(out.command)
+                episode.replan_ms.append(out.plan_ms + out.encode_ms)
+            sim.step(config.control_period)
+            episode.errors_m.append(float(np.linalg.norm(sim.end_effector_position() - goal.ee_position)))
+            if video_every and step % video_every == 0:
+                episode.frames.append(frame)
         episodes.append(episode)
     return episodes
 
