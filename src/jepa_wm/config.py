@@ -71,6 +71,8 @@ class PredictorConfig:
     num_heads: int = 4
     mlp_ratio: float = 4.0
     latent_grid: int = 4  # encoder patch grid is average-pooled to latent_grid x latent_grid tokens
+    # "linear": each latent token is a learned projection of its block of patch tokens (starts as the mean)
+    latent_pooling: Literal["mean", "linear"] = "mean"
     max_steps: int = 16  # longest sequence of time steps (context + rollout)
 
     def __post_init__(self) -> None:
@@ -80,6 +82,10 @@ class PredictorConfig:
         )
         _require(self.latent_grid >= 1, f"predictor.latent_grid={self.latent_grid}: expected >= 1")
         _require(self.max_steps >= 2, f"predictor.max_steps={self.max_steps}: expected >= 2")
+        _require(
+            self.latent_pooling in ("mean", "linear"),
+            f"predictor.latent_pooling={self.latent_pooling!r}: expected 'mean' or 'linear'",
+        )
 
 
 @dataclass(frozen=True)
