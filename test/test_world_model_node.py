@@ -239,3 +239,30 @@ def test_default_checkpoint_moves_toward_goal(ros, sim_node):
     goal_pub.publish(conv.rgb_to_image(sim.render()))
     wait_for(lambda: len(probe.commands) >= 25, 60, "25 commands")
     assert np.linalg.norm(joints[-1] - goal_joints) < 0.7 * start_error
+
+
+def test_enable_answers_and_stops_commands_while_a_tick_overruns(ros, tiny_checkpoint):
+    """~/enable is a safety switch: it must answer during a long plan, and that plan is then not sent."""
+    context, executor, probe = ros
+    robot = load_robot("jepa_arm")
+    camera = FakeCamera(context, robot.joint_names)
+    executor.add_node(camera)
+    slow_planner = [Parameter("planner.num_samples", value=2048), Parameter("planner.num_elites", value=16),
+                    Parameter("planner.iterations", value=6), Parameter("planner.horizon", value=4)]
+    node = start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)),
+                      Parameter("image_transport", value="compressed"), Parameter("control_rate", value=20.0),
+                      *slow_planner)
+    goal_pub = probe.create_publisher(Image, "world_model_node/goal_image", 1)
+    wait_for(lambda: goal_pub.get_subscription_count() > 0, 5, "goal subscriber")
+    goal_pub.publish(conv.rgb_to_image(camera.frame[::-1].copy()))
+    wait_for(lambda: len(probe.commands) >= 1, 30, "a first (slow) command")
+    period = 1.0 / node.config.control_rate
+    plan_s = float(probe.statuses[-1]["plan_ms"]) / 1e3
+    assert plan_s > 3 * period, "the plan must overrun the control period for this test to mean anything"
+    time.sleep(0.3 * plan_s)  # the next tick is planning now
+    started = time.monotonic()
+    assert probe.call(SetBool, "world_model_node/enable", SetBool.Request(data=False)).success
+    assert time.monotonic() - started < 0.5 * plan_s  # answered without waiting for the plan
+    count = len(probe.commands)
+    time.sleep(1.5 * plan_s)
+    assert len(probe.commands) == count and state(probe) == "disabled"

@@ -157,7 +157,7 @@ class WorldModelNode(Node):
     def _on_goal(self, msg: Image) -> None:
         self._goal_msg = msg  # encoded by the next tick, in the control group
 
-    # -- services (control group) --------------------------------------------------------------
+    # -- services (their own group) --------------------------------------------------------------
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         self.enabled = bool(request.data)
