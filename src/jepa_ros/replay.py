@@ -34,6 +34,7 @@ from jepa_wm.data.rosbag_io import (
     TYPESTORE,
     decode_message,
 )
+from jepa_wm.evaluation import json_safe
 from jepa_wm.evaluation.bagcheck import BagReadError, BagSummary, find_gaps, require_topics, scan_bag
 from jepa_wm.evaluation.replay_score import CommandStream, command_target, score_commands
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         joint_names = load_robot(args.robot).joint_names
         reference = recorded_command_topics(summary)
         report = score_replay(summary.path, replayer.live, reference, args.joint_states_topic, joint_names)
-        print(json.dumps(report))
+        print(json.dumps(json_safe(report)))  # NaN (e.g. no live command) becomes null
     return 0
 
 

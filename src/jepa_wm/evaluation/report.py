@@ -13,11 +13,13 @@ matplotlib.use("Agg")  # headless: no display on robots or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jepa_wm.evaluation import json_safe  # noqa: E402
+
 
 def write_report(results: dict[str, Any], out: Path) -> Path:
     """Write metrics.json, plots and report.md into ``out``; returns the report path."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(_finite(results), indent=2))
+    (out / "metrics.json").write_text(json.dumps(json_safe(results), indent=2))
     plots = {
         "prediction": _plot_prediction(results, out / "prediction_error.png"),
         "planner": _plot_planner(results, out / "planner_agreement.png"),
@@ -26,17 +28,6 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
     report = out / "report.md"
     report.write_text(_markdown(results, plots))
     return report
-
-
-def _finite(value: Any) -> Any:
-    """NaN / inf become null so metrics.json is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _plot_prediction(results: dict[str, Any], path: Path) -> str:
