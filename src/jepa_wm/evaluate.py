@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from jepa_wm.config import ConfigError, PlannerConfig, load_yaml, to_dict
-from jepa_wm.data import BagError, GapWarning
+from jepa_wm.data import BagError, BagTopics, GapWarning, find_bags, read_episode_segments
 from jepa_wm.evaluation import metrics as m
 from jepa_wm.evaluation.report import write_report
 
@@ -116,8 +116,6 @@ def load_episodes(
     paths: list[str], config: Any, period: float | None, topics: dict[str, str], show: bool = True
 ) -> tuple[list[Any], list[str]]:
     """Every gap-free run of every bag, in the checkpoint's joint order and image size; plus the gap reports."""
-    from jepa_wm.data import BagTopics, find_bags, read_episode_segments
-
     bag_topics = dataclasses.replace(BagTopics(), **topics)
     episodes, gaps = [], []
     for bag in tqdm(find_bags(paths), desc="read bags", unit="bag", disable=not show):
@@ -126,7 +124,12 @@ def load_episodes(
             episodes += read_episode_segments(
                 bag, bag_topics, period, joint_names=config.joint_names, image_size=config.encoder.image_size
             )
-        gaps += [str(w.message) for w in caught if issubclass(w.category, GapWarning)]
+        for caught_warning in caught:
+            if issubclass(caught_warning.category, GapWarning):
+                gaps.append(str(caught_warning.message))
+            else:  # not ours to swallow
+                warnings.warn_explicit(caught_warning.message, caught_warning.category,
+                                       caught_warning.filename, caught_warning.lineno)
     for message in gaps:
         print(f"gap (skipped, not interpolated): {message}")
     return episodes, gaps
