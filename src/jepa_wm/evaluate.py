@@ -148,20 +148,19 @@ def evaluate_episodes(
             f"rolls out at most predictor.max_steps - 1 = {config.predictor.max_steps - 1} steps"
         )
     planner = dataclasses.replace(planner, horizon=settings.goal_offset)
-    plan_at_of = [m.every(m.valid_starts(m.segment_ids(e.stamps_ns, settings.gap_factor), span), settings.plan_every)
-                  for e in episodes]
-    work = sum(len(e.frames) for e in episodes) + sum(p.size for p in plan_at_of)
+    # The data layer already splits bags at gaps; segments guard against any hole left inside a run.
+    segments_of = [m.segment_ids(e.stamps_ns, settings.gap_factor) for e in episodes]
+    starts_of = [m.valid_starts(segments, span) for segments in segments_of]
+    work = sum(len(e.frames) for e in episodes) + sum(m.every(s, settings.plan_every).size for s in starts_of)
     bar = tqdm(total=work, desc="evaluate", unit="step", disable=not show)
     per_episode, features, joints, plans, ranks = [], [], [], [], []
     phases = PhaseTimer()
-    for episode, plan_at in zip(episodes, plan_at_of):
+    for episode, segments, starts in zip(episodes, segments_of, starts_of):
         with phases("encode"):
             latents = encode_episode(model, episode.frames, settings.batch_size, bar)  # [T, N, D]
         joint_positions = torch.as_tensor(episode.joint_positions, dtype=torch.float32)  # [T, J]
         actions_rad = torch.as_tensor(episode.actions, dtype=torch.float32)  # [T, J]
         actions = actions_rad / config.action_scale
-        segments = m.segment_ids(episode.stamps_ns, settings.gap_factor)
-        starts = m.valid_starts(segments, span)
         with phases("predict"):
             model_err, copy_err = m.prediction_errors(
                 model.rollout, latents, joint_positions, actions, starts, settings.horizon, settings.batch_size
@@ -174,7 +173,8 @@ def evaluate_episodes(
             )
         with phases("plan"):
             comparison = m.planner_agreement(
-                model.rollout_fn, latents, joint_positions, actions_rad, plan_at, settings.goal_offset, planner,
+                model.rollout_fn, latents, joint_positions, actions_rad, m.every(starts, settings.plan_every),
+                settings.goal_offset, planner,
                 config.action_scale, step=lambda: bar.update(1),
             )
         features.append(m.probe_features(latents))
