@@ -56,7 +56,10 @@ def ros():
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     yield context, executor, probe
-    executor.shutdown(timeout_sec=5)
+    for node in executor.get_nodes():  # no new ticks; shutdown then waits for one in flight
+        for timer in node.timers:
+            timer.cancel()
+    executor.shutdown(timeout_sec=10)
     for node in executor.get_nodes():
         node.destroy_node()
     rclpy.shutdown(context=context)
@@ -255,7 +258,7 @@ def test_enable_answers_and_stops_commands_while_a_tick_overruns(ros, tiny_check
     goal_pub = probe.create_publisher(Image, "world_model_node/goal_image", 1)
     wait_for(lambda: goal_pub.get_subscription_count() > 0, 5, "goal subscriber")
     goal_pub.publish(conv.rgb_to_image(camera.frame[::-1].copy()))
-    wait_for(lambda: len(probe.commands) >= 1, 30, "a first (slow) command")
+    wait_for(lambda: state(probe) == "commanding", 30, "a first (slow) command and its status")
     period = 1.0 / node.config.control_rate
     plan_s = float(probe.statuses[-1]["plan_ms"]) / 1e3
     assert plan_s > 3 * period, "the plan must overrun the control period for this test to mean anything"
