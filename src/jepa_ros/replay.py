@@ -69,14 +69,18 @@ def run(args: argparse.Namespace) -> int:
     """Entry point: check the bag, replay it, record and score the live commands."""
     import rclpy
 
-    if args.rate <= 0:
-        raise ValueError(f"--rate {args.rate}: expected > 0")
+    for name in ("rate", "clock_rate", "max_gap"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected > 0")
+    if args.record and Path(args.record).exists():
+        raise FileExistsError(f"--record {args.record} exists already: a bag is written into a new folder")
     summary = scan_bag(args.bag)
     replayed, commands = _select_topics(summary, args)
     for topic in replayed:
         for gap in find_gaps(np.asarray(summary.topics[topic].log_times_ns)):
-            print(f"gap on {topic}: {gap.seconds:.2f} s without messages at bag time {gap.start_ns * 1e-9:.2f} s "
-                  "(skipped, not interpolated)")
+            after_s = (gap.start_ns - summary.start_ns) * 1e-9
+            print(f"gap on {topic}: {gap.seconds:.2f} s without messages after {after_s:.2f} s of the bag "
+                  "(nothing is made up for it)")
     with rclpy.init():
         replayer = BagReplayer(summary, replayed, commands, args)
         try:
