@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
 from jepa_ros import conversions as conv
 from jepa_ros.cli import main
 from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
+from jepa_wm.data.rosbag_io import TYPESTORE
 from jepa_wm.evaluation.bagcheck import BagReadError, scan_bag
 from jepa_wm.models import WorldModel, save_checkpoint
 from ros_processes import NodeProcess, ProbeGraph
@@ -134,6 +137,29 @@ def test_missing_topic_lists_what_the_bag_has(bags):
         main(["replay", "--bag", str(bags["mcap"]), "--topics", "/camera/image_raw", "/wrist/image"])
     message = str(caught.value)
     assert "/wrist/image" in message and "/joint_states [sensor_msgs/msg/JointState]" in message
+
+
+def test_topic_of_a_type_without_python_package_is_left_out_unless_asked_for(bags, probe, tmp_path, capsys):
+    bag = with_tf_topic(bags["mcap"], tmp_path / "with_tf")  # tf2_msgs is not installed here
+    assert main(["replay", "--bag", str(bag), "--rate", "8", "--settle", "0.2"]) == 0
+    assert "not replaying /tf: message type tf2_msgs/msg/TFMessage has no Python package" in capsys.readouterr().out
+    time.sleep(0.3)
+    assert len(probe["image"]) == STEPS
+    with pytest.raises(BagReadError, match="tf2_msgs/msg/TFMessage"):
+        main(["replay", "--bag", str(bag), "--topics", "/tf", "/joint_states"])
+
+
+def with_tf_topic(source: Path, target: Path) -> Path:
+    """Copy of a bag plus one tf2_msgs/TFMessage on /tf."""
+    with AnyReader([source], default_typestore=TYPESTORE) as reader, \
+            Writer(target, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=TYPESTORE) for c in reader.connections}
+        for connection, stamp, raw in reader.messages():
+            writer.write(connections[connection.id], stamp, raw)
+        tf = writer.add_connection("/tf", "tf2_msgs/msg/TFMessage", typestore=TYPESTORE)
+        message = TYPESTORE.types["tf2_msgs/msg/TFMessage"](transforms=[])
+        writer.write(tf, reader.start_time, TYPESTORE.serialize_cdr(message, "tf2_msgs/msg/TFMessage"))
+    return target
 
 
 def test_gap_is_reported_and_skipped_not_waited_through(bags, probe, tmp_path, capsys):

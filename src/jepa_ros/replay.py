@@ -160,10 +160,17 @@ class BagReplayer:
         self.node = Node("bag_replay")
         self._clock_message = clock_message
         self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
-        self.publishers = {
-            topic: self.node.create_publisher(message_class(summary.topics[topic].msgtype), topic, 10)
-            for topic in replayed
-        }
+        self.publishers = {}
+        for topic in replayed:
+            try:
+                msg_class = message_class(summary.topics[topic].msgtype)
+            except BagReadError as err:
+                if args.topics:  # asked for by name: fail
+                    raise
+                print(f"warning: not replaying {topic}: {err}")
+                continue
+            self.publishers[topic] = self.node.create_publisher(msg_class, topic, 10)
+        self.replayed = list(self.publishers)
         self.bag_now_ns = summary.start_ns  # replay clock shared with the recording callbacks
         self.live: list[tuple[str, str, int, bytes]] = []
         self._lock = threading.Lock()
