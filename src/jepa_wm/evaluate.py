@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-topic", default=None, help="camera topic (Image or CompressedImage)")
     parser.add_argument("--joint-states-topic", default=None, help="sensor_msgs/JointState topic")
     parser.add_argument("--command-topic", default=None, help="std_msgs/Float64MultiArray command topic")
+    parser.add_argument("--trajectory-topic", default=None, help="trajectory_msgs/JointTrajectory command topic")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads; 1 is fastest for these small batches on a busy 2-core CPU")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _topic_overrides(args: argparse.Namespace) -> dict[str, str]:
-    names = {"image": args.image_topic, "joint_states": args.joint_states_topic, "commands": args.command_topic}
+    names = {"image": args.image_topic, "joint_states": args.joint_states_topic, "commands": args.command_topic,
+             "trajectory": args.trajectory_topic}
     return {key: value for key, value in names.items() if value}
 
 
