@@ -38,8 +38,9 @@ bench: install
 # Reproduces the embedded default checkpoint (see README).
 checkpoint: install
 	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 0 --out data/explore
-	$(VENV)/bin/jepa-ros train --bags data/explore --config config/train.yaml --out runs/default --seed 0
-	$(VENV)/bin/jepa-ros export --run runs/default --out checkpoints/default
+	# one thread: on a shared 2-core CPU two BLAS threads per process slow training down severalfold
+	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore --config config/train.yaml \
+		--out runs/default --seed 0 --export checkpoints/default
 
 clean:
 	rm -rf $(VENV) build install log reports runs
