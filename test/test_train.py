@@ -17,7 +17,7 @@ from jepa_wm.models.checkpoint import load_checkpoint
 from wm_fixtures import tiny_config, write_toy_bags
 
 TRAIN = {"batch_size": 8, "warmup_steps": 5, "learning_rate": 3e-3, "context_steps": 1, "rollout_steps": 3,
-         "val_every": 10, "checkpoint_every": 10, "val_fraction": 0.25, "seed": 0}
+         "val_every": 8, "checkpoint_every": 8, "val_fraction": 0.25, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,10 @@ def _args(root: Path, out: str, *extra: str) -> list[str]:
 
 def test_short_run_lowers_loss_and_resumes(setup):
     root = setup
-    assert main(_args(root, "run", "--steps", "30", "--export", str(root / "exported"))) == 0
+    assert main(_args(root, "run", "--steps", "24", "--export", str(root / "exported"))) == 0
     metrics = json.loads((root / "run" / "metrics.json").read_text())
     history = metrics["history"]
-    assert [h["step"] for h in history] == [10, 20, 30]
+    assert [h["step"] for h in history] == [8, 16, 24]
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert metrics["train_samples_per_s"] > 0 and "probe_r2" in metrics["final"]
@@ -47,10 +47,10 @@ def test_short_run_lowers_loss_and_resumes(setup):
     model = load_checkpoint(root / "exported")
     assert model.config.joint_names == ("joint1", "joint2", "joint3")
 
-    # Resume continues from step 30 with the saved optimiser and history.
-    assert main(_args(root, "run", "--steps", "40", "--resume")) == 0
+    # Resume continues from step 24 with the saved optimiser and history.
+    assert main(_args(root, "run", "--steps", "28", "--resume")) == 0
     resumed = json.loads((root / "run" / "metrics.json").read_text())
-    assert [h["step"] for h in resumed["history"]] == [10, 20, 30, 40]
+    assert [h["step"] for h in resumed["history"]] == [8, 16, 24, 28]
 
 
 def test_resume_without_state_is_refused(setup):
@@ -63,10 +63,10 @@ def test_two_process_torchrun_on_cpu(setup):
     assert torchrun, "torchrun is installed with torch"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "jepa_wm.cli",
-               *_args(setup, "ddp", "--steps", "10", "--device", "cpu")]
+               *_args(setup, "ddp", "--steps", "4", "--device", "cpu")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((setup / "ddp" / "metrics.json").read_text())
-    assert metrics["step"] == 10
+    assert metrics["step"] == 4
     state = torch.load(setup / "ddp" / "resume.pt", weights_only=True)
     assert len(state["generator"]) == 2  # one sampling stream per process

@@ -110,3 +110,30 @@ def pool_tokens(tokens: torch.Tensor, latent_grid: int) -> torch.Tensor:
     grid = tokens.transpose(1, 2).reshape(B, D, g, g)  # [B, D, g, g]
     pooled = nn.functional.avg_pool2d(grid, kernel_size=g // latent_grid)  # [B, D, n, n]
     return pooled.flatten(2).transpose(1, 2)  # [B, n*n, D]
+
+
+def group_blocks(tokens: torch.Tensor, latent_grid: int) -> torch.Tensor:
+    """Square token grid [B, g*g, D] -> [B, latent_grid^2, k*k*D], each row one k x k block of patches."""
+    B, L, D = tokens.shape
+    g = math.isqrt(L)
+    assert g * g == L and g % latent_grid == 0, f"{L} tokens do not group into a {latent_grid}x{latent_grid} grid"
+    n, k = latent_grid, g // latent_grid
+    blocks = tokens.view(B, n, k, n, k, D).permute(0, 1, 3, 2, 4, 5)  # [B, n, n, k, k, D]
+    return blocks.reshape(B, n * n, k * k * D)
+
+
+class LinearPool(nn.Module):
+    """Each latent token is a learned linear map of its block of patch tokens; starts as their mean."""
+
+    def __init__(self, embed_dim: int, grid_size: int, latent_grid: int) -> None:
+        super().__init__()
+        self.latent_grid = latent_grid
+        block = (grid_size // latent_grid) ** 2
+        self.proj = nn.Linear(block * embed_dim, embed_dim)
+        with torch.no_grad():  # mean over the block's patches, so training starts from average pooling
+            self.proj.weight.copy_(torch.eye(embed_dim).repeat(1, block) / block)
+            self.proj.bias.zero_()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, g*g, D] -> [B, latent_grid^2, D]."""
+        return self.proj(group_blocks(tokens, self.latent_grid))

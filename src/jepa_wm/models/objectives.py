@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from jepa_wm.config import TrainConfig
-from jepa_wm.models.encoder import pool_tokens
 from jepa_wm.models.world_model import WorldModel
 
 
@@ -69,7 +68,7 @@ class JEPAObjective(nn.Module):
     def _latents(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         B, W = images.shape[:2]
         tokens = encoder(images.flatten(0, 1))  # [B*W, g*g, D]
-        latents = self.model.standardise(pool_tokens(tokens, self.model.config.predictor.latent_grid))
+        latents = self.model.standardise(self.model.pool(tokens))
         return latents.unflatten(0, (B, W))  # [B, W, N, D]
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:

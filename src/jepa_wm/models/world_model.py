@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from jepa_wm.config import WorldModelConfig
-from jepa_wm.models.encoder import VisionEncoder, pool_tokens
+from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
 from jepa_wm.models.layers import KVCache
 from jepa_wm.models.predictor import ActionConditionedPredictor
 
@@ -33,20 +33,30 @@ class WorldModel(nn.Module):
         self.predictor = ActionConditionedPredictor(
             config.predictor, self.latent_dim, config.action_dim, self.num_tokens
         )
-        # Standardises every latent channel with running statistics. The arm fills a small part of
-        # the view, so pooled encoder features barely vary between frames; without this the
-        # optimiser needs thousands of steps to scale them up to what SIGReg asks for.
-        self.latent_norm = nn.BatchNorm1d(self.latent_dim, affine=False)
+        if config.predictor.latent_pooling == "linear":
+            self.latent_pool = LinearPool(self.latent_dim, config.encoder.grid_size, config.predictor.latent_grid)
+        else:
+            self.latent_pool = None
+        # Standardises every (token, channel) feature with running statistics. The arm fills a
+        # small part of the view, so pooled encoder features barely vary between frames; without
+        # this the optimiser needs thousands of steps to scale them up to what SIGReg asks for.
+        self.latent_norm = nn.BatchNorm1d(self.num_tokens * self.latent_dim, affine=False)
 
     # ---- differentiable pieces (training) -------------------------------------------
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised images [B, 3, S, S] -> latents [B, N, D] (pooled, standardised encoder tokens)."""
-        return self.standardise(pool_tokens(self.encoder(images), self.config.predictor.latent_grid))
+        return self.standardise(self.pool(self.encoder(images)))
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Patch tokens [B, g*g, D] -> latent tokens [B, N, D] (mean or learned linear block pooling)."""
+        if self.latent_pool is not None:
+            return self.latent_pool(tokens)
+        return pool_tokens(tokens, self.config.predictor.latent_grid)
 
     def standardise(self, latents: torch.Tensor) -> torch.Tensor:
-        """Per-channel standardisation of latents [..., D] (batch statistics while training)."""
-        return self.latent_norm(latents.flatten(0, -2)).view_as(latents)
+        """Per-feature standardisation of latents [..., N, D] (batch statistics while training)."""
+        return self.latent_norm(latents.flatten(0, -3).flatten(1)).view_as(latents)
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor, batch_size: int = 256) -> None:
@@ -54,9 +64,9 @@ class WorldModel(nn.Module):
         was_training = self.training
         self.eval()
         pooled = torch.cat([
-            pool_tokens(self.encoder(images[i : i + batch_size]), self.config.predictor.latent_grid)
+            self.pool(self.encoder(images[i : i + batch_size]))
             for i in range(0, len(images), batch_size)
-        ]).flatten(0, 1)  # [M*N, D]
+        ]).flatten(1)  # [M, N*D]
         self.latent_norm.running_mean.copy_(pooled.mean(0))
         self.latent_norm.running_var.copy_(pooled.var(0))
         self.train(was_training)
