@@ -123,3 +123,17 @@ def test_bad_inputs_are_named(model, tmp_path):
     (tmp_path / "junk.png").write_bytes(b"not an image")
     with pytest.raises(ControlError, match="could not be decoded"):
         read_image_file(tmp_path / "junk.png")
+
+
+def test_goal_of_another_size_is_resized_like_camera_frames(model):
+    def gradient(size: int) -> np.ndarray:  # smooth, so resampling barely changes it
+        ramp = (np.arange(size) + 0.5) / size
+        return (np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], 0.5), axis=-1) * 255).astype(np.uint8)
+
+    small, large = gradient(32), gradient(128)  # the model's size, and 4x larger
+    mpc = LatentMPC(model, PLANNER, ROBOT)
+    mpc.set_goal(large)
+    goal_from_large = mpc.goal_latent.clone()
+    mpc.set_goal(small)
+    torch.testing.assert_close(goal_from_large, mpc.goal_latent, atol=0.05, rtol=0.05)
+    assert mpc.step(gradient(64), np.zeros(3)).command is not None
