@@ -6,6 +6,9 @@ machine's fp32 matmul peak in the same run. Last line: one JSON object.
 
     python benchmarks/planner.py [--repeats 5] [--threads 1] [--checkpoint checkpoints/default]
 
+The model is the checkpoint if it exists, else config/world_model.yaml's architecture with
+random weights (timing does not depend on the weights).
+
 Planning runs on ``--threads`` torch threads (1, as world_model_node runs by default: on a
 shared 2-core CPU one thread plans faster than two); the matmul peak uses every core.
 """
@@ -24,7 +27,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from jepa_wm.config import PlannerConfig, WorldModelConfig, package_share
+from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
 from jepa_wm.models import WorldModel, load_checkpoint
 from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
 
@@ -82,10 +85,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     all_threads = torch.get_num_threads()
+    architecture = package_share() / "config" / "world_model.yaml"
     if (args.checkpoint / "config.json").is_file():
         model, source = load_checkpoint(args.checkpoint), str(args.checkpoint)
-    else:  # random weights time the same as trained ones
-        model, source = WorldModel(WorldModelConfig()).eval(), "random weights, default WorldModelConfig"
+    elif architecture.is_file():  # random weights time the same as trained ones
+        config = load_yaml(architecture, WorldModelConfig, "world_model")
+        model, source = WorldModel(config).eval(), f"random weights, {architecture.name}"
+    else:
+        model, source = WorldModel(WorldModelConfig()).eval(), "random weights, WorldModelConfig()"
     peak = matmul_gflops()
     base = PlannerConfig()
     torch.set_num_threads(args.threads or all_threads)
