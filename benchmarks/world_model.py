@@ -24,13 +24,14 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from jepa_wm.config import TrainConfig, load_yaml  # noqa: E402
 from jepa_wm.data import read_episodes  # noqa: E402
 from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
 from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
-from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_r2  # noqa: E402
+from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores  # noqa: E402
 from jepa_wm.models.world_model import WorldModel  # noqa: E402
 from jepa_wm.training import DistributedContext, Trainer  # noqa: E402
 
@@ -84,9 +85,13 @@ def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6) -> d
     split = max(1, int(len(episodes) * probe_fraction))
     fit_z, fit_q = torch.cat(latents[:split]), [e.joint_positions for e in episodes[:split]]
     val_z, val_q = torch.cat(latents[split:]), [e.joint_positions for e in episodes[split:]]
-    import numpy as np
-
-    result["probe_r2"] = linear_probe_r2(fit_z, np.concatenate(fit_q), val_z, np.concatenate(val_q))
+    scores = linear_probe_scores(fit_z, np.concatenate(fit_q), val_z, np.concatenate(val_q))
+    result["probe_r2"] = float(scores.mean())
+    result["probe_r2_per_joint"] = [round(float(v), 4) for v in scores]
+    if all(e.ee_positions is not None for e in episodes):  # the tool centre point, what reaching needs
+        fit_ee = np.concatenate([e.ee_positions for e in episodes[:split]])
+        val_ee = np.concatenate([e.ee_positions for e in episodes[split:]])
+        result["probe_r2_end_effector"] = float(linear_probe_scores(fit_z, fit_ee, val_z, val_ee).mean())
     return result
 
 
@@ -94,7 +99,7 @@ def main() -> int:
     """Collect held-out episodes, measure, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "default"))
-    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -110,7 +115,7 @@ def main() -> int:
     results.update(quality(model, episodes))
     results["held_out_episodes"] = len(episodes)
     for key, value in results.items():
-        print(f"{key:>24}: {value:.4g}" if isinstance(value, float) else f"{key:>24}: {value}")
+        print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in results.items()}))
     return 0
 

@@ -5,6 +5,7 @@ import torch
 
 from jepa_wm.config import EncoderConfig
 from jepa_wm.models.encoder import VisionEncoder, pool_tokens
+from jepa_wm.models.layers import Attention
 from jepa_wm.models.world_model import WorldModel
 from wm_fixtures import tiny_config
 
@@ -42,13 +43,30 @@ def test_parameter_names_follow_vjepa2():
 
 def test_rope_encoder_has_no_position_table_and_sees_positions():
     config = EncoderConfig(image_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=2, use_rope=True)
-    encoder = VisionEncoder(config).eval()
-    assert "pos_embed" not in encoder.state_dict()
-    images = torch.randn(1, 3, 32, 32)
+    assert "pos_embed" not in VisionEncoder(config).state_dict()
+    torch.manual_seed(0)
+    attention = Attention(48, 2, use_rope=True, grid_size=4)
+    plain = Attention(48, 2)
+    plain.load_state_dict(attention.state_dict())
+    x = torch.randn(1, 16, 48)
+    order = torch.randperm(16)
     with torch.no_grad():
-        out = encoder(images)
-        # Swapping two patches changes more than the order of the outputs: positions matter.
-        swapped = images.clone()
-        swapped[..., :8, :8], swapped[..., 8:16, 8:16] = images[..., 8:16, 8:16], images[..., :8, :8]
-        out_swapped = encoder(swapped)
-    assert not torch.allclose(out[0, 0], out_swapped[0, 5], atol=1e-4)
+        # Without positions attention is permutation-equivariant; rotary positions break that.
+        assert torch.allclose(plain(x[:, order])[0], plain(x)[0][:, order], atol=1e-5)
+        assert not torch.allclose(attention(x[:, order])[0], attention(x)[0][:, order], atol=1e-3)
+
+
+def test_linear_pooling_starts_as_mean_pooling():
+    model = WorldModel(tiny_config(latent_pooling="linear")).eval()
+    tokens = torch.randn(2, 16, 32)
+    assert torch.allclose(model.pool(tokens), pool_tokens(tokens, 2), atol=1e-5)
+    assert model.state_dict()["latent_pool.proj.weight"].shape == (32, 4 * 32)
+
+
+def test_calibrate_standardises_every_latent_feature():
+    model = WorldModel(tiny_config()).eval()
+    frames = torch.randint(0, 256, (64, 32, 32, 3), dtype=torch.uint8)
+    model.calibrate(model.encoder.preprocess(frames))
+    latents = model.encode(frames).flatten(1)  # [64, N*D]
+    assert torch.allclose(latents.mean(0), torch.zeros(latents.shape[1]), atol=1e-3)
+    assert torch.allclose(latents.std(0), torch.ones(latents.shape[1]), atol=1e-2)

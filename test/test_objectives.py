@@ -67,3 +67,30 @@ def test_ema_target_moves_slowly_and_frozen_encoder_gets_no_gradient():
     losses["loss"].backward()
     assert all(p.grad is None for p in frozen.model.encoder.parameters())
     assert frozen.model.predictor.predictor_proj.weight.grad is not None
+
+
+def test_probe_and_collapse_metrics():
+    from jepa_wm.models.metrics import latent_statistics, linear_probe_r2, linear_probe_scores
+
+    g = torch.Generator().manual_seed(0)
+    joints = torch.randn(400, 3, generator=g)
+    mixing = torch.randn(3, 2, 8, generator=g)
+    latents = torch.einsum("mj,jnd->mnd", joints, mixing)  # [M, N=2, D=8], linear in the joints
+    scores = linear_probe_scores(latents[:300], joints[:300].numpy(), latents[300:], joints[300:].numpy(), ridge=1e-6)
+    assert scores.shape == (3,) and scores.min() > 0.99
+    noise = torch.randn(400, 2, 8, generator=g)
+    assert linear_probe_r2(noise[:300], joints[:300].numpy(), noise[300:], joints[300:].numpy()) < 0.2
+    stats = latent_statistics(latents)
+    assert 2.5 < stats["latent_effective_rank"] < 3.5  # three joints span the latents
+    assert latent_statistics(torch.zeros(10, 2, 8))["latent_std_min"] == 0.0
+
+
+def test_horizon_errors_of_a_model_against_copy_last():
+    from jepa_wm.models.metrics import horizon_errors
+
+    model = WorldModel(tiny_config()).eval()
+    T, J = 12, 3
+    latents = [torch.randn(T, 4, 32)]
+    result = horizon_errors(model, latents, [torch.zeros(T, J).numpy()], [torch.zeros(T, J).numpy()], horizons=(1, 4))
+    assert set(result) == {f"h{h}_{k}" for h in (1, 4) for k in ("error", "copy_error", "error_ratio")}
+    assert result["h1_copy_error"] > 0 and abs(result["h4_error_ratio"] - result["h4_error"] / result["h4_copy_error"]) < 1e-9

@@ -79,6 +79,14 @@ def linear_probe_r2(
     ridge: float = 1e-3,
 ) -> float:
     """Ridge regression latent [M, ...] -> targets [M, J] fit on train; mean R^2 over targets on val."""
+    return float(np.mean(linear_probe_scores(train_latents, train_targets, val_latents, val_targets, ridge)))
+
+
+def linear_probe_scores(
+    train_latents: torch.Tensor, train_targets: np.ndarray, val_latents: torch.Tensor, val_targets: np.ndarray,
+    ridge: float = 1e-3,
+) -> np.ndarray:
+    """R^2 on val of each target column [J] for a ridge probe fit on train (ridge scaled by sample count)."""
     def features(z: torch.Tensor) -> np.ndarray:
         f = z.flatten(1).double().numpy()
         return np.concatenate([f, np.ones((len(f), 1))], axis=1)
@@ -91,4 +99,4 @@ def linear_probe_r2(
     weights = np.linalg.solve(gram, x_train.T @ np.asarray(train_targets, dtype=np.float64))
     residual = np.asarray(val_targets, dtype=np.float64) - x_val @ weights
     variance = np.asarray(val_targets, dtype=np.float64).var(axis=0) + 1e-12
-    return float(np.mean(1.0 - (residual**2).mean(axis=0) / variance))
+    return 1.0 - (residual**2).mean(axis=0) / variance
