@@ -53,6 +53,25 @@ def test_short_run_lowers_loss_and_resumes(setup):
     assert [h["step"] for h in resumed["history"]] == [8, 16, 24, 28]
 
 
+def test_frozen_encoder_mode_trains_the_predictor_only(setup):
+    root = setup
+    if not (root / "exported").is_dir():
+        pytest.skip("needs the exported checkpoint of test_short_run_lowers_loss_and_resumes")
+    (root / "frozen.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "mode": "frozen_encoder"}}))
+    args = _args(root, "frozen", "--steps", "4", "--init", str(root / "exported"))
+    args[args.index("--config") + 1] = str(root / "frozen.yaml")
+    assert main(args) == 0
+    before, after = load_checkpoint(root / "exported"), load_checkpoint(root / "frozen" / "checkpoint")
+    for key, value in before.encoder.state_dict().items():
+        assert torch.equal(value, after.encoder.state_dict()[key]), key
+    assert not torch.equal(before.predictor.predictor_proj.weight, after.predictor.predictor_proj.weight)
+    # Without a pretrained encoder the mode is refused with the reason.
+    args = _args(root, "frozen2", "--steps", "4")
+    args[args.index("--config") + 1] = str(root / "frozen.yaml")
+    with pytest.raises(ValueError, match="frozen_encoder needs --init"):
+        main(args)
+
+
 def test_resume_without_state_is_refused(setup):
     with pytest.raises(FileNotFoundError, match="resume.pt does not exist"):
         main(_args(setup, "fresh", "--steps", "5", "--resume"))

@@ -41,9 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load configs and data, train, evaluate, save; returns the exit status."""
     from jepa_wm.data import read_episodes, split_episodes
-    from jepa_wm.models.checkpoint import load_checkpoint, load_vjepa2, save_checkpoint
-    from jepa_wm.models.world_model import WorldModel
-    from jepa_wm.training import Trainer, distributed_context, evaluate_model
+    from jepa_wm.models.checkpoint import save_checkpoint
+    from jepa_wm.training import Trainer, build_model, distributed_context, evaluate_model
 
     context = distributed_context(args.device)
     config = load_yaml(args.config, TrainConfig, "train")
@@ -57,16 +56,7 @@ def run(args: argparse.Namespace) -> int:
     train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
 
     torch.manual_seed(config.seed)
-    if args.init and Path(args.init).is_dir():
-        model = load_checkpoint(args.init)
-        model_config = model.config
-    elif args.init:
-        model = load_vjepa2(args.init, model_config)
-    else:
-        if config.mode == "frozen_encoder":
-            print("train.mode=frozen_encoder needs --init with a pretrained encoder", file=sys.stderr)
-            return 2
-        model = WorldModel(model_config)
+    model = build_model(model_config, config, args.init)
 
     out = Path(args.out)
     trainer = Trainer(model, config, train_episodes, val_episodes, out, context)
@@ -76,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if context.is_main:
         final = evaluate_model(model, train_episodes, val_episodes)
         trainer.write_report(final)
-        metadata = {"train": dataclasses.asdict(config), "bags": [str(b) for b in args.bags],
+        metadata = {"command": " ".join(["jepa-ros", *sys.argv[1:]]), "train": dataclasses.asdict(config),
+                    "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,
                     "episodes": {"train": len(train_episodes), "val": len(val_episodes)}, "final": final}
         save_checkpoint(model, out / "checkpoint", metadata)
         if args.export:

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from jepa_wm.config import TrainConfig
+from jepa_wm.config import TrainConfig, WorldModelConfig
 from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores
 from jepa_wm.models.objectives import Batch, JEPAObjective
 from jepa_wm.models.world_model import WorldModel
@@ -57,6 +57,23 @@ def distributed_context(device: str = "auto") -> DistributedContext:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
     dist.init_process_group("nccl" if target.type == "cuda" else "gloo")
     return DistributedContext(dist.get_rank(), dist.get_world_size(), target)
+
+
+def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str | None) -> WorldModel:
+    """A fresh model, or one started from a checkpoint folder / official V-JEPA 2 .pt (``init``)."""
+    from jepa_wm.models.checkpoint import load_checkpoint, load_vjepa2
+
+    if init and Path(init).is_dir():
+        model = load_checkpoint(init)
+        if model.config.joint_names != model_config.joint_names:
+            raise ValueError(f"--init {init} has joints {list(model.config.joint_names)}, "
+                             f"the bags have {list(model_config.joint_names)}")
+        return model.train()
+    if init:
+        return load_vjepa2(init, model_config)
+    if config.mode == "frozen_encoder":
+        raise ValueError("train.mode=frozen_encoder needs --init with a pretrained encoder (checkpoint folder or .pt)")
+    return WorldModel(model_config)
 
 
 class EpisodeWindows:
