@@ -225,23 +225,23 @@ def test_mismatched_checkpoint_refused_naming_both(ros, tiny_checkpoint, tmp_pat
 
 @pytest.mark.skipif(not (DEFAULT_CHECKPOINT / "config.json").is_file(), reason="no trained checkpoints/default yet")
 def test_default_checkpoint_moves_toward_goal(ros, sim_node):
-    from jepa_wm.config import SimConfig
-    from jepa_wm.sim import ArmSim
+    from geometry_msgs.msg import PointStamped
+
+    from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals
 
     context, executor, probe = ros
-    sim = ArmSim(SimConfig())  # same scene as sim_node's defaults
-    goal_joints = sim.home_joint_positions + np.array([0.4, 0.3, -0.3, 0.0, 0.0, 0.0])
-    sim.reset(joint_positions=goal_joints)
-    start_node(executor, context, *[])
-    joints: list[np.ndarray] = []
-    probe.create_subscription(JointState, "joint_states",
-                              lambda m: joints.append(conv.joint_state_positions(m, sim.joint_names)), 10)
+    goal = sample_goals(make_sim(64, 0), ReachingConfig(num_goals=1, seed=3))[0]  # sim_node's scene: seed 0
+    errors: list[float] = []
+    probe.create_subscription(
+        PointStamped, "end_effector_position",
+        lambda m: errors.append(float(np.linalg.norm(conv.point_to_numpy(m) - goal.ee_position))), 10)
+    start_node(executor, context)
     goal_pub = probe.create_publisher(Image, "world_model_node/goal_image", 1)
-    wait_for(lambda: goal_pub.get_subscription_count() > 0 and joints, 30, "node and sim")
-    start_error = np.linalg.norm(joints[-1] - goal_joints)
-    goal_pub.publish(conv.rgb_to_image(sim.render()))
+    wait_for(lambda: goal_pub.get_subscription_count() > 0 and errors and state(probe) == "no_goal", 60, "node and sim")
+    start_error, first = errors[-1], len(errors)
+    goal_pub.publish(conv.rgb_to_image(goal.image))
     wait_for(lambda: len(probe.commands) >= 25, 60, "25 commands")
-    assert np.linalg.norm(joints[-1] - goal_joints) < 0.7 * start_error
+    assert min(errors[first:]) < 0.7 * start_error, (start_error, min(errors[first:]))
 
 
 def test_enable_answers_and_stops_commands_while_a_tick_overruns(ros, tiny_checkpoint):
