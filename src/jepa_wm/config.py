@@ -182,6 +182,7 @@ class TrainConfig:
     rollout_weight: float = 1.0
     sigreg_weight: float = 0.05  # anti-collapse (LeJEPA SIGReg); 0 disables it
     ema_momentum: float = 0.0  # > 0 uses an EMA target encoder instead of a shared one
+    inverse_dynamics_weight: float = 0.0  # PLDM-style head predicting a_t from (z_t, z_t+1); 0 disables it
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -198,6 +199,10 @@ class TrainConfig:
         _require(self.rollout_steps >= 1, f"train.rollout_steps={self.rollout_steps}: expected >= 1")
         _require(0 < self.val_fraction < 1, f"train.val_fraction={self.val_fraction}: expected (0, 1)")
         _require(0 <= self.ema_momentum < 1, f"train.ema_momentum={self.ema_momentum}: expected [0, 1)")
+        _require(
+            self.inverse_dynamics_weight >= 0,
+            f"train.inverse_dynamics_weight={self.inverse_dynamics_weight}: expected >= 0",
+        )
 
     @property
     def window(self) -> int:

@@ -64,6 +64,15 @@ class JEPAObjective(nn.Module):
         elif config.ema_momentum > 0:
             self.target_encoder = copy.deepcopy(model.encoder).requires_grad_(False)
         self.slice_generator = torch.Generator().manual_seed(config.seed)
+        # Inverse dynamics (as in PLDM): recovering the action from two consecutive latents makes
+        # the latent sensitive to every joint's motion, so latent distances track the arm's pose.
+        self.inverse_dynamics: nn.Module | None = None
+        if config.inverse_dynamics_weight > 0 and config.mode != "frozen_encoder":
+            mc = model.config
+            width = 2 * mc.predictor.latent_grid**2 * mc.encoder.embed_dim
+            self.inverse_dynamics = nn.Sequential(
+                nn.Linear(width, 256), nn.GELU(), nn.Linear(256, mc.action_dim)
+            )
 
     def _latents(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         B, W = images.shape[:2]
@@ -102,6 +111,11 @@ class JEPAObjective(nn.Module):
             regulariser = sigreg(latents.flatten(0, 2), generator=self.slice_generator)
             losses["sigreg"] = regulariser
             total = total + cfg.sigreg_weight * regulariser
+        if self.inverse_dynamics is not None:
+            pairs = torch.cat([latents[:, :-1].flatten(2), latents[:, 1:].flatten(2)], dim=-1)  # [B, W-1, 2*N*D]
+            inverse = (self.inverse_dynamics(pairs) - a[:, :-1]).abs().mean()
+            losses["inverse_dynamics"] = inverse
+            total = total + cfg.inverse_dynamics_weight * inverse
         losses["loss"] = total
         return losses
 
