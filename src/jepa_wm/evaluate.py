@@ -34,8 +34,8 @@ class EvaluationSettings:
 
     horizon: int = 4  # prediction horizons 1..horizon
     goal_offset: int = 4  # goal = frame k steps ahead (also the planner horizon)
-    plan_every: int = 60  # plan from every k-th step (~0.2 s a plan on one core: the costly part); 0: never
-    energy_every: int = 12  # rank the recorded action's energy at every k-th step; 0: never
+    plan_every: int = 100  # plan from every k-th step (0.2-0.4 s a plan on one busy core: the costly part); 0: never
+    energy_every: int = 15  # rank the recorded action's energy at every k-th step; 0: never
     num_random: int = 15  # random sequences the recorded one is ranked among
     batch_size: int = 128  # frames per encoder batch and start points per rollout batch
     gap_factor: float = 3.0  # a step longer than this x the median spacing is a gap
