@@ -78,6 +78,16 @@ def test_every_message_type_round_trips(tmp_path: Path, storage: str) -> None:
     np.testing.assert_allclose(info.k, [[20, 0, 8], [0, 21, 6], [0, 0, 1]])
 
 
+def test_strided_arrays_are_written(tmp_path: Path) -> None:
+    # a reversed view (joint order flipped) is not contiguous; the writer must still serialise it
+    with BagWriter(tmp_path / "bag") as writer:
+        writer.write_joint_state("/joint_states", 5, ["a", "b", "c"], np.arange(3.0)[::-1])
+        writer.write_command("/commands", 6, np.arange(6.0)[::2])
+    payloads = [message.payload for message in iter_messages(tmp_path / "bag")]
+    np.testing.assert_array_equal(payloads[0].positions, [2.0, 1.0, 0.0])
+    np.testing.assert_array_equal(payloads[1], [0.0, 2.0, 4.0])
+
+
 def test_lone_storage_files_and_ros1_bags_read(tmp_path: Path) -> None:
     for storage, suffix in (("mcap", ".mcap"), ("sqlite3", ".db3")):
         _write_every_type(tmp_path / storage, storage, count=2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,7 +43,15 @@ def main(argv: Sequence[str] | None = None, commands: dict[str, tuple[str, str]]
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, OSError, RuntimeError) as err:
+        # Bad input (a config, bag, checkpoint or image) already says what is wrong; the traceback
+        # only hides it. JEPA_ROS_DEBUG=1 shows the traceback too.
+        if os.environ.get("JEPA_ROS_DEBUG"):
+            raise
+        print(f"jepa-ros {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -172,6 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of start poses and exploration")
     parser.add_argument("--scene-seed", type=int, default=0, help="seed of the object placement in the scene")
     parser.add_argument("--max-delta", type=float, default=0.1, help="largest joint move per step (rad)")
+    parser.add_argument("--smoothing", type=float, default=0.8,
+                        help="random-walk smoothing in [0, 1): 0 draws every step's delta afresh")
     parser.add_argument("--workers", type=int, default=0,
                         help="worker processes over episodes (0: automatic, two for large jobs)")
 
@@ -181,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     config = CollectConfig(out=args.out, episodes=args.episodes, steps=args.steps, storage=args.storage,
                            image_size=args.image_size, control_period=args.control_period,
                            joint_state_rate=args.joint_state_rate, seed=args.seed, scene_seed=args.scene_seed,
-                           max_delta=args.max_delta, workers=args.workers)
+                           max_delta=args.max_delta, smoothing=args.smoothing, workers=args.workers)
     started = time.perf_counter()
     paths = collect(config)
     seconds = time.perf_counter() - started

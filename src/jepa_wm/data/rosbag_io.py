@@ -106,7 +106,8 @@ def _duration(seconds: float) -> Any:
 
 
 def _f64(values: Sequence[float] | np.ndarray | None, what: str) -> np.ndarray:
-    array = np.asarray([] if values is None else values, dtype=np.float64).reshape(-1)
+    # contiguous: the CDR serializer views the buffer (a reversed or strided slice would fail there)
+    array = np.ascontiguousarray(np.asarray([] if values is None else values, dtype=np.float64).reshape(-1))
     if not np.all(np.isfinite(array)):
         raise BagError(f"{what}={array.tolist()}: expected finite numbers")
     return array
