@@ -98,6 +98,25 @@ def test_commands_never_pass_a_limit(model):
     assert clamped_ticks > 0  # the test really exercised the clamp
 
 
+def test_commands_stay_in_the_explored_range(model):
+    # the range the training data covered is narrower than the robot's limits: commands stay inside it
+    lower, upper = np.array(ROBOT.joint_lower), np.array(ROBOT.joint_upper)
+    explored = (lower + 0.3 * (upper - lower), upper - 0.3 * (upper - lower))
+    planner = dataclasses.replace(PLANNER, action_bound=5.0, init_std=3.0, max_std=5.0)
+    mpc = LatentMPC(model, planner, ROBOT, explored_range=explored)
+    mpc.set_goal(frame(1))
+    rng = np.random.default_rng(1)
+    outside = 0
+    for tick in range(10):
+        current = rng.uniform(explored[0], explored[1])
+        out = mpc.step(frame(tick + 10), current)
+        assert np.all(out.command >= explored[0] - 1e-12) and np.all(out.command <= explored[1] + 1e-12)
+        outside += bool(out.warnings)
+    assert outside > 0  # wide actions really pushed against the explored range
+    with pytest.raises(ConfigError, match=r"explored joint range has shapes \(2,\)"):
+        LatentMPC(model, PLANNER, ROBOT, explored_range=(np.zeros(2), np.ones(2)))
+
+
 def test_mismatched_joints_refused_naming_both(model):
     other = dataclasses.replace(ROBOT, name="other", joint_names=("shoulder", "elbow", "wrist"))
     with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1', 'joint2', 'joint3'\].*'other'.*'shoulder'"):

@@ -85,6 +85,7 @@ class LatentMPC:
         robot: RobotConfig,
         control_period: float | None = None,
         device: str | torch.device = "cpu",
+        explored_range: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.model = model.to(device).eval()
         self.planner = planner
@@ -100,6 +101,17 @@ class LatentMPC:
         self.lower = np.asarray(robot.joint_lower, dtype=np.float64)
         self.upper = np.asarray(robot.joint_upper, dtype=np.float64)
         self.velocity_limits = np.asarray(robot.velocity_limits, dtype=np.float64)
+        if explored_range is not None:
+            # The model has never seen poses outside the joint range of its training data: planning
+            # there follows its errors, so commands stay inside (robot order, rad).
+            explored_lower, explored_upper = (np.asarray(v, dtype=np.float64) for v in explored_range)
+            if explored_lower.shape != self.lower.shape or explored_upper.shape != self.upper.shape:
+                raise ConfigError(
+                    f"explored joint range has shapes {explored_lower.shape}, {explored_upper.shape}; "
+                    f"expected [{len(robot.joint_names)}] for {list(robot.joint_names)}"
+                )
+            self.lower = np.clip(explored_lower, self.lower, self.upper)
+            self.upper = np.clip(explored_upper, self.lower, self.upper)
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given

@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from jepa_wm.config import TrainConfig, WorldModelConfig, load_yaml, package_share
@@ -36,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from a checkpoint folder, or an official V-JEPA 2 .pt (encoder; needed by frozen_encoder)")
     parser.add_argument("--export", default=None, help="also copy the final checkpoint folder here")
     parser.add_argument("--device", default="auto", help="'auto' (cuda when available), 'cpu', 'cuda', ...")
+
+
+def explored_joint_range(episodes) -> dict[str, list[float]]:
+    """Per-joint lower and upper joint position seen in training (the model knows nothing beyond)."""
+    positions = np.concatenate([episode.joint_positions for episode in episodes])  # [T, J]
+    return {"lower": positions.min(0).tolist(), "upper": positions.max(0).tolist()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         trainer.write_report(final)
         metadata = {"command": " ".join(["jepa-ros", *sys.argv[1:]]), "train": dataclasses.asdict(config),
                     "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,
-                    "episodes": {"train": len(train_episodes), "val": len(val_episodes)}, "final": final}
+                    "episodes": {"train": len(train_episodes), "val": len(val_episodes)}, "final": final,
+                    "explored_joint_range": explored_joint_range(train_episodes)}
         save_checkpoint(model, out / "checkpoint", metadata)
         if args.export:
             shutil.copytree(out / "checkpoint", args.export, dirs_exist_ok=True)

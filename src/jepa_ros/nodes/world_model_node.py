@@ -38,6 +38,7 @@ from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot, package_share
 from jepa_wm.controller import ControlError, LatentMPC, read_image_file
 from jepa_wm.models import CheckpointError, load_checkpoint
+from jepa_wm.models.checkpoint import explored_joint_range
 from jepa_wm.planning import PlanningError
 
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
@@ -62,6 +63,7 @@ class WorldModelNodeConfig:
     start_enabled: bool = True  # robot preset default: true in simulation, false on real robots
     goal_image_file: str = ""  # PNG/JPEG goal set at start-up; empty: wait for ~/goal_image
     torch_threads: int = 1  # torch intra-op threads; 0 keeps torch's default (one per core)
+    stay_in_explored_range: bool = True  # command only joint positions the training data covered
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.control_rate) and self.control_rate > 0):
@@ -87,7 +89,8 @@ class WorldModelNode(Node):
             torch.set_num_threads(self.config.torch_threads)
         model = load_checkpoint(folder, self.config.device)
         period = 1.0 / self.config.control_rate
-        self.controller = LatentMPC(model, self.planner, self.robot, period, self.config.device)
+        explored = explored_joint_range(folder, self.robot.joint_names) if self.config.stay_in_explored_range else None
+        self.controller = LatentMPC(model, self.planner, self.robot, period, self.config.device, explored)
         if self.config.goal_image_file:
             self.controller.set_goal(read_image_file(self.config.goal_image_file))
         self.enabled = self.config.start_enabled

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -77,6 +78,20 @@ def read_checkpoint_config(folder: str | Path) -> tuple[WorldModelConfig, dict[s
     except ConfigError as err:
         raise CheckpointError(str(err)) from err
     return config, document.get("metadata", {})
+
+
+def explored_joint_range(folder: str | Path, joint_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Joint range of the training data stored with a checkpoint, in ``joint_names`` order (None if absent)."""
+    config, metadata = read_checkpoint_config(folder)
+    explored = metadata.get("explored_joint_range")
+    if explored is None:
+        return None
+    order = [config.joint_names.index(name) for name in joint_names]
+    lower, upper = np.asarray(explored["lower"], dtype=np.float64), np.asarray(explored["upper"], dtype=np.float64)
+    if lower.shape != (len(config.joint_names),) or upper.shape != lower.shape:
+        raise CheckpointError(f"{folder}: explored_joint_range has {lower.shape} / {upper.shape} values, "
+                              f"expected {len(config.joint_names)} (one per joint)")
+    return lower[order], upper[order]
 
 
 def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
