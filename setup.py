@@ -51,7 +51,7 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": [
-            "jepa-ros = jepa_ros.cli:main",
+            "jepa-ros = jepa_ros.cli:console_main",
             *[f"{node} = jepa_ros.nodes.{node}:main" for node in NODES],
         ],
     },

@@ -16,9 +16,14 @@ ROS_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `jepa-ros`."""
+    """Run a `jepa-ros` subcommand (errors propagate: for callers and tests)."""
     return core_cli.main(argv, {**core_cli.CORE_COMMANDS, **ROS_COMMANDS})
 
 
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `jepa-ros` console script: bad input is reported in one line."""
+    return core_cli.console_main(argv, {**core_cli.CORE_COMMANDS, **ROS_COMMANDS})
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

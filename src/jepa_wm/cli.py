@@ -43,16 +43,22 @@ def main(argv: Sequence[str] | None = None, commands: dict[str, tuple[str, str]]
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+def console_main(argv: Sequence[str] | None = None, commands: dict[str, tuple[str, str]] | None = None) -> int:
+    """main() for the console: bad input is one line naming what is wrong (exit 2), not a traceback."""
     try:
-        return int(module.run(args) or 0)
+        return main(argv, commands)
     except (ValueError, OSError, RuntimeError) as err:
         # Bad input (a config, bag, checkpoint or image) already says what is wrong; the traceback
         # only hides it. JEPA_ROS_DEBUG=1 shows the traceback too.
         if os.environ.get("JEPA_ROS_DEBUG"):
             raise
-        print(f"jepa-ros {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        command = next((word for word in sys.argv[1:] if not word.startswith("-")), "")
+        print(f"jepa-ros {command}: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())
