@@ -15,9 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
@@ -25,6 +23,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
 
 from jepa_ros import conversions as conv
+from jepa_ros.nodes import spin_node
 from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError
 from jepa_wm.sim import RandomWalkExplorer
@@ -129,23 +128,7 @@ class ExploreNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run explore_node until SIGINT / SIGTERM."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = ExploreNode()
-            except ConfigError as err:
-                print(f"explore_node: {err}", file=sys.stderr)
-                return 2
-            executor = MultiThreadedExecutor(num_threads=2)
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(ExploreNode, "explore_node", (ConfigError,), num_threads=2, args=args)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -34,6 +32,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
+from jepa_ros.nodes import spin_node
 from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot, package_share
 from jepa_wm.controller import ControlError, LatentMPC, read_image_file
@@ -283,23 +282,7 @@ class WorldModelNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run world_model_node until SIGINT / SIGTERM."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = WorldModelNode()
-            except (ConfigError, CheckpointError, ControlError) as err:
-                print(f"world_model_node: {err}", file=sys.stderr)
-                return 2
-            executor = MultiThreadedExecutor(num_threads=3)
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(WorldModelNode, "world_model_node", (ConfigError, CheckpointError, ControlError), num_threads=3, args=args)
 
 
 if __name__ == "__main__":
