@@ -240,7 +240,10 @@ def test_default_checkpoint_moves_toward_goal(ros, sim_node):
     wait_for(lambda: goal_pub.get_subscription_count() > 0 and errors and state(probe) == "no_goal", 60, "node and sim")
     start_error, first = errors[-1], len(errors)
     goal_pub.publish(conv.rgb_to_image(goal.image))
-    wait_for(lambda: len(probe.commands) >= 25, 60, "25 commands")
+    try:
+        wait_for(lambda: len(probe.commands) >= 25, 60, "25 commands")
+    except AssertionError:
+        raise AssertionError(f"{len(probe.commands)} commands; last statuses {probe.statuses[-3:]}") from None
     assert min(errors[first:]) < 0.7 * start_error, (start_error, min(errors[first:]))
 
 

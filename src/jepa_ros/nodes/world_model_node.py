@@ -63,12 +63,15 @@ class WorldModelNodeConfig:
     goal_image_file: str = ""  # PNG/JPEG goal set at start-up; empty: wait for ~/goal_image
     torch_threads: int = 1  # torch intra-op threads; 0 keeps torch's default (one per core)
     stay_in_explored_range: bool = True  # command only joint positions the training data covered
+    gil_switch_interval: float = 0.0002  # s; Python's thread switch interval in this process
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.control_rate) and self.control_rate > 0):
             raise ConfigError(f"world_model_node.control_rate={self.control_rate}: expected > 0 Hz")
         if not (math.isfinite(self.max_staleness) and self.max_staleness > 0):
             raise ConfigError(f"world_model_node.max_staleness={self.max_staleness}: expected > 0 s")
+        if not (math.isfinite(self.gil_switch_interval) and 0 < self.gil_switch_interval <= 0.1):
+            raise ConfigError(f"world_model_node.gil_switch_interval={self.gil_switch_interval}: expected (0, 0.1] s")
         if self.torch_threads < 0:
             raise ConfigError(f"world_model_node.torch_threads={self.torch_threads}: expected >= 0 (0 = torch default)")
 
@@ -86,6 +89,10 @@ class WorldModelNode(Node):
             # Small batched ops gain little from threads and lose much when the cores are shared
             # (sim_node, other nodes): one thread planned 4x faster than two on a busy 2-core CPU.
             torch.set_num_threads(self.config.torch_threads)
+        # Planning is many small torch ops, each releasing and retaking the GIL; with the default
+        # 5 ms switch interval every retake can wait behind the executor's subscription threads,
+        # which made a 130 ms plan take seconds. A short interval keeps the planner's thread moving.
+        sys.setswitchinterval(self.config.gil_switch_interval)
         model = load_checkpoint(folder, self.config.device)
         period = 1.0 / self.config.control_rate
         explored = explored_joint_range(folder, self.robot.joint_names) if self.config.stay_in_explored_range else None
