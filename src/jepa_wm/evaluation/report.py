@@ -30,6 +30,14 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
     return report
 
 
+def _save(figure, path: Path) -> str:
+    """Write a figure as PNG, free it, and return the file name for the report's link."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path.name
+
+
 def _plot_prediction(results: dict[str, Any], path: Path) -> str:
     overall = results["overall"]["prediction"]
     figure, axis = plt.subplots(figsize=(5, 3.5))
@@ -42,10 +50,7 @@ def _plot_prediction(results: dict[str, Any], path: Path) -> str:
     axis.set_xticks(overall["horizon"])
     axis.legend()
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path.name
+    return _save(figure, path)
 
 
 def _plot_planner(results: dict[str, Any], path: Path) -> str:
@@ -61,10 +66,7 @@ def _plot_planner(results: dict[str, Any], path: Path) -> str:
     axis.set_xlabel("recorded action (rad)")
     axis.set_ylabel("first planned action (rad)")
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path.name
+    return _save(figure, path)
 
 
 def _plot_energy(results: dict[str, Any], path: Path) -> str:
@@ -81,10 +83,7 @@ def _plot_energy(results: dict[str, Any], path: Path) -> str:
     axis.set_ylabel("mean energy rank of the recorded\nactions (0 = lowest energy)")
     axis.set_ylim(0, 1)
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path.name
+    return _save(figure, path)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

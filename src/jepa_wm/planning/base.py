@@ -109,3 +109,38 @@ def select_elites(candidates: Tensor, costs: Tensor, num_elites: int) -> tuple[T
     """The ``num_elites`` cheapest candidates [K, H, A] and their costs [K], cheapest first."""
     elite_costs, index = torch.topk(costs, num_elites, largest=False, sorted=True)
     return candidates[index], elite_costs
+
+
+# (mean [H, A], std [H, A], elites [K, H, A], elite costs [K]) -> new (mean, std)
+UpdateFn = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def refine(
+    rollout: RolloutFn,
+    cost: CostFn,
+    config: PlannerConfig,
+    action_dim: int,
+    warm_start: Tensor | None,
+    generator: torch.Generator | None,
+    update: UpdateFn,
+) -> PlanResult:
+    """The sampling loop CEM and MPPI share; ``update`` is where they differ.
+
+    Each iteration samples ``num_samples`` sequences [S, H, A] around (mean, std), scores them
+    in one batched rollout, keeps the ``num_elites`` cheapest and lets ``update`` refit the
+    Gaussian. Returns the final mean [H, A] clipped to [-action_bound, action_bound].
+    """
+    device = warm_start.device if warm_start is not None else torch.device("cpu")
+    generator = generator if generator is not None else make_generator(config, device)
+    mean = initial_mean(config, action_dim, warm_start, device)
+    std = initial_std(config, action_dim, device)
+    energies: list[float] = []
+    for _ in range(config.iterations):
+        candidates = sample_candidates(mean, std, config.num_samples, config.action_bound, generator)  # [S, H, A]
+        costs = score(rollout, cost, candidates)  # [S]
+        elites, elite_costs = select_elites(candidates, costs, config.num_elites)  # [K, H, A], [K]
+        energies.append(float(elite_costs[0]))
+        mean, std = update(mean, std, elites, elite_costs)
+    # A convex mix of clipped samples stays inside the bounds; clamp guards float round-off.
+    mean = mean.clamp(-config.action_bound, config.action_bound)
+    return PlanResult(actions=mean, std=std, energy=energies[-1], iteration_energies=tuple(energies))

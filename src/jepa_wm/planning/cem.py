@@ -11,17 +11,7 @@ import torch
 from torch import Tensor
 
 from jepa_wm.config import PlannerConfig
-from jepa_wm.planning.base import (
-    CostFn,
-    PlanResult,
-    RolloutFn,
-    initial_mean,
-    initial_std,
-    make_generator,
-    sample_candidates,
-    score,
-    select_elites,
-)
+from jepa_wm.planning.base import CostFn, PlanResult, RolloutFn, refine
 
 
 @torch.no_grad()
@@ -40,21 +30,11 @@ def cem(
     warm_start: [H, A] mean to start from (``shift_plan`` of the previous result) or None
     Returns PlanResult with actions [H, A] inside [-action_bound, action_bound].
     """
-    device = warm_start.device if warm_start is not None else torch.device("cpu")
-    generator = generator if generator is not None else make_generator(config, device)
-    mean = initial_mean(config, action_dim, warm_start, device)
-    std = initial_std(config, action_dim, device)
-    energies: list[float] = []
-    for _ in range(config.iterations):
-        candidates = sample_candidates(mean, std, config.num_samples, config.action_bound, generator)  # [S, H, A]
-        costs = score(rollout, cost, candidates)  # [S]
-        elites, elite_costs = select_elites(candidates, costs, config.num_elites)  # [K, H, A], [K]
-        energies.append(float(elite_costs[0]))
+    def update(mean: Tensor, std: Tensor, elites: Tensor, elite_costs: Tensor) -> tuple[Tensor, Tensor]:
         elite_std = elites.std(dim=0, correction=0) if config.num_elites > 1 else torch.zeros_like(std)
         # Momentum keeps part of the old distribution, which damps jumps between iterations.
         mean = config.momentum_mean * mean + (1.0 - config.momentum_mean) * elites.mean(dim=0)
         std = config.momentum_std * std + (1.0 - config.momentum_std) * elite_std
-        std = std.clamp(config.min_std, config.max_std)
-    # A convex mix of clipped samples stays inside the bounds; clamp guards float round-off.
-    mean = mean.clamp(-config.action_bound, config.action_bound)
-    return PlanResult(actions=mean, std=std, energy=energies[-1], iteration_energies=tuple(energies))
+        return mean, std.clamp(config.min_std, config.max_std)
+
+    return refine(rollout, cost, config, action_dim, warm_start, generator, update)
