@@ -8,9 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_wm.config import ConfigError, EncoderConfig, PlannerConfig, PredictorConfig, RobotConfig, WorldModelConfig
+from jepa_wm.config import (
+    ConfigError,
+    EncoderConfig,
+    PlannerConfig,
+    PredictorConfig,
+    RobotConfig,
+    WorldModelConfig,
+    load_robot,
+    package_share,
+)
 from jepa_wm.controller import ControlError, LatentMPC, read_image_file, to_rgb
+from jepa_wm.models import load_checkpoint
 from jepa_wm.models.world_model import WorldModel
+from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals
 
 JOINTS = ("joint1", "joint2", "joint3")
 TINY = WorldModelConfig(
@@ -77,6 +88,36 @@ def test_joint_order_comes_from_names(model):
         mpc.set_goal(frame(1))
         outputs.append(mpc.step(frame(0), q).command)
     np.testing.assert_allclose(outputs[1], outputs[0][::-1], atol=1e-9)
+
+
+def test_bfloat16_rollouts_keep_the_model_and_command(model):
+    mpc = LatentMPC(model, dataclasses.replace(PLANNER, precision="bfloat16"), ROBOT)
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model is left as it was
+    assert next(mpc.rollout_model.parameters()).dtype == torch.bfloat16
+    assert mpc.encode(frame(0)).dtype == torch.float32  # frames are still encoded in float32
+    mpc.set_goal(frame(1))
+    out = mpc.step(frame(0), np.zeros(3))
+    assert out.command is not None and np.isfinite(out.energy)
+
+
+def test_bfloat16_rollouts_pick_the_same_elites_on_the_default_checkpoint():
+    trained = load_checkpoint(package_share() / "checkpoints" / "default")
+    fast = LatentMPC(trained, dataclasses.replace(PlannerConfig(), precision="bfloat16"),
+                     load_robot("jepa_arm")).rollout_model
+    with make_sim(trained.config.encoder.image_size, 0) as sim:
+        goal = sample_goals(sim, ReachingConfig(num_goals=1))[0]
+        sim.reset()
+        latent = trained.encode(torch.from_numpy(sim.render())[None])[0]
+        joints = torch.tensor(sim.joint_positions, dtype=torch.float32)
+    goal_latent = trained.encode(torch.from_numpy(goal.image)[None])[0]
+    actions = (torch.randn(128, 4, 6, generator=torch.Generator().manual_seed(0)) * 0.5).clamp(-1, 1)
+    exact = trained.rollout_fn(latent, joints)(actions)
+    approx = fast.rollout_fn(latent.bfloat16(), joints)(actions).float()
+    assert (approx - exact).abs().mean() < 0.05 * (exact - latent).abs().mean()
+    cost_exact = (exact[:, -1] - goal_latent).abs().mean(dim=(1, 2))
+    cost_approx = (approx[:, -1] - goal_latent).abs().mean(dim=(1, 2))
+    elites_exact, elites_approx = set(cost_exact.argsort()[:16].tolist()), set(cost_approx.argsort()[:16].tolist())
+    assert len(elites_exact & elites_approx) >= 14
 
 
 def test_commands_never_pass_a_limit(model):

@@ -9,6 +9,7 @@ preset's order, the model sees its checkpoint's order.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -89,6 +90,11 @@ class LatentMPC:
     ) -> None:
         self.model = model.to(device).eval()
         self.planner = planner
+        # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
+        self.rollout_dtype = getattr(torch, planner.precision)
+        self.rollout_model = self.model
+        if self.rollout_dtype != torch.float32:
+            self.rollout_model = copy.deepcopy(self.model).to(self.rollout_dtype)
         self.robot = robot
         self.device = torch.device(device)
         # Velocity clamping assumes one command per period.
@@ -166,7 +172,7 @@ class LatentMPC:
         latent = self.encode(rgb)  # [N, D]
         encoded = time.perf_counter()
         model_joints = torch.as_tensor(current[self.to_model_order], dtype=torch.float32, device=self.device)
-        rollout = self.model.rollout_fn(latent, model_joints)
+        rollout = self.rollout_model.rollout_fn(latent.to(self.rollout_dtype), model_joints)
         cost = latent_goal_cost(self.goal_latent, self.planner)
         result = plan(rollout, cost, self.planner, len(model_joints), self.warm_start, self.generator)
         planned = time.perf_counter()

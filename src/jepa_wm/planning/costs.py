@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from jepa_wm.config import PlannerConfig
@@ -20,7 +21,9 @@ def latent_distance(predicted: Tensor, goal_latent: Tensor, kind: str = "l1") ->
         raise PlanningError(
             f"goal latent has shape {tuple(goal_latent.shape)}, expected [N, D] = {list(predicted.shape[2:])}"
         )
-    difference = predicted - goal_latent.to(predicted.dtype)  # [S, H, N, D]
+    # at least float32: bfloat16 rollouts keep only ~3 digits, too few to sum hundreds of differences
+    dtype = torch.promote_types(torch.promote_types(predicted.dtype, goal_latent.dtype), torch.float32)
+    difference = predicted.to(dtype) - goal_latent.to(dtype)  # [S, H, N, D]
     if kind == "l1":
         return difference.abs().mean(dim=(2, 3))
     if kind == "l2":
