@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jepa_wm.config import EncoderConfig
+from jepa_wm.config import ConfigError, EncoderConfig
 from jepa_wm.models.encoder import VisionEncoder, pool_tokens
 from jepa_wm.models.layers import Attention
 from jepa_wm.models.world_model import WorldModel
@@ -18,6 +18,31 @@ def test_encoder_tokens_and_latent_shapes():
     latents = model.encode(frames)
     assert latents.shape == (3, 4, 32)  # pooled to 2x2
     assert torch.allclose(latents, model.standardise(pool_tokens(tokens, 2)), atol=1e-5)
+
+
+def test_conv_patch_embed_gives_the_same_token_grid():
+    linear = VisionEncoder(EncoderConfig(image_size=64, patch_size=16, embed_dim=32, depth=1, num_heads=2))
+    conv = VisionEncoder(EncoderConfig(image_size=64, patch_size=16, embed_dim=32, depth=1, num_heads=2,
+                                       patch_embed="conv"))
+    images = torch.randn(2, 3, 64, 64)
+    assert conv(images).shape == linear(images).shape == (2, 16, 32)
+    widths = [m.out_channels for m in conv.patch_embed.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert widths == [4, 8, 16, 32]  # three 3x3 stride-2 convolutions, then the 2x2 proj to embed_dim
+    assert conv.state_dict()["patch_embed.proj.weight"].shape == (32, 16, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"patch_size": 12, "image_size": 48}, "patch_size=12: the conv patch_embed needs a power of two"),
+        ({"embed_dim": 36, "num_heads": 2}, "embed_dim=36: the conv patch_embed halves it 3 times"),
+        ({"patch_embed": "cnn"}, "patch_embed='cnn': expected 'linear' or 'conv'"),
+    ],
+)
+def test_conv_patch_embed_settings_are_checked(overrides, message):
+    settings = {"image_size": 64, "patch_size": 16, "embed_dim": 32, "num_heads": 2, "patch_embed": "conv"}
+    with pytest.raises(ConfigError, match=message):
+        EncoderConfig(**{**settings, **overrides})
 
 
 def test_preprocess_resizes_and_rejects_bad_frames():

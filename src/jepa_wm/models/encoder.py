@@ -53,6 +53,29 @@ class PatchEmbed(nn.Module):
         return self.proj(images).flatten(2).transpose(1, 2)
 
 
+class ConvPatchEmbed(nn.Module):
+    """Convolutional stem: 3x3 stride-2 convolutions (GroupNorm, GELU), then a 2x2 stride-2 ``proj``.
+
+    For patch size p = 2^k there are k-1 stem convolutions whose widths double up to embed_dim / 2
+    (narrow: the stem runs at full resolution on every training frame); tokens come out on the
+    same (H/p) x (W/p) grid as :class:`PatchEmbed`.
+    """
+
+    def __init__(self, patch_size: int, in_channels: int, embed_dim: int) -> None:
+        super().__init__()
+        count = patch_size.bit_length() - 2
+        widths = [in_channels] + [embed_dim // 2 ** (count - i) for i in range(count)]
+        layers: list[nn.Module] = []
+        for width_in, width_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(width_in, width_out, 3, stride=2, padding=1), nn.GroupNorm(1, width_out), nn.GELU()]
+        self.stem = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(widths[-1], embed_dim, kernel_size=2, stride=2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, C, H, W] -> tokens [B, (H/p)*(W/p), D], row-major."""
+        return self.proj(self.stem(images)).flatten(2).transpose(1, 2)
+
+
 class VisionEncoder(nn.Module):
     """ViT over image patches: normalised pixels [B, 3, H, W] -> patch tokens [B, g*g, D]."""
 
@@ -60,7 +83,8 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.config = config
         g = config.grid_size
-        self.patch_embed = PatchEmbed(config.patch_size, config.in_channels, config.embed_dim)
+        embed = ConvPatchEmbed if config.patch_embed == "conv" else PatchEmbed
+        self.patch_embed = embed(config.patch_size, config.in_channels, config.embed_dim)
         if config.use_rope:
             self.pos_embed = None
         else:
