@@ -46,7 +46,24 @@ def test_objective_losses_and_gradients():
     assert objective.model.predictor.action_encoder.weight.grad.abs().sum() > 0
 
 
-def test_inverse_dynamics_head_trains_the_encoder_and_recovers_actions():
+def test_inverse_dynamics_reads_the_joint_motion_between_every_pair_of_frames():
+    torch.manual_seed(0)
+    config = TrainConfig(context_steps=1, rollout_steps=3, sigreg_weight=0.0, inverse_dynamics_weight=1.0)
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    latents = torch.randn(2, 4, 4, 32)  # [B, W, N, D]
+    joints = torch.randn(2, 4, 3)
+    scale = objective.model.config.action_scale
+    errors = []
+    for t in range(4):
+        for later in range(t + 1, 4):  # one to three steps apart: 6 pairs
+            pair = torch.cat([latents[:, t].flatten(1), latents[:, later].flatten(1)], dim=-1)
+            moved = (joints[:, later] - joints[:, t]) / scale
+            errors.append((objective.inverse_dynamics(pair) - moved).abs())
+    expected = torch.stack(errors).mean()
+    torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
+
+
+def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():
     torch.manual_seed(0)
     config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.0, inverse_dynamics_weight=1.0)
     objective = JEPAObjective(WorldModel(tiny_config()), config)
@@ -55,7 +72,7 @@ def test_inverse_dynamics_head_trains_the_encoder_and_recovers_actions():
     only_inverse = objective(_batch())["inverse_dynamics"]
     only_inverse.backward()
     assert objective.model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0, "no gradient reached the encoder"
-    # a fixed batch: the head plus encoder learn to recover its actions (loss falls well below its start)
+    # a fixed batch: the head plus encoder learn to recover its joint motion (loss falls well below its start)
     batch = _batch()
     optimizer = torch.optim.Adam(objective.parameters(), lr=3e-3)
     first = None

@@ -64,8 +64,8 @@ class JEPAObjective(nn.Module):
         elif config.ema_momentum > 0:
             self.target_encoder = copy.deepcopy(model.encoder).requires_grad_(False)
         self.slice_generator = torch.Generator().manual_seed(config.seed)
-        # Inverse dynamics (as in PLDM): recovering the action from two consecutive latents makes
-        # the latent sensitive to every joint's motion, so latent distances track the arm's pose.
+        # Inverse dynamics (as in PLDM): recovering the joint motion between two latents makes the
+        # latent sensitive to every joint's motion, so latent distances track the arm's pose.
         self.inverse_dynamics: nn.Module | None = None
         if config.inverse_dynamics_weight > 0 and config.mode != "frozen_encoder":
             mc = model.config
@@ -112,12 +112,24 @@ class JEPAObjective(nn.Module):
             losses["sigreg"] = regulariser
             total = total + cfg.sigreg_weight * regulariser
         if self.inverse_dynamics is not None:
-            pairs = torch.cat([latents[:, :-1].flatten(2), latents[:, 1:].flatten(2)], dim=-1)  # [B, W-1, 2*N*D]
-            inverse = (self.inverse_dynamics(pairs) - a[:, :-1]).abs().mean()
+            inverse = self._inverse_dynamics_loss(latents, q)
             losses["inverse_dynamics"] = inverse
             total = total + cfg.inverse_dynamics_weight * inverse
         losses["loss"] = total
         return losses
+
+    def _inverse_dynamics_loss(self, latents: torch.Tensor, joint_positions: torch.Tensor) -> torch.Tensor:
+        """L1 error of the joint displacement read from every pair of frames (t, t+k) of the window.
+
+        Pairs up to W-1 steps apart see moves several times larger than one step's: the small
+        wrist joints, a few pixels per step, first become visible there. The target is the
+        measured displacement (rad / action_scale), which is what the two images show.
+        """
+        W = latents.shape[1]
+        first, second = torch.triu_indices(W, W, offset=1, device=latents.device)  # all t < t+k
+        pairs = torch.cat([latents[:, first].flatten(2), latents[:, second].flatten(2)], dim=-1)  # [B, P, 2*N*D]
+        moved = (joint_positions[:, second] - joint_positions[:, first]) / self.model.config.action_scale
+        return (self.inverse_dynamics(pairs) - moved).abs().mean()
 
     @torch.no_grad()
     def update_target(self) -> None:
