@@ -43,9 +43,21 @@ class EncoderConfig:
     mlp_ratio: float = 4.0
     # Rotary 2D positions in attention (V-JEPA 2 ViT-L/H/g) instead of an added pos_embed.
     use_rope: bool = False
+    # "linear": one strided convolution per patch, as V-JEPA 2 (its weights need this);
+    # "conv": a stem of 3x3 stride-2 convolutions (Xiao et al. 2021), which lets a small ViT
+    # trained from scratch see parts a few pixels wide, such as the arm's wrist.
+    patch_embed: Literal["linear", "conv"] = "linear"
 
     def __post_init__(self) -> None:
         _require(16 <= self.image_size <= 1024, f"encoder.image_size={self.image_size}: expected 16..1024")
+        _require(self.patch_embed in ("linear", "conv"),
+                 f"encoder.patch_embed={self.patch_embed!r}: expected 'linear' or 'conv'")
+        if self.patch_embed == "conv":
+            stride_two = self.patch_size.bit_length() - 2  # 3x3 stride-2 convolutions before the last 2x2 one
+            _require(self.patch_size >= 4 and self.patch_size & (self.patch_size - 1) == 0,
+                     f"encoder.patch_size={self.patch_size}: the conv patch_embed needs a power of two >= 4")
+            _require(self.embed_dim % 2**stride_two == 0,
+                     f"encoder.embed_dim={self.embed_dim}: the conv patch_embed halves it {stride_two} times")
         _require(
             self.image_size % self.patch_size == 0,
             f"encoder.image_size={self.image_size} is not a multiple of patch_size={self.patch_size}",
@@ -144,9 +156,16 @@ class PlannerConfig:
     cost_over_horizon: bool = False  # sum the latent distance over all steps, not only the last
     action_penalty: float = 0.0
     seed: int = 0
+    # Number format of the predictor's rollouts. bfloat16 plans ~1.6x faster on CPUs with AVX-512 BF16
+    # or AMX (and on GPUs); costs are still summed in float32.
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
         _require(self.method in ("cem", "mppi"), f"planner.method={self.method!r}: expected 'cem' or 'mppi'")
+        _require(
+            self.precision in ("float32", "bfloat16"),
+            f"planner.precision={self.precision!r}: expected 'float32' or 'bfloat16'",
+        )
         _require(self.cost in ("l1", "l2"), f"planner.cost={self.cost!r}: expected 'l1' or 'l2'")
         _require(self.horizon >= 1, f"planner.horizon={self.horizon}: expected >= 1")
         _require(self.num_samples >= 2, f"planner.num_samples={self.num_samples}: expected >= 2")
@@ -214,7 +233,7 @@ class TrainConfig:
 class SimConfig:
     """MuJoCo simulation of the project's arm."""
 
-    image_size: int = 64
+    image_size: int = 128  # the default checkpoint's encoder size
     control_period: float = 0.1  # seconds of simulated time per control step
     physics_timestep: float = 0.002
     seed: int = 0
