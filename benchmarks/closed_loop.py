@@ -3,7 +3,7 @@
 Starts sim_node and world_model_node as processes, gives 20 seeded goal images, and
 compares with random and zero actions on the same goals. Last line: one JSON object.
 
-    python benchmarks/closed_loop.py [--goals 20] [--out reports/closed_loop]
+    python benchmarks/closed_loop.py [--goals 20] [--out reports/closed_loop] [--checkpoint DIR]
 """
 
 import argparse
@@ -23,9 +23,10 @@ def main() -> None:
     parser.add_argument("--goals", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports/closed_loop"))
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
     args = parser.parse_args()
     config = ReachingConfig(num_goals=args.goals, seed=args.seed)
-    metrics = run_closed_loop(config, image_size=64, graph_args=[], out=args.out)
+    metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=args.checkpoint)
     print(f"report: {args.out}/report.md")
     print(json.dumps({
         "success_rate": metrics["world_model"]["success_rate"],

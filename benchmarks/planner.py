@@ -16,6 +16,7 @@ shared 2-core CPU one thread plans faster than two); the matmul peak uses every 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import statistics
@@ -45,9 +46,16 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 
 def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict[str, float]:
-    """Median encode / plan times (ms) of warm-started ticks, and the FLOPs of one plan."""
+    """Median encode / plan times (ms) of warm-started ticks, and the FLOPs of one plan.
+
+    Frames are encoded in float32; rollouts run on a copy of the model in ``config.precision``,
+    as LatentMPC does.
+    """
     generator = make_generator(config)
-    frames = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    dtype = getattr(torch, config.precision)
+    rollout_model = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+    size = model.config.encoder.image_size
+    frames = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     goal_latent = model.encode(frames[:1])[0]
     cost = latent_goal_cost(goal_latent, config)
     joints = torch.zeros(model.config.action_dim)
@@ -57,19 +65,19 @@ def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict
         started = time.perf_counter()
         latent = model.encode(frames[1:])[0]
         encoded = time.perf_counter()
-        result = plan(model.rollout_fn(latent, joints), cost, config, action_dim, warm_start, generator)
+        result = plan(rollout_model.rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
         return result, (encoded - started) * 1e3, (time.perf_counter() - encoded) * 1e3
 
     warm_start = shift_plan(tick(None)[0].actions)  # first call pays one-off allocation costs
     encode_ms, plan_ms = [], []
-    for _ in tqdm(range(repeats), desc=f"{config.method}", file=sys.stderr, leave=False):
+    for _ in tqdm(range(repeats), desc=f"{config.method} {config.precision}", file=sys.stderr, leave=False):
         result, encoded, planned = tick(warm_start)
         warm_start = shift_plan(result.actions)
         encode_ms.append(encoded)
         plan_ms.append(planned)
     latent = model.encode(frames[1:])[0]
     with FlopCounterMode(display=False) as counter:
-        plan(model.rollout_fn(latent, joints), cost, config, action_dim, warm_start, generator)
+        plan(rollout_model.rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
     return {
         "encode_ms": statistics.median(encode_ms),
         "plan_ms": statistics.median(plan_ms),
@@ -96,11 +104,16 @@ def main() -> None:
     peak = matmul_gflops()
     base = PlannerConfig()
     torch.set_num_threads(args.threads or all_threads)
-    results = {m: time_planner(model, dataclasses.replace(base, method=m), args.repeats) for m in ("cem", "mppi")}
+    results = {
+        (method, precision): time_planner(model, dataclasses.replace(base, method=method, precision=precision), args.repeats)
+        for precision in ("float32", "bfloat16")
+        for method in ("cem", "mppi")
+    }
     planning_threads = torch.get_num_threads()
     torch.set_num_threads(all_threads)
     peak = max(peak, matmul_gflops())  # measured before and after: the machine is shared
-    cem, mppi = results["cem"], results["mppi"]
+    cem, mppi = results["cem", "float32"], results["mppi", "float32"]
+    cem_bf16, mppi_bf16 = results["cem", "bfloat16"], results["mppi", "bfloat16"]
     planner_gflops = cem["plan_flops"] / (cem["plan_ms"] * 1e-3) / 1e9
     print(f"model: {source}; planner: {base.num_samples} samples x {base.iterations} iterations x horizon "
           f"{base.horizon}; planning threads: {planning_threads}, matmul threads: {all_threads}", file=sys.stderr)
@@ -110,6 +123,10 @@ def main() -> None:
         "encode_ms": round(cem["encode_ms"], 2),
         "cem_replan_ms": round(cem["encode_ms"] + cem["plan_ms"], 2),
         "mppi_replan_ms": round(mppi["encode_ms"] + mppi["plan_ms"], 2),
+        # planner.precision=bfloat16, world_model_node's default, measured in the same run
+        "cem_plan_ms_bfloat16": round(cem_bf16["plan_ms"], 2),
+        "mppi_plan_ms_bfloat16": round(mppi_bf16["plan_ms"], 2),
+        "bfloat16_speedup": round(cem["plan_ms"] / cem_bf16["plan_ms"], 2),
         "plan_gflop": round(cem["plan_flops"] / 1e9, 3),
         "matmul_gflops": round(peak, 1),
         "planner_gflops": round(planner_gflops, 1),

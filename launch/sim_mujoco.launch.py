@@ -1,6 +1,6 @@
 """MuJoCo arm (sim_node) with world_model_node (and explore_node with explore:=true).
 
-    ros2 launch jepa_ros sim_mujoco.launch.py [explore:=true] [enable:=true] [image_size:=64]
+    ros2 launch jepa_ros sim_mujoco.launch.py [explore:=true] [enable:=true] [image_size:=128]
 
 The graph (nodes, parameter files, remaps, arguments with descriptions and defaults) is
 jepa_ros.graphs.GRAPHS["sim_mujoco"], the same one `jepa-ros up sim_mujoco` starts without ros2 launch;

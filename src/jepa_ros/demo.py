@@ -39,7 +39,7 @@ class ReachingClient(Node):
         self._condition = threading.Condition(self._lock)
         self.ee_position: np.ndarray | None = None
         self.ee_stamp = 0.0
-        self.frame: np.ndarray | None = None
+        self.frame_msg: Image | None = None  # decoded only when the video takes a frame
         self.commands = 0
         self.last_plan_ms: float | None = None
         self.create_subscription(PointStamped, "end_effector_position", self._on_ee, qos_profile_sensor_data)
@@ -58,9 +58,8 @@ class ReachingClient(Node):
             self._condition.notify_all()
 
     def _on_image(self, msg: Image) -> None:
-        frame = image_to_rgb(msg)
         with self._lock:
-            self.frame = frame
+            self.frame_msg = msg
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         with self._condition:
@@ -121,8 +120,8 @@ class ReachingClient(Node):
                 episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
                 if self.last_plan_ms is not None:
                     episode.replan_ms.append(self.last_plan_ms)
-                if self.frame is not None and step % video_every == 0:
-                    episode.frames.append(self.frame.copy())
+                if self.frame_msg is not None and step % video_every == 0:
+                    episode.frames.append(image_to_rgb(self.frame_msg))
         self.call(self.enable_client, SetBool.Request(data=False))
         time.sleep(0.3)  # the last command settles before the final error is read
         with self._lock:
@@ -131,7 +130,7 @@ class ReachingClient(Node):
 
 
 def run_closed_loop(
-    config: ReachingConfig, image_size: int, graph_args: list[str], out: Path, checkpoint: Path | None = None
+    config: ReachingConfig, image_size: int | None, graph_args: list[str], out: Path, checkpoint: Path | None = None
 ) -> dict:
     """Start the sim_mujoco graph, reach every goal, run the baselines, write the report; return metrics."""
     from tqdm import tqdm
@@ -139,10 +138,12 @@ def run_closed_loop(
     from jepa_ros.runner import start_graph
     from jepa_wm.models.checkpoint import load_checkpoint
 
+    checkpoint = checkpoint or _default_checkpoint()
+    model_config = load_checkpoint(checkpoint).config
+    image_size = image_size or model_config.encoder.image_size  # the camera renders what the model sees
     sim = make_sim(image_size, config.seed)
     goals = sample_goals(sim, config)
-    checkpoint = checkpoint or _default_checkpoint()
-    action_scale = load_checkpoint(checkpoint).config.action_scale
+    action_scale = model_config.action_scale
     started = time.monotonic()
     with start_graph("sim_mujoco", [f"image_size:={image_size}", f"checkpoint:={checkpoint}", *graph_args]):
         rclpy.init()
@@ -180,7 +181,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=ReachingConfig.max_steps, help="control steps per goal")
     parser.add_argument("--seed", type=int, default=ReachingConfig.seed, help="seed of the goals")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
-    parser.add_argument("--image-size", type=int, default=64, help="camera image size (px)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="camera image size (px); default: the checkpoint's encoder image size")
     parser.add_argument("graph_args", nargs="*", help="extra name:=value arguments for the sim_mujoco graph")
 
 

@@ -214,7 +214,7 @@ SIM_MUJOCO = Graph(
         _EXPLORE,
         _CHECKPOINT,
         _ENABLE,
-        Argument("image_size", "64", "camera image width and height (px) rendered by sim_node", kind="int"),
+        Argument("image_size", "128", "camera image width and height (px) rendered by sim_node", kind="int"),
         Argument("seed", "0", "seed of the simulated scene (object placement)", kind="int"),
         Argument("real_time_factor", "1.0", "simulated seconds per wall second in sim_node; 0: as fast as possible", kind="float"),
     ),

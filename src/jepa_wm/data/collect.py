@@ -40,7 +40,7 @@ class CollectConfig:
     episodes: int = 10
     steps: int = 60
     storage: Literal["mcap", "sqlite3"] = "mcap"
-    image_size: int = 64
+    image_size: int = 128
     control_period: float = 0.2  # s of simulated time per step (one frame and one command each)
     joint_state_rate: float = 50.0  # Hz of joint_states and end_effector_position, as sim_node publishes them
     seed: int = 0  # start poses and exploration
