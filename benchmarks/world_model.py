@@ -5,7 +5,9 @@
 Held-out episodes are generated here with `jepa-ros collect` (a seed the checkpoint never
 trained on). The last line printed is one JSON object with encoder_ms, rollout_steps_per_s,
 train_samples_per_s, h1/h2/h4/h8 error ratios (model / copy-last), latent std and effective
-rank, and probe_r2 (linear probe latent -> joint positions, fit and scored on different episodes).
+rank, probe_r2 (linear probe latent -> joint positions, fit and scored on different episodes), and
+nearest_latent_ee_error_m: for seeded reaching goals, how far from the goal's end effector is the
+pose, among random ones, whose latent is nearest the goal image's (what a perfect planner would reach).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
 from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
 from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores  # noqa: E402
 from jepa_wm.models.world_model import WorldModel  # noqa: E402
+from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals  # noqa: E402
 from jepa_wm.training import DistributedContext, Trainer  # noqa: E402
 
 HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0 and 1000
@@ -95,6 +98,31 @@ def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6) -> d
     return result
 
 
+def latent_metric(model: WorldModel, goals: int = 8, poses: int = 1500) -> dict[str, float]:
+    """End-effector error of the random pose whose latent is nearest each goal image's latent.
+
+    A perfect planner ends where the latent distance is smallest; if that pose is far from the
+    goal's end effector while a close pose was among the candidates, the model limits reaching.
+    """
+    size = model.config.encoder.image_size
+    with make_sim(size, 0) as sim:
+        targets = sample_goals(sim, ReachingConfig(num_goals=goals))
+        rng = np.random.default_rng(1)
+        frames, ee = [], []
+        for _ in range(poses):
+            sim.reset(joint_positions=sim.sample_joint_positions(rng))
+            frames.append(sim.render())
+            ee.append(sim.end_effector_position())
+    latents = torch.cat([model.encode(torch.from_numpy(np.stack(frames[i : i + 256]))) for i in range(0, poses, 256)])
+    nearest, closest = [], []
+    for goal in targets:
+        distance = (latents - model.encode(torch.from_numpy(goal.image)[None])).abs().mean(dim=(1, 2))
+        errors = np.linalg.norm(np.asarray(ee) - goal.ee_position, axis=1)
+        nearest.append(errors[int(distance.argmin())])
+        closest.append(errors.min())
+    return {"nearest_latent_ee_error_m": float(np.median(nearest)), "closest_sampled_ee_error_m": float(np.median(closest))}
+
+
 def main() -> int:
     """Collect held-out episodes, measure, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -113,6 +141,8 @@ def main() -> int:
         episodes = read_episodes(folder, image_size=model.config.encoder.image_size, progress=False)
     results["train_samples_per_s"] = training_speed(model, episodes)
     results.update(quality(model, episodes))
+    with torch.inference_mode():
+        results.update(latent_metric(model))
     results["held_out_episodes"] = len(episodes)
     for key, value in results.items():
         print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
