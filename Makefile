@@ -37,11 +37,11 @@ bench: install
 
 # Reproduces the embedded default checkpoint (see README).
 checkpoint: install
-	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 0 --image-size 128 --out data/explore
+	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 0 --image-size 128 --out data/explore128
 	# a second set with little smoothing: the planner's candidate sequences are jerkier than a smooth walk
-	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out data/explore_jerky
+	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out data/explore128_jerky
 	# one thread: on a shared 2-core CPU two BLAS threads per process slow training down severalfold
-	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore data/explore_jerky --config config/train.yaml \
+	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/train.yaml \
 		--out runs/default --seed 0 --export checkpoints/default
 
 clean:
