@@ -16,7 +16,6 @@ shared 2-core CPU one thread plans faster than two); the matmul peak uses every 
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import statistics
@@ -29,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
+from jepa_wm.controller import rollout_model
 from jepa_wm.models import WorldModel, load_checkpoint
 from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
 
@@ -53,7 +53,7 @@ def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict
     """
     generator = make_generator(config)
     dtype = getattr(torch, config.precision)
-    rollout_model = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+    planning_model = rollout_model(model, config.precision)
     size = model.config.encoder.image_size
     frames = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     goal_latent = model.encode(frames[:1])[0]
@@ -65,7 +65,7 @@ def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict
         started = time.perf_counter()
         latent = model.encode(frames[1:])[0]
         encoded = time.perf_counter()
-        result = plan(rollout_model.rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
+        result = plan(planning_model.rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
         return result, (encoded - started) * 1e3, (time.perf_counter() - encoded) * 1e3
 
     warm_start = shift_plan(tick(None)[0].actions)  # first call pays one-off allocation costs
@@ -77,7 +77,7 @@ def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict
         plan_ms.append(planned)
     latent = model.encode(frames[1:])[0]
     with FlopCounterMode(display=False) as counter:
-        plan(rollout_model.rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
+        plan(planning_model.rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
     return {
         "encode_ms": statistics.median(encode_ms),
         "plan_ms": statistics.median(plan_ms),

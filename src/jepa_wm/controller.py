@@ -66,6 +66,12 @@ def read_image_file(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def rollout_model(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """The model rollouts run on: ``model`` itself in float32, else a copy in ``precision`` (e.g. bfloat16)."""
+    dtype = getattr(torch, precision)
+    return model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+
+
 def match_joints(model_joints: tuple[str, ...], robot: RobotConfig) -> np.ndarray:
     """Index array mapping robot-order vectors to model order; refuses different joint sets, naming both."""
     if sorted(model_joints) != sorted(robot.joint_names):
@@ -92,9 +98,7 @@ class LatentMPC:
         self.planner = planner
         # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
         self.rollout_dtype = getattr(torch, planner.precision)
-        self.rollout_model = self.model
-        if self.rollout_dtype != torch.float32:
-            self.rollout_model = copy.deepcopy(self.model).to(self.rollout_dtype)
+        self.rollout_model = rollout_model(self.model, planner.precision)
         self.robot = robot
         self.device = torch.device(device)
         # Velocity clamping assumes one command per period.
