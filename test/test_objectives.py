@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import pytest
 import torch
 
 from jepa_wm.config import TrainConfig
@@ -61,6 +62,28 @@ def test_inverse_dynamics_reads_the_joint_motion_between_every_pair_of_frames():
             errors.append((objective.inverse_dynamics(pair) - moved).abs())
     expected = torch.stack(errors).mean()
     torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
+
+
+def test_batch_pairs_add_each_frame_against_the_same_step_of_the_next_sample():
+    torch.manual_seed(0)
+    config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.0, inverse_dynamics_weight=1.0,
+                         inverse_dynamics_pairs="batch")
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    latents = torch.randn(3, 3, 4, 32)  # [B, W, N, D]
+    joints = torch.randn(3, 3, 3)
+    scale = objective.model.config.action_scale
+    errors = []
+    for b in range(3):
+        pairs = [((b, t), (b, later)) for t in range(3) for later in range(t + 1, 3)]  # 3 window pairs
+        pairs += [((b, t), ((b + 1) % 3, t)) for t in range(3)]  # 3 pairs with the next sample
+        for (b0, t0), (b1, t1) in pairs:
+            pair = torch.cat([latents[b0, t0].flatten(), latents[b1, t1].flatten()])
+            moved = (joints[b1, t1] - joints[b0, t0]) / scale
+            errors.append((objective.inverse_dynamics(pair) - moved).abs())
+    expected = torch.stack(errors).mean()
+    torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
+    with pytest.raises(ValueError, match="inverse_dynamics_pairs='episode'"):
+        TrainConfig(inverse_dynamics_pairs="episode")
 
 
 def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():

@@ -202,6 +202,9 @@ class TrainConfig:
     sigreg_weight: float = 0.05  # anti-collapse (LeJEPA SIGReg); 0 disables it
     ema_momentum: float = 0.0  # > 0 uses an EMA target encoder instead of a shared one
     inverse_dynamics_weight: float = 0.0  # PLDM-style head predicting a_t from (z_t, z_t+1); 0 disables it
+    # Which frame pairs the head reads: "window" (t, t+k) inside each training window, or "batch":
+    # those plus pairs across the batch (other episodes), whose displacement spans the workspace.
+    inverse_dynamics_pairs: Literal["window", "batch"] = "window"
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -221,6 +224,10 @@ class TrainConfig:
         _require(
             self.inverse_dynamics_weight >= 0,
             f"train.inverse_dynamics_weight={self.inverse_dynamics_weight}: expected >= 0",
+        )
+        _require(
+            self.inverse_dynamics_pairs in ("window", "batch"),
+            f"train.inverse_dynamics_pairs={self.inverse_dynamics_pairs!r}: expected 'window' or 'batch'",
         )
 
     @property

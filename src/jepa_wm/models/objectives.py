@@ -119,17 +119,25 @@ class JEPAObjective(nn.Module):
         return losses
 
     def _inverse_dynamics_loss(self, latents: torch.Tensor, joint_positions: torch.Tensor) -> torch.Tensor:
-        """L1 error of the joint displacement read from every pair of frames (t, t+k) of the window.
+        """L1 error of the joint displacement read from pairs of frames.
 
-        Pairs up to W-1 steps apart see moves several times larger than one step's: the small
-        wrist joints, a few pixels per step, first become visible there. The target is the
-        measured displacement (rad / action_scale), which is what the two images show.
+        "window" pairs are every (t, t+k) of the window: pairs up to W-1 steps apart see moves several
+        times larger than one step's, and the small wrist joints, a few pixels per step, first become
+        visible there. "batch" adds each frame paired with the same step of the next sample in the
+        batch (another episode): their displacement spans the workspace, so the latent must show
+        where every joint is, not only how it moved. The target is the measured displacement
+        (rad / action_scale), which is what the two images show.
         """
         W = latents.shape[1]
         first, second = torch.triu_indices(W, W, offset=1, device=latents.device)  # all t < t+k
-        pairs = torch.cat([latents[:, first].flatten(2), latents[:, second].flatten(2)], dim=-1)  # [B, P, 2*N*D]
-        moved = (joint_positions[:, second] - joint_positions[:, first]) / self.model.config.action_scale
-        return (self.inverse_dynamics(pairs) - moved).abs().mean()
+        before, after = latents[:, first], latents[:, second]  # [B, P, N, D]
+        moved = joint_positions[:, second] - joint_positions[:, first]  # [B, P, J]
+        if self.config.inverse_dynamics_pairs == "batch" and latents.shape[0] > 1:
+            before = torch.cat([before, latents], dim=1)
+            after = torch.cat([after, latents.roll(-1, dims=0)], dim=1)
+            moved = torch.cat([moved, joint_positions.roll(-1, dims=0) - joint_positions], dim=1)
+        pairs = torch.cat([before.flatten(2), after.flatten(2)], dim=-1)  # [B, P, 2*N*D]
+        return (self.inverse_dynamics(pairs) - moved / self.model.config.action_scale).abs().mean()
 
     @torch.no_grad()
     def update_target(self) -> None:
