@@ -47,13 +47,18 @@ def test_objective_losses_and_gradients():
     assert objective.model.predictor.action_encoder.weight.grad.abs().sum() > 0
 
 
-def test_inverse_dynamics_reads_the_joint_motion_between_every_pair_of_frames():
+def _inverse_dynamics_case(batch: int, window: int, pairs: str = "window"):
+    """An objective with an inverse-dynamics head, random latents [B, W, N, D] and joints [B, W, J]."""
     torch.manual_seed(0)
-    config = TrainConfig(context_steps=1, rollout_steps=3, sigreg_weight=0.0, inverse_dynamics_weight=1.0)
+    config = TrainConfig(context_steps=1, rollout_steps=window - 1, sigreg_weight=0.0, inverse_dynamics_weight=1.0,
+                         inverse_dynamics_pairs=pairs)
     objective = JEPAObjective(WorldModel(tiny_config()), config)
-    latents = torch.randn(2, 4, 4, 32)  # [B, W, N, D]
-    joints = torch.randn(2, 4, 3)
-    scale = objective.model.config.action_scale
+    latents, joints = torch.randn(batch, window, 4, 32), torch.randn(batch, window, 3)
+    return objective, latents, joints, objective.model.config.action_scale
+
+
+def test_inverse_dynamics_reads_the_joint_motion_between_every_pair_of_frames():
+    objective, latents, joints, scale = _inverse_dynamics_case(batch=2, window=4)
     errors = []
     for t in range(4):
         for later in range(t + 1, 4):  # one to three steps apart: 6 pairs
@@ -65,13 +70,7 @@ def test_inverse_dynamics_reads_the_joint_motion_between_every_pair_of_frames():
 
 
 def test_batch_pairs_add_each_frame_against_the_same_step_of_the_next_sample():
-    torch.manual_seed(0)
-    config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.0, inverse_dynamics_weight=1.0,
-                         inverse_dynamics_pairs="batch")
-    objective = JEPAObjective(WorldModel(tiny_config()), config)
-    latents = torch.randn(3, 3, 4, 32)  # [B, W, N, D]
-    joints = torch.randn(3, 3, 3)
-    scale = objective.model.config.action_scale
+    objective, latents, joints, scale = _inverse_dynamics_case(batch=3, window=3, pairs="batch")
     errors = []
     for b in range(3):
         pairs = [((b, t), (b, later)) for t in range(3) for later in range(t + 1, 3)]  # 3 window pairs
