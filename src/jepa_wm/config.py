@@ -201,7 +201,7 @@ class TrainConfig:
     rollout_weight: float = 1.0
     sigreg_weight: float = 0.05  # anti-collapse (LeJEPA SIGReg); 0 disables it
     ema_momentum: float = 0.0  # > 0 uses an EMA target encoder instead of a shared one
-    inverse_dynamics_weight: float = 0.0  # PLDM-style head predicting a_t from (z_t, z_t+1); 0 disables it
+    inverse_dynamics_weight: float = 0.0  # PLDM-style head reading the joint displacement between two latents; 0 disables it
     # Which frame pairs the head reads: "window" (t, t+k) inside each training window, or "batch":
     # those plus pairs across the batch (other episodes), whose displacement spans the workspace.
     inverse_dynamics_pairs: Literal["window", "batch"] = "window"
