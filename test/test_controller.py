@@ -241,3 +241,48 @@ def test_closed_loop_in_mujoco_reaches_goals_with_an_exact_model(method):
             sim.step()
         final_error = np.linalg.norm(sim.end_effector_position() - goal.ee_position)
         assert start_error > 0.1 and final_error < 0.03, (start_error, final_error)
+
+
+def test_a_command_still_under_way_is_imagined_not_dropped():
+    # Over DDS a tick's inputs show the arm barely started on the previous command: the next
+    # target must build on that command (imagined by the model), not restart from the measured pose.
+    model = ExactJointModel(JOINTS)
+    robot = dataclasses.replace(ROBOT, velocity_limits=(5.0, 5.0, 5.0))  # no velocity clamp in the way
+    mpc = LatentMPC(model, dataclasses.replace(PLANNER, num_samples=64, iterations=3), robot)
+    model.seen_joint_positions = np.array([0.8, 0.4, -1.5])  # the goal pose, far in every joint
+    mpc.set_goal(frame(1))
+    model.seen_joint_positions = np.zeros(3)
+    first = mpc.step(frame(0), np.zeros(3)).command
+    assert np.all(np.abs(first) > 0.05), first
+    second = mpc.step(frame(0), np.zeros(3)).command  # the arm has not moved yet
+    assert np.all(np.abs(second) > np.abs(first) + 0.05), (first, second)
+    assert np.all(np.sign(second) == np.sign(first))
+    # Once most of the move is done, the tick plans from the measured pose again.
+    nearly_there = second - 0.3 * (second - first)
+    latent, start = mpc.imagine_pending(torch.zeros(1, 3), nearly_there)
+    np.testing.assert_array_equal(start, nearly_there)
+    mpc.reset()  # commanding paused: nothing is under way any more
+    assert mpc.pending is None
+
+
+def test_closed_loop_in_mujoco_reaches_goals_when_commands_arrive_late():
+    # As over DDS: the new target reaches the arm 80 % into the period (planning time), so each
+    # tick's frame shows the arm just starting on the previous command.
+    sim = make_sim(64, 0)
+    goals = sample_goals(sim, ReachingConfig(num_goals=2, seed=1))
+    robot = load_robot("jepa_arm")
+    model = ExactJointModel(robot.joint_names)
+    period = sim.config.control_period
+    for goal in goals:
+        sim.reset(seed=0)
+        mpc = LatentMPC(model, PlannerConfig(), robot, control_period=period)
+        model.seen_joint_positions = goal.joint_positions
+        mpc.set_goal(goal.image)
+        for _ in range(30):
+            model.seen_joint_positions = sim.joint_positions
+            command = mpc.step(sim.render(), sim.joint_positions).command
+            sim.step(0.8 * period)
+            sim.set_target(command)
+            sim.step(0.2 * period)
+        final_error = np.linalg.norm(sim.end_effector_position() - goal.ee_position)
+        assert final_error < 0.03, final_error

@@ -140,7 +140,10 @@ class WorldModelConfig:
 class PlannerConfig:
     """Sampling-based MPC in latent space (CEM as in V-JEPA 2-AC, MPPI as in TD-MPC2)."""
 
-    method: Literal["cem", "mppi"] = "cem"
+    # MPPI by default: on 40 reaching goals (seeds 0, 1; the default checkpoint) MPPI reached 88 %
+    # within 3 cm and CEM 70 %, with the same samples and iterations. CEM averages its 16 elites
+    # equally; MPPI's mean follows the cheapest few.
+    method: Literal["cem", "mppi"] = "mppi"
     horizon: int = 4
     num_samples: int = 128
     iterations: int = 3
@@ -150,7 +153,9 @@ class PlannerConfig:
     max_std: float = 1.0
     momentum_mean: float = 0.0  # weight of the previous iteration's mean (CEM)
     momentum_std: float = 0.0  # weight of the previous iteration's std (CEM)
-    temperature: float = 0.5  # MPPI elite weighting
+    # MPPI elite weighting, in units of the elites' cost spread. On goal seeds 1 and 2 the
+    # reaching success was 0.1: 90 %, 0.25: 97.5 %, 0.5: 87.5 %, 1.0: 85 %.
+    temperature: float = 0.25
     action_bound: float = 1.0  # normalised actions are clipped to [-bound, bound]
     cost: Literal["l1", "l2"] = "l1"
     cost_over_horizon: bool = False  # sum the latent distance over all steps, not only the last

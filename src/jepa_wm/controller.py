@@ -1,9 +1,10 @@
 """LatentMPC: the ROS-free model-predictive controller behind world_model_node.
 
-Every control tick: encode the newest camera frame, plan normalised actions toward the
-goal latent (CEM or MPPI, warm-started from the previous plan), turn the first action into
-a joint-position target ``q + a * action_scale`` and clamp it to the robot's position and
-velocity limits. Joint order comes from names: inputs and commands are in the robot
+Every control tick: encode the newest camera frame, imagine the rest of the previous command
+if the arm is still on its way, plan normalised actions toward the goal latent (CEM or MPPI,
+warm-started from the previous plan), turn the first action into a joint-position target
+``q + a * action_scale`` (q: the measured positions, or the previous command while it is under
+way) and clamp it to the robot's position and velocity limits. Joint order comes from names: inputs and commands are in the robot
 preset's order, the model sees its checkpoint's order.
 """
 
@@ -22,6 +23,11 @@ import torch
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig
 from jepa_wm.planning import PlanResult, latent_goal_cost, make_generator, plan, shift_plan
 from jepa_wm.safety import clamp_command
+
+# The last command counts as under way while more than this fraction of its move is left. Without
+# delay a position servo covers ~80 % of a step within one period; over DDS, where planning takes
+# most of the period, the next tick sees ~70 % still to go.
+UNDER_WAY_FRACTION = 0.5
 
 
 class ControlError(ValueError):
@@ -127,6 +133,9 @@ class LatentMPC:
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given
         self.warm_start: torch.Tensor | None = None  # [H, A] shifted previous plan
         self.last_plan: PlanResult | None = None
+        # (last command [J], measured positions when it was sent [J]), robot order; one attribute, so
+        # a reset() from another thread (the node's ~/enable) is seen whole or not at all
+        self.pending: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def has_goal(self) -> bool:
@@ -148,11 +157,11 @@ class LatentMPC:
 
     def clear_goal(self) -> None:
         """Forget the goal: no more commands until a new one is set."""
-        self.goal_latent, self.goal_shape, self.warm_start = None, None, None
+        self.goal_latent, self.goal_shape, self.warm_start, self.pending = None, None, None, None
 
     def reset(self) -> None:
-        """Drop the warm start (e.g. after commanding was paused and the robot moved on its own)."""
-        self.warm_start = None
+        """Drop the warm start and the last command (commanding paused, or a command was not sent)."""
+        self.warm_start, self.pending = None, None
 
     def joint_positions(self, joint_positions: np.ndarray) -> np.ndarray:
         """Validate measured joint positions (robot order): float64 [J], finite, else ControlError."""
@@ -173,19 +182,21 @@ class LatentMPC:
             return ControlOutput(command=None, reason="no goal image set")
         self._check_aspect(rgb.shape[:2])
         started = time.perf_counter()
-        latent = self.encode(rgb)  # [N, D]
+        latent = self.encode(rgb).to(self.rollout_dtype)  # [N, D]
         encoded = time.perf_counter()
-        model_joints = torch.as_tensor(current[self.to_model_order], dtype=torch.float32, device=self.device)
-        rollout = self.rollout_model.rollout_fn(latent.to(self.rollout_dtype), model_joints)
+        latent, start = self.imagine_pending(latent, current)
+        start_model = torch.as_tensor(start[self.to_model_order], dtype=torch.float32, device=self.device)
+        rollout = self.rollout_model.rollout_fn(latent, start_model)
         cost = latent_goal_cost(self.goal_latent, self.planner)
-        result = plan(rollout, cost, self.planner, len(model_joints), self.warm_start, self.generator)
+        result = plan(rollout, cost, self.planner, len(start_model), self.warm_start, self.generator)
         planned = time.perf_counter()
         self.warm_start, self.last_plan = shift_plan(result.actions), result
         action = result.actions[0].double().cpu().numpy()[self.to_robot_order]  # [J] robot order
-        target = current + action * self.model_config.action_scale
+        target = start + action * self.model_config.action_scale
         clamped = clamp_command(
             target, current, self.lower, self.upper, self.velocity_limits, self.control_period, self.robot.joint_names
         )
+        self.pending = (clamped.command, current)
         return ControlOutput(
             command=clamped.command,
             reason="",
@@ -195,6 +206,30 @@ class LatentMPC:
             action=action,
             warnings=list(clamped.warnings),
         )
+
+    def imagine_pending(self, latent: torch.Tensor, current: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Where the last command leads: (latent [N, D], joint positions [J] robot order) to plan from.
+
+        Planning takes most of a control period, so over DDS the frame and joint state of a tick
+        show the arm barely started on the previous command. Planning from them and adding the
+        action to the measured positions would drop most of that command. The model imagines the
+        rest of the move instead (the remaining displacement is the action it was trained on),
+        and the new action is added to the last command. With no command under way this is
+        (latent, current) unchanged.
+        """
+        pending = self.pending
+        if pending is None:
+            return latent, current
+        command, sent_from = pending
+        remaining = command - current
+        if np.abs(remaining).max() <= UNDER_WAY_FRACTION * np.abs(command - sent_from).max():
+            return latent, current
+        remaining = remaining[self.to_model_order] / self.model_config.action_scale
+        bound = self.planner.action_bound
+        action = torch.as_tensor(np.clip(remaining, -bound, bound), dtype=torch.float32, device=self.device)
+        joints = torch.as_tensor(current[self.to_model_order], dtype=torch.float32, device=self.device)
+        imagined = self.rollout_model.rollout_fn(latent, joints)(action.view(1, 1, -1))[0, 0]  # [N, D]
+        return imagined, command
 
     def _check_aspect(self, frame_shape: tuple[int, int]) -> None:
         """Goal and frames are both squashed to a square: different aspect ratios would not compare."""

@@ -219,6 +219,7 @@ class WorldModelNode(Node):
                     state, reason = "no_goal", out.reason
                 elif not self.enabled:  # ~/enable turned it off while this tick was planning
                     state, reason = "disabled", "commanding is disabled; call ~/enable"
+                    self.controller.reset()  # the planned command is not sent: nothing is under way
                 else:
                     self._publish_command(out.command)
                     state, reason = "commanding", ""
