@@ -161,7 +161,7 @@ def test_stop_escalates_to_sigterm_and_sigkill_and_reaches_grandchildren(tmp_pat
     graph = _shell_graph(
         # ignores SIGINT and SIGTERM; its background grandchild shares the process group
         _sh("stubborn", f"trap '' INT TERM; sleep 60 & echo $! > {pid_file}; while true; do sleep 0.1; done"),
-        _sh("polite", "sleep 60"),
+        _sh("polite", "exec sleep 60"),
     )
     output = io.StringIO()
     runner = GraphRunner(build_commands(graph, {"unused": ""}, tmp_path), graph_environment(graph, {}), output)
@@ -178,7 +178,8 @@ def test_stop_escalates_to_sigterm_and_sigkill_and_reaches_grandchildren(tmp_pat
 
 
 def test_start_graph_context_stops_everything_on_exit(tmp_path: Path) -> None:
-    graph = _shell_graph(_sh("one", "sleep 60"), _sh("two", "sleep 60"))
+    # exec: no shell forking sleep, since a SIGINT that lands during that fork reaches only the shell
+    graph = _shell_graph(_sh("one", "exec sleep 60"), _sh("two", "exec sleep 60"))
     output = io.StringIO()
     with start_graph(graph, output=output, sigint_timeout=2.0) as runner:
         deadline = time.monotonic() + 5.0
