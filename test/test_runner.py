@@ -161,7 +161,7 @@ def test_stop_escalates_to_sigterm_and_sigkill_and_reaches_grandchildren(tmp_pat
     graph = _shell_graph(
         # ignores SIGINT and SIGTERM; its background grandchild shares the process group
         _sh("stubborn", f"trap '' INT TERM; sleep 60 & echo $! > {pid_file}; while true; do sleep 0.1; done"),
-        _sh("polite", "exec sleep 60"),
+        _sh("polite", "sleep 60"),
     )
     output = io.StringIO()
     runner = GraphRunner(build_commands(graph, {"unused": ""}, tmp_path), graph_environment(graph, {}), output)
@@ -178,8 +178,7 @@ def test_stop_escalates_to_sigterm_and_sigkill_and_reaches_grandchildren(tmp_pat
 
 
 def test_start_graph_context_stops_everything_on_exit(tmp_path: Path) -> None:
-    # exec: no shell forking sleep, since a SIGINT that lands during that fork reaches only the shell
-    graph = _shell_graph(_sh("one", "exec sleep 60"), _sh("two", "exec sleep 60"))
+    graph = _shell_graph(_sh("one", "sleep 60"), _sh("two", "sleep 60"))
     output = io.StringIO()
     with start_graph(graph, output=output, sigint_timeout=2.0) as runner:
         deadline = time.monotonic() + 5.0
@@ -188,6 +187,23 @@ def test_start_graph_context_stops_everything_on_exit(tmp_path: Path) -> None:
         pids = runner.pids()
         assert len(pids) == 2 and not any(_gone(pid) for pid in pids)
     assert all(_gone(pid) for pid in pids)
+    assert "sending SIGTERM" not in output.getvalue()
+
+
+def test_nodes_stop_on_sigint_even_when_the_runner_ignores_it(tmp_path: Path) -> None:
+    # A script's background job (`jepa-ros up ... &`) starts with SIGINT ignored; nodes must not inherit that.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        graph = _shell_graph(_sh("one", "exec sleep 60"))
+        output = io.StringIO()
+        with start_graph(graph, output=output, sigint_timeout=2.0) as runner:
+            deadline = time.monotonic() + 5.0
+            while not runner.pids() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pids = runner.pids()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert pids and all(_gone(pid) for pid in pids)
     assert "sending SIGTERM" not in output.getvalue()
 
 

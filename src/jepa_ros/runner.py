@@ -223,8 +223,15 @@ _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("lin
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the runner dies without cleaning up (Linux), so nothing is orphaned."""
+def _prepare_child() -> None:
+    """In the child, before exec: default SIGINT / SIGTERM, and SIGTERM when the runner dies.
+
+    A runner started in the background by a script inherits SIGINT ignored (POSIX shells do that
+    for `&` jobs) and would pass that on, so the nodes would miss the SIGINT that stops them
+    cleanly. PR_SET_PDEATHSIG (Linux) sends SIGTERM if the runner dies without cleaning up.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -253,7 +260,7 @@ class GraphRunner:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: signals reach its children too
-            preexec_fn=_die_with_parent,
+            preexec_fn=_prepare_child,
         )
         self._say("runner", f"started {command.name} pid={command.process.pid}: {shlex.join(command.argv)}")
         command.reader = threading.Thread(target=self._pump, args=(command,), daemon=True)
