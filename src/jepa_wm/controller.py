@@ -4,8 +4,8 @@ Every control tick: encode the newest camera frame, imagine the rest of the prev
 if the arm is still on its way, plan normalised actions toward the goal latent (CEM or MPPI,
 warm-started from the previous plan), turn the first action into a joint-position target
 ``q + a * action_scale`` (q: the measured positions, or the previous command while it is under
-way) and clamp it to the robot's position and velocity limits. Joint order comes from names: inputs and commands are in the robot
-preset's order, the model sees its checkpoint's order.
+way) and clamp it to the robot's position and velocity limits. Joint order comes from names:
+inputs and commands are in the robot preset's order, the model sees its checkpoint's order.
 """
 
 from __future__ import annotations
