@@ -22,6 +22,7 @@ from geometry_msgs.msg import PointStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -150,15 +151,19 @@ def run_closed_loop(
         client = ReachingClient()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(client)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        # The spinning thread leaves spin before the executor shuts down and the node goes: the other
+        # order races with it ("cannot use Destroyable because destruction was requested").
+        done = Future()
+        spinner = threading.Thread(target=executor.spin_until_future_complete, args=(done,), daemon=True)
         spinner.start()
         try:
             episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
         finally:
+            done.set_result(None)
+            spinner.join(timeout=5.0)
             executor.shutdown()
             client.destroy_node()
             rclpy.shutdown()
-            spinner.join(timeout=5.0)
     closed_loop_s = time.monotonic() - started
     results = {
         "world_model": episodes,
