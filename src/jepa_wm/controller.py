@@ -185,7 +185,7 @@ class LatentMPC:
         latent = self.encode(rgb).to(self.rollout_dtype)  # [N, D]
         encoded = time.perf_counter()
         latent, start = self.imagine_pending(latent, current)
-        start_model = torch.as_tensor(start[self.to_model_order], dtype=torch.float32, device=self.device)
+        start_model = self._model_joints(start)
         rollout = self.rollout_model.rollout_fn(latent, start_model)
         cost = latent_goal_cost(self.goal_latent, self.planner)
         result = plan(rollout, cost, self.planner, len(start_model), self.warm_start, self.generator)
@@ -227,9 +227,12 @@ class LatentMPC:
         remaining = remaining[self.to_model_order] / self.model_config.action_scale
         bound = self.planner.action_bound
         action = torch.as_tensor(np.clip(remaining, -bound, bound), dtype=torch.float32, device=self.device)
-        joints = torch.as_tensor(current[self.to_model_order], dtype=torch.float32, device=self.device)
-        imagined = self.rollout_model.rollout_fn(latent, joints)(action.view(1, 1, -1))[0, 0]  # [N, D]
-        return imagined, command
+        imagined = self.rollout_model.rollout_fn(latent, self._model_joints(current))(action.view(1, 1, -1))[0, 0]
+        return imagined, command  # imagined latent [N, D]
+
+    def _model_joints(self, positions: np.ndarray) -> torch.Tensor:
+        """Joint positions in robot order [J] -> float32 tensor in the checkpoint's order."""
+        return torch.as_tensor(positions[self.to_model_order], dtype=torch.float32, device=self.device)
 
     def _check_aspect(self, frame_shape: tuple[int, int]) -> None:
         """Goal and frames are both squashed to a square: different aspect ratios would not compare."""
