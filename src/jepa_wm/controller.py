@@ -185,7 +185,7 @@ class LatentMPC:
         latent = self.encode(rgb).to(self.rollout_dtype)  # [N, D]
         encoded = time.perf_counter()
         latent, start = self.imagine_pending(latent, current)
-        start_model = self._model_joints(start)
+        start_model = self._in_model_order(start)
         rollout = self.rollout_model.rollout_fn(latent, start_model)
         cost = latent_goal_cost(self.goal_latent, self.planner)
         result = plan(rollout, cost, self.planner, len(start_model), self.warm_start, self.generator)
@@ -224,14 +224,14 @@ class LatentMPC:
         remaining = command - current
         if np.abs(remaining).max() <= UNDER_WAY_FRACTION * np.abs(command - sent_from).max():
             return latent, current
-        remaining = remaining[self.to_model_order] / self.model_config.action_scale
         bound = self.planner.action_bound
-        action = torch.as_tensor(np.clip(remaining, -bound, bound), dtype=torch.float32, device=self.device)
-        imagined = self.rollout_model.rollout_fn(latent, self._model_joints(current))(action.view(1, 1, -1))[0, 0]
+        action = np.clip(remaining / self.model_config.action_scale, -bound, bound)  # normalised, robot order
+        action = self._in_model_order(action)
+        imagined = self.rollout_model.rollout_fn(latent, self._in_model_order(current))(action.view(1, 1, -1))[0, 0]
         return imagined, command  # imagined latent [N, D]
 
-    def _model_joints(self, positions: np.ndarray) -> torch.Tensor:
-        """Joint positions in robot order [J] -> float32 tensor in the checkpoint's order."""
+    def _in_model_order(self, positions: np.ndarray) -> torch.Tensor:
+        """A per-joint vector in robot order [J] -> float32 tensor in the checkpoint's joint order."""
         return torch.as_tensor(positions[self.to_model_order], dtype=torch.float32, device=self.device)
 
     def _check_aspect(self, frame_shape: tuple[int, int]) -> None:
