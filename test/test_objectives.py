@@ -85,6 +85,25 @@ def test_batch_pairs_add_each_frame_against_the_same_step_of_the_next_sample():
         TrainConfig(inverse_dynamics_pairs="episode")
 
 
+def test_a_linear_head_is_exact_on_latents_that_hold_the_joints_linearly():
+    torch.manual_seed(0)
+    config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.0, inverse_dynamics_weight=1.0,
+                         inverse_dynamics_pairs="batch", inverse_dynamics_head="linear")
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    head, scale = objective.inverse_dynamics, objective.model.config.action_scale
+    assert isinstance(head, torch.nn.Linear)
+    joints = torch.randn(4, 3, 3)  # [B, W, J]
+    mixing = torch.randn(3, 4 * 32)
+    latents = (joints @ mixing).unflatten(-1, (4, 32)) + 0.5  # an affine image of the joints
+    readout = torch.linalg.pinv(mixing)  # [N*D, J]: latent -> joints
+    with torch.no_grad():
+        head.weight.copy_(torch.cat([-readout, readout]).T / scale)  # (after - before) read out, in action units
+        head.bias.zero_()
+    assert objective._inverse_dynamics_loss(latents, joints).item() < 1e-3
+    with pytest.raises(ValueError, match="inverse_dynamics_head='deep'"):
+        TrainConfig(inverse_dynamics_head="deep")
+
+
 def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():
     torch.manual_seed(0)
     config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.0, inverse_dynamics_weight=1.0)

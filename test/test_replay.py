@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from sensor_msgs.msg import Image, JointState
 
 from jepa_ros import conversions as conv
 from jepa_ros.cli import main
+from jepa_ros.nodes import BackgroundSpinner
 from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
 from jepa_wm.data.rosbag_io import TYPESTORE
 from jepa_wm.evaluation.bagcheck import BagReadError, scan_bag
@@ -56,11 +56,10 @@ def probe():
 
     graph.node.create_subscription(Image, "/camera/image_raw", on_image, 50)
     graph.node.create_subscription(JointState, "/joint_states", lambda m: received["joints"].append(m), 100)
-    thread = threading.Thread(target=graph.executor.spin, daemon=True)
-    thread.start()
+    spinner = BackgroundSpinner(graph.executor)
     yield received
+    spinner.stop()
     graph.close()
-    thread.join(timeout=5)
 
 
 def test_replay_keeps_recorded_timing_times_rate_with_clock(bags, probe, capsys):

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
+from jepa_ros.nodes import BackgroundSpinner
 from jepa_ros.nodes.world_model_node import WorldModelNode
 from jepa_wm.config import ConfigError, EncoderConfig, PredictorConfig, WorldModelConfig, load_robot, package_share
 from jepa_wm.models import WorldModel, save_checkpoint
@@ -53,17 +53,16 @@ def ros():
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     probe = Probe(context)
     executor.add_node(probe)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = BackgroundSpinner(executor)
     yield context, executor, probe
-    for node in executor.get_nodes():  # no new ticks; shutdown then waits for one in flight
+    nodes = executor.get_nodes()  # shutdown forgets them
+    for node in nodes:  # no new ticks; stop then waits for one in flight
         for timer in node.timers:
             timer.cancel()
-    executor.shutdown(timeout_sec=10)
-    for node in executor.get_nodes():
+    spinner.stop()
+    for node in nodes:
         node.destroy_node()
     rclpy.shutdown(context=context)
-    thread.join(timeout=5)
 
 
 class Probe(rclpy.node.Node):
@@ -204,6 +203,16 @@ def test_trajectory_interface_compressed_camera_goal_topic_and_bad_input(ros, ti
     assert "non-finite" in probe.statuses[-1]["reason"] and "joint1=nan" in probe.statuses[-1]["reason"]
     camera.joint_value = 0.1
     wait_for(lambda: state(probe) == "commanding", 5, "commanding again")
+
+    step = node.controller.step  # a bug inside the tick stops commanding; the node stays up and says why
+    node.controller.step = lambda *args: (_ for _ in ()).throw(RuntimeError("planner bug"))
+    wait_for(lambda: state(probe) == "error", 5, "error status after an unexpected exception")
+    assert probe.statuses[-1]["reason"].startswith("internal error RuntimeError: planner bug")
+    count = len(probe.commands)
+    time.sleep(0.5)
+    assert len(probe.commands) == count
+    node.controller.step = step
+    wait_for(lambda: state(probe) == "commanding", 5, "commanding after the bug is gone")
     camera.camera_on = False
     wait_for(lambda: state(probe) == "stale", 5, "stale status")
     count = len(probe.commands)

@@ -22,12 +22,12 @@ from geometry_msgs.msg import PointStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
-from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from jepa_ros.conversions import image_to_rgb, rgb_to_image
+from jepa_ros.nodes import BackgroundSpinner
 from jepa_wm.reaching import Episode, Goal, ReachingConfig, make_sim, run_baseline, sample_goals, write_report
 
 
@@ -151,17 +151,11 @@ def run_closed_loop(
         client = ReachingClient()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(client)
-        # The spinning thread leaves spin before the executor shuts down and the node goes: the other
-        # order races with it ("cannot use Destroyable because destruction was requested").
-        done = Future()
-        spinner = threading.Thread(target=executor.spin_until_future_complete, args=(done,), daemon=True)
-        spinner.start()
+        spinner = BackgroundSpinner(executor)
         try:
             episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
         finally:
-            done.set_result(None)
-            spinner.join(timeout=5.0)
-            executor.shutdown()
+            spinner.stop()
             client.destroy_node()
             rclpy.shutdown()
     closed_loop_s = time.monotonic() - started

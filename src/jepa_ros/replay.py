@@ -155,6 +155,7 @@ class BagReplayer:
         from rosgraph_msgs.msg import Clock
 
         from jepa_ros.conversions import clock_message
+        from jepa_ros.nodes import BackgroundSpinner
 
         self.summary, self.replayed, self.args = summary, replayed, args
         self.node = Node("bag_replay")
@@ -177,10 +178,9 @@ class BagReplayer:
         for topic in commands:
             msgtype = summary.topics[topic].msgtype if topic in summary.topics else _default_type(topic)
             self.node.create_subscription(message_class(msgtype), topic, self._recorder(topic, msgtype), 10, raw=True)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
+        executor = SingleThreadedExecutor()
+        executor.add_node(self.node)
+        self._spinner = BackgroundSpinner(executor)
 
     def _recorder(self, topic: str, msgtype: str) -> Any:
         def store(raw: bytes) -> None:
@@ -271,8 +271,7 @@ class BagReplayer:
 
     def shutdown(self) -> None:
         """Stop the executor thread and destroy the node."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self._spin.join(timeout=2.0)
+        self._spinner.stop()
         self.node.destroy_node()
 
     def write_bag(self, out: Path) -> None:

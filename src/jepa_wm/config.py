@@ -210,6 +210,10 @@ class TrainConfig:
     # Which frame pairs the head reads: "window" (t, t+k) inside each training window, or "batch":
     # those plus pairs across the batch (other episodes), whose displacement spans the workspace.
     inverse_dynamics_pairs: Literal["window", "batch"] = "window"
+    # The head itself: "mlp" (one hidden layer) reads the displacement however the latent holds it;
+    # "linear" makes every joint's position a linear function of the latent, so latent distances
+    # (the planner's cost) move with joint distances.
+    inverse_dynamics_head: Literal["mlp", "linear"] = "mlp"
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -233,6 +237,10 @@ class TrainConfig:
         _require(
             self.inverse_dynamics_pairs in ("window", "batch"),
             f"train.inverse_dynamics_pairs={self.inverse_dynamics_pairs!r}: expected 'window' or 'batch'",
+        )
+        _require(
+            self.inverse_dynamics_head in ("mlp", "linear"),
+            f"train.inverse_dynamics_head={self.inverse_dynamics_head!r}: expected 'mlp' or 'linear'",
         )
 
     @property

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future
+
+
+class BackgroundSpinner:
+    """Spins ``executor`` on a daemon thread until :meth:`stop`, for code that waits on the main thread.
+
+    stop() lets the thread leave spin before the executor shuts down (and the caller destroys its nodes):
+    the other order races with a callback still running ("cannot use Destroyable because
+    destruction was requested", "cannot schedule new futures after shutdown").
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._done: Future = Future()
+        self._thread = threading.Thread(target=executor.spin_until_future_complete, args=(self._done,), daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Leave spin (waiting up to ``timeout`` s for a callback in flight), then shut the executor down."""
+        if not self._done.done():
+            self._done.set_result(None)
+        self._thread.join(timeout=timeout)
+        self.executor.shutdown(timeout_sec=timeout)
 
 
 def spin_node(

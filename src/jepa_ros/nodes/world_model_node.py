@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -227,6 +228,9 @@ class WorldModelNode(Node):
                         self.get_logger().warning(f"safety clamp: {warning}", throttle_duration_sec=2.0)
         except (ControlError, PlanningError, conv.ConversionError) as err:
             state, reason = "error", str(err)
+        except Exception as err:  # a bug: stop commanding and say so, but keep ~/enable and ~/status alive
+            self.get_logger().error(f"control tick failed:\n{traceback.format_exc()}", throttle_duration_sec=10.0)
+            state, reason = "error", f"internal error {type(err).__name__}: {err} (traceback in the log)"
         if state != "commanding" and self.state == "commanding":
             self.controller.reset()  # resume from a fresh plan once inputs are good again
         if (state, reason) != (self.state, self.reason):

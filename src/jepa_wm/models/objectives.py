@@ -70,9 +70,10 @@ class JEPAObjective(nn.Module):
         if config.inverse_dynamics_weight > 0 and config.mode != "frozen_encoder":
             mc = model.config
             width = 2 * mc.predictor.latent_grid**2 * mc.encoder.embed_dim
-            self.inverse_dynamics = nn.Sequential(
-                nn.Linear(width, 256), nn.GELU(), nn.Linear(256, mc.action_dim)
-            )
+            if config.inverse_dynamics_head == "linear":
+                self.inverse_dynamics = nn.Linear(width, mc.action_dim)
+            else:
+                self.inverse_dynamics = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, mc.action_dim))
 
     def _latents(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         B, W = images.shape[:2]
