@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,6 +161,15 @@ def test_probe_and_collapse_metrics():
     assert scores.shape == (3,) and scores.min() > 0.99
     noise = torch.randn(400, 2, 8, generator=g)
     assert linear_probe_r2(noise[:300], joints[:300].numpy(), noise[300:], joints[300:].numpy()) < 0.2
+    # Many features, few frames, one target the latent does not hold: a fixed small ridge over-fits
+    # it far below 0; the cross-validated ridge keeps it near 0 and still reads the held targets.
+    wide = torch.cat([latents.flatten(1)[:, :8], torch.randn(400, 120, generator=g)], dim=1)
+    unseen = np.random.default_rng(0).normal(size=(400, 1))
+    targets = np.concatenate([joints.numpy(), unseen], axis=1)
+    fixed = linear_probe_scores(wide[:200], targets[:200], wide[200:], targets[200:], ridge=1e-4)
+    chosen = linear_probe_scores(wide[:200], targets[:200], wide[200:], targets[200:])
+    assert fixed[3] < -0.3 and -0.1 < chosen[3] < 0.1
+    assert chosen[:3].min() > 0.98
     stats = latent_statistics(latents)
     assert 2.5 < stats["latent_effective_rank"] < 3.5  # three joints span the latents
     assert latent_statistics(torch.zeros(10, 2, 8))["latent_std_min"] == 0.0

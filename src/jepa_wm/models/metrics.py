@@ -74,9 +74,13 @@ def latent_statistics(latents: torch.Tensor) -> dict[str, float]:
     }
 
 
+PROBE_RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # per-sample ridge penalties the probe chooses from
+PROBE_FOLDS = 5
+
+
 def linear_probe_r2(
     train_latents: torch.Tensor, train_targets: np.ndarray, val_latents: torch.Tensor, val_targets: np.ndarray,
-    ridge: float = 1e-3,
+    ridge: float | None = None,
 ) -> float:
     """Ridge regression latent [M, ...] -> targets [M, J] fit on train; mean R^2 over targets on val."""
     return float(np.mean(linear_probe_scores(train_latents, train_targets, val_latents, val_targets, ridge)))
@@ -84,19 +88,47 @@ def linear_probe_r2(
 
 def linear_probe_scores(
     train_latents: torch.Tensor, train_targets: np.ndarray, val_latents: torch.Tensor, val_targets: np.ndarray,
-    ridge: float = 1e-3,
+    ridge: float | None = None,
 ) -> np.ndarray:
-    """R^2 on val of each target column [J] for a ridge probe fit on train (ridge scaled by sample count)."""
-    def features(z: torch.Tensor) -> np.ndarray:
-        f = z.flatten(1).double().numpy()
-        return np.concatenate([f, np.ones((len(f), 1))], axis=1)
+    """R^2 on val of each target column [J] for a ridge probe fit on train (ridge scaled by sample count).
 
-    x_train, x_val = features(train_latents), features(val_latents)
+    ``ridge`` None chooses it per target from PROBE_RIDGES by cross-validation on train, in
+    PROBE_FOLDS contiguous blocks (rows come episode by episode, so a block holds whole episodes
+    and no frame is scored against its own neighbours). A fixed small ridge over-fits a target the
+    latent does not hold and scores it far below 0; the chosen one scores such a target near 0.
+    """
+    x_train, x_val = _probe_features(train_latents), _probe_features(val_latents)
     mean, scale = x_train[:, :-1].mean(0), x_train[:, :-1].std(0) + 1e-8
     x_train[:, :-1] = (x_train[:, :-1] - mean) / scale
     x_val[:, :-1] = (x_val[:, :-1] - mean) / scale
-    gram = x_train.T @ x_train + ridge * len(x_train) * np.eye(x_train.shape[1])
-    weights = np.linalg.solve(gram, x_train.T @ np.asarray(train_targets, dtype=np.float64))
-    residual = np.asarray(val_targets, dtype=np.float64) - x_val @ weights
-    variance = np.asarray(val_targets, dtype=np.float64).var(axis=0) + 1e-12
-    return 1.0 - (residual**2).mean(axis=0) / variance
+    y_train, y_val = (np.asarray(y, dtype=np.float64).reshape(len(y), -1) for y in (train_targets, val_targets))
+    if ridge is None:
+        ridges = _cross_validated_ridges(x_train, y_train)
+    else:
+        ridges = np.full(y_train.shape[1], float(ridge))
+    predicted = np.empty_like(y_val)
+    for value in np.unique(ridges):
+        columns = ridges == value
+        predicted[:, columns] = x_val @ _ridge_fit(x_train, y_train[:, columns], value)
+    return 1.0 - ((y_val - predicted) ** 2).mean(axis=0) / (y_val.var(axis=0) + 1e-12)
+
+
+def _probe_features(latents: torch.Tensor) -> np.ndarray:
+    f = latents.flatten(1).double().numpy()
+    return np.concatenate([f, np.ones((len(f), 1))], axis=1)
+
+
+def _ridge_fit(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    gram = x.T @ x + ridge * len(x) * np.eye(x.shape[1])
+    return np.linalg.solve(gram, x.T @ y)
+
+
+def _cross_validated_ridges(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per target column, the ridge of PROBE_RIDGES with the least held-out squared error."""
+    blocks = np.array_split(np.arange(len(x)), PROBE_FOLDS)
+    errors = np.zeros((len(PROBE_RIDGES), y.shape[1]))
+    for held in blocks:
+        fit = np.setdiff1d(np.arange(len(x)), held)
+        for i, ridge in enumerate(PROBE_RIDGES):
+            errors[i] += ((y[held] - x[held] @ _ridge_fit(x[fit], y[fit], ridge)) ** 2).sum(axis=0)
+    return np.asarray(PROBE_RIDGES)[errors.argmin(axis=0)]
