@@ -9,6 +9,10 @@ machine's fp32 matmul peak in the same run. Last line: one JSON object.
 The model is the checkpoint if it exists, else config/world_model.yaml's architecture with
 random weights (timing does not depend on the weights).
 
+Each planner runs eagerly and as TorchScript graphs (planner.rollout_graph), and MPPI once more
+beside a thread that holds the GIL like a node's subscription callbacks: that is where the graphs,
+which run without the GIL, make the difference.
+
 Planning runs on ``--threads`` torch threads (1, as world_model_node runs by default: on a
 shared 2-core CPU one thread plans faster than two); the matmul peak uses every core.
 """
@@ -16,10 +20,12 @@ shared 2-core CPU one thread plans faster than two); the matmul peak uses every 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
-from jepa_wm.controller import rollout_model
+from jepa_wm.controller import rollout_factory, rollout_model
 from jepa_wm.models import WorldModel, load_checkpoint
 from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
 
@@ -45,6 +51,31 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
+@contextlib.contextmanager
+def python_callbacks(rate_hz: float = 115.0, hold_ms: float = 0.5):
+    """A thread that holds the GIL ``hold_ms`` at ``rate_hz``, as a node's subscription callbacks do.
+
+    world_model_node receives joint states at 100 Hz and camera frames at 15 Hz; each callback runs
+    Python (rclpy's executor and the callback itself) while the planner's thread waits for the GIL.
+    """
+    stop = threading.Event()
+
+    def callbacks() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            while time.perf_counter() - started < hold_ms * 1e-3:
+                pass
+            stop.wait(1.0 / rate_hz)
+
+    thread = threading.Thread(target=callbacks, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict[str, float]:
     """Median encode / plan times (ms) of warm-started ticks, and the FLOPs of one plan.
 
@@ -54,6 +85,7 @@ def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict
     generator = make_generator(config)
     dtype = getattr(torch, config.precision)
     planning_model = rollout_model(model, config.precision)
+    rollout_fn = rollout_factory(planning_model, config.rollout_graph)
     size = model.config.encoder.image_size
     frames = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     goal_latent = model.encode(frames[:1])[0]
@@ -65,10 +97,11 @@ def time_planner(model: WorldModel, config: PlannerConfig, repeats: int) -> dict
         started = time.perf_counter()
         latent = model.encode(frames[1:])[0]
         encoded = time.perf_counter()
-        result = plan(planning_model.rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
+        result = plan(rollout_fn(latent.to(dtype), joints), cost, config, action_dim, warm_start, generator)
         return result, (encoded - started) * 1e3, (time.perf_counter() - encoded) * 1e3
 
-    warm_start = shift_plan(tick(None)[0].actions)  # first call pays one-off allocation costs
+    warm_start = shift_plan(tick(None)[0].actions)  # first calls pay one-off costs (allocation, tracing)
+    warm_start = shift_plan(tick(warm_start)[0].actions)
     encode_ms, plan_ms = [], []
     for _ in tqdm(range(repeats), desc=f"{config.method} {config.precision}", file=sys.stderr, leave=False):
         result, encoded, planned = tick(warm_start)
@@ -105,15 +138,25 @@ def main() -> None:
     base = PlannerConfig()
     torch.set_num_threads(args.threads or all_threads)
     results = {
-        (method, precision): time_planner(model, dataclasses.replace(base, method=method, precision=precision), args.repeats)
+        (method, precision, graph): time_planner(
+            model, dataclasses.replace(base, method=method, precision=precision, rollout_graph=graph), args.repeats
+        )
+        for graph in ("eager", "torchscript")
         for precision in ("float32", "bfloat16")
         for method in ("cem", "mppi")
     }
+    sys.setswitchinterval(0.0002)  # as world_model_node sets it
+    with python_callbacks():
+        for graph in ("eager", "torchscript"):
+            config = dataclasses.replace(base, method="mppi", rollout_graph=graph)
+            results["mppi", "callbacks", graph] = time_planner(model, config, args.repeats)
     planning_threads = torch.get_num_threads()
     torch.set_num_threads(all_threads)
     peak = max(peak, matmul_gflops())  # measured before and after: the machine is shared
-    cem, mppi = results["cem", "float32"], results["mppi", "float32"]
-    cem_bf16, mppi_bf16 = results["cem", "bfloat16"], results["mppi", "bfloat16"]
+    cem, mppi = results["cem", "float32", "eager"], results["mppi", "float32", "eager"]
+    cem_bf16, mppi_bf16 = results["cem", "bfloat16", "eager"], results["mppi", "bfloat16", "eager"]
+    traced = {key[:2]: value["plan_ms"] for key, value in results.items() if key[2] == "torchscript"}
+    busy_eager, busy_traced = results["mppi", "callbacks", "eager"], results["mppi", "callbacks", "torchscript"]
     planner_gflops = cem["plan_flops"] / (cem["plan_ms"] * 1e-3) / 1e9
     print(f"model: {source}; planner: {base.num_samples} samples x {base.iterations} iterations x horizon "
           f"{base.horizon}; planning threads: {planning_threads}, matmul threads: {all_threads}", file=sys.stderr)
@@ -127,6 +170,15 @@ def main() -> None:
         "cem_plan_ms_bfloat16": round(cem_bf16["plan_ms"], 2),
         "mppi_plan_ms_bfloat16": round(mppi_bf16["plan_ms"], 2),
         "bfloat16_speedup": round(cem["plan_ms"] / cem_bf16["plan_ms"], 2),
+        # planner.rollout_graph=torchscript, in the same run
+        "cem_plan_ms_torchscript": round(traced["cem", "float32"], 2),
+        "mppi_plan_ms_torchscript": round(traced["mppi", "float32"], 2),
+        "mppi_plan_ms_torchscript_bfloat16": round(traced["mppi", "bfloat16"], 2),
+        "torchscript_speedup": round(mppi["plan_ms"] / traced["mppi", "float32"], 2),
+        # with a thread holding the GIL like a node's subscription callbacks (python_callbacks)
+        "mppi_plan_ms_callbacks_eager": round(busy_eager["plan_ms"], 2),
+        "mppi_plan_ms_callbacks_torchscript": round(busy_traced["plan_ms"], 2),
+        "torchscript_speedup_callbacks": round(busy_eager["plan_ms"] / busy_traced["plan_ms"], 2),
         "plan_gflop": round(cem["plan_flops"] / 1e9, 3),
         "matmul_gflops": round(peak, 1),
         "planner_gflops": round(planner_gflops, 1),

@@ -77,3 +77,26 @@ def test_rollout_rejects_wrong_shapes_naming_them():
         model.rollout_fn(latent, torch.zeros(6))
     with pytest.raises(ValueError, match=r"latents \(1, 1, 4, 16\)"):
         model.rollout_fn(torch.zeros(4, 16), joints)
+
+
+def test_traced_rollouts_equal_eager_ones_per_shape_and_dtype():
+    from jepa_wm.models.rollout_graph import TracedImagine
+
+    model = _model()
+    traced = TracedImagine(model)
+    N, D, J = 4, 32, 3
+    latent, joints = torch.randn(N, D), torch.randn(J)
+    with torch.inference_mode():  # as the controller calls it: inference tensors in, traced outside
+        for shape in ((8, 4), (8, 4), (1, 1), (5, 2)):  # a repeated shape reuses its graph
+            actions = torch.rand(shape[0], shape[1], J) * 2 - 1
+            eager = model.rollout_fn(latent, joints)(actions)
+            assert torch.allclose(model.rollout_fn(latent, joints, traced)(actions), eager, atol=1e-5)
+        assert len(traced._graphs) == 3
+        # A different action changes the traced output: the graph is not a constant of its example.
+        first, other = torch.zeros(2, 4, J), torch.ones(2, 4, J)
+        rollout = model.rollout_fn(latent, joints, traced)
+        assert not torch.allclose(rollout(first), rollout(other), atol=1e-3)
+        assert len(traced._graphs) == 4
+        # With earlier context (a cache) it runs the eager model.
+        context = model.rollout_fn(torch.randn(3, N, D), torch.randn(3, J), traced)(actions)
+        assert context.shape == (5, 2, N, D) and len(traced._graphs) == 4

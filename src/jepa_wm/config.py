@@ -164,9 +164,17 @@ class PlannerConfig:
     # Number format of the predictor's rollouts. bfloat16 plans faster on CPUs with AVX-512 BF16 or
     # AMX and on GPUs (1.14x alone, 1.6x under load on the 2-core dev CPU); costs stay float32.
     precision: Literal["float32", "bfloat16"] = "float32"
+    # How rollouts run: "torchscript" traces them into one graph per shape, which runs without
+    # Python's GIL (subscription callbacks in the same node no longer stall planning); "eager"
+    # runs them op by op.
+    rollout_graph: Literal["eager", "torchscript"] = "eager"
 
     def __post_init__(self) -> None:
         _require(self.method in ("cem", "mppi"), f"planner.method={self.method!r}: expected 'cem' or 'mppi'")
+        _require(
+            self.rollout_graph in ("eager", "torchscript"),
+            f"planner.rollout_graph={self.rollout_graph!r}: expected 'eager' or 'torchscript'",
+        )
         _require(
             self.precision in ("float32", "bfloat16"),
             f"planner.precision={self.precision!r}: expected 'float32' or 'bfloat16'",

@@ -11,8 +11,10 @@ inputs and commands are in the robot preset's order, the model sees its checkpoi
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,8 @@ import numpy as np
 import torch
 
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig
-from jepa_wm.planning import PlanResult, latent_goal_cost, make_generator, plan, shift_plan
+from jepa_wm.models.rollout_graph import TracedImagine
+from jepa_wm.planning import PlanResult, RolloutFn, latent_goal_cost, make_generator, plan, shift_plan
 from jepa_wm.safety import clamp_command
 
 # The last command counts as under way while more than this fraction of its move is left. Without
@@ -78,6 +81,13 @@ def rollout_model(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
 
 
+def rollout_factory(planning_model: torch.nn.Module, graph: str) -> Callable[[torch.Tensor, torch.Tensor], RolloutFn]:
+    """(latent, joint positions) -> rollout over actions of ``planning_model``, eager or traced (planner.rollout_graph)."""
+    if graph == "torchscript":
+        return functools.partial(planning_model.rollout_fn, imagine=TracedImagine(planning_model))
+    return planning_model.rollout_fn
+
+
 def match_joints(model_joints: tuple[str, ...], robot: RobotConfig) -> np.ndarray:
     """Index array mapping robot-order vectors to model order; refuses different joint sets, naming both."""
     if sorted(model_joints) != sorted(robot.joint_names):
@@ -105,6 +115,7 @@ class LatentMPC:
         # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
         self.rollout_dtype = getattr(torch, planner.precision)
         self.rollout_model = rollout_model(self.model, planner.precision)
+        self.rollout_fn = rollout_factory(self.rollout_model, planner.rollout_graph)
         self.robot = robot
         self.device = torch.device(device)
         # Velocity clamping assumes one command per period.
@@ -136,6 +147,8 @@ class LatentMPC:
         # (last command [J], measured positions when it was sent [J]), robot order; one attribute, so
         # a reset() from another thread (the node's ~/enable) is seen whole or not at all
         self.pending: tuple[np.ndarray, np.ndarray] | None = None
+        if planner.rollout_graph == "torchscript":
+            self._warm_up()
 
     @property
     def has_goal(self) -> bool:
@@ -186,7 +199,7 @@ class LatentMPC:
         encoded = time.perf_counter()
         latent, start = self.imagine_pending(latent, current)
         start_model = self._in_model_order(start)
-        rollout = self.rollout_model.rollout_fn(latent, start_model)
+        rollout = self.rollout_fn(latent, start_model)
         cost = latent_goal_cost(self.goal_latent, self.planner)
         result = plan(rollout, cost, self.planner, len(start_model), self.warm_start, self.generator)
         planned = time.perf_counter()
@@ -227,8 +240,22 @@ class LatentMPC:
         bound = self.planner.action_bound
         action = np.clip(remaining / self.model_config.action_scale, -bound, bound)  # normalised, robot order
         action = self._in_model_order(action)
-        imagined = self.rollout_model.rollout_fn(latent, self._in_model_order(current))(action.view(1, 1, -1))[0, 0]
+        imagined = self.rollout_fn(latent, self._in_model_order(current))(action.view(1, 1, -1))[0, 0]
         return imagined, command  # imagined latent [N, D]
+
+    def _warm_up(self) -> None:
+        """Trace and optimise the rollout graphs of a plan and of an imagined command before the first tick.
+
+        The first call of a shape traces it (~0.4 s for the default model) and the second one
+        profiles it; only then does a plan run at full speed.
+        """
+        cfg, dtype = self.model_config, self.rollout_dtype
+        latent = torch.zeros(self.model.num_tokens, self.model.latent_dim, dtype=dtype, device=self.device)
+        joints = torch.zeros(cfg.action_dim, device=self.device)
+        for samples, horizon in ((self.planner.num_samples, self.planner.horizon), (1, 1)):
+            actions = torch.zeros(samples, horizon, cfg.action_dim, device=self.device)
+            for _ in range(2):
+                self.rollout_fn(latent, joints)(actions)
 
     def _in_model_order(self, positions: np.ndarray) -> torch.Tensor:
         """A per-joint vector in robot order [J] -> float32 tensor in the checkpoint's joint order."""

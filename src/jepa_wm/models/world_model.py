@@ -19,6 +19,8 @@ from jepa_wm.models.layers import KVCache
 from jepa_wm.models.predictor import ActionConditionedPredictor
 
 RolloutFn = Callable[[torch.Tensor], torch.Tensor]
+# (latent [B, N, D], joint_positions [B, J], actions [S, H, J], cache) -> latents [S, H, N, D]
+ImagineFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "list[KVCache] | None"], torch.Tensor]
 
 
 class WorldModel(nn.Module):
@@ -128,11 +130,16 @@ class WorldModel(nn.Module):
         return self.imagine(latents[:, -1], joint_positions[:, -1], actions, cache)
 
     @torch.inference_mode()
-    def rollout_fn(self, latent: torch.Tensor, joint_positions: torch.Tensor) -> RolloutFn:
+    def rollout_fn(
+        self, latent: torch.Tensor, joint_positions: torch.Tensor, imagine: ImagineFn | None = None
+    ) -> RolloutFn:
         """Cache the observed context once; return actions [S, H, J] -> predicted latents [S, H, N, D].
 
         latent: [N, D] (one frame), [T0, N, D] or [1, T0, N, D]; joint_positions: [J], [T0, J] or [1, T0, J].
+        imagine: what runs the rollout, with the signature of :meth:`imagine` (default: that method;
+        ``rollout_graph.TracedImagine`` runs it as a TorchScript graph).
         """
+        imagine = self.imagine if imagine is None else imagine
         if latent.ndim == 2:
             latent = latent[None]
         if latent.ndim == 3:
@@ -149,7 +156,7 @@ class WorldModel(nn.Module):
         @torch.inference_mode()
         def rollout(actions: torch.Tensor) -> torch.Tensor:
             self._check_actions(actions)
-            return self.imagine(last_latent, last_joints, actions.to(last_latent.dtype), cache)
+            return imagine(last_latent, last_joints, actions.to(last_latent.dtype), cache)
 
         return rollout
 
