@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
@@ -41,7 +41,10 @@ def spin_node(
     num_threads: int,
     args: list[str] | None = None,
 ) -> int:
-    """Build a node and spin it on a MultiThreadedExecutor until SIGINT / SIGTERM.
+    """Build a node and spin it until SIGINT / SIGTERM, on a SingleThreadedExecutor for ``num_threads=1``.
+
+    (rclpy's MultiThreadedExecutor busy-waits a core under use_sim_time: take one thread where
+    the node can.)
 
     An expected start-up error (bad parameter, checkpoint, ...) is printed in one line naming
     the node and the process exits with status 2; a clean shutdown exits with 0.
@@ -53,7 +56,7 @@ def spin_node(
             except startup_errors as err:
                 print(f"{name}: {err}", file=sys.stderr)
                 return 2
-            executor = MultiThreadedExecutor(num_threads=num_threads)
+            executor = SingleThreadedExecutor() if num_threads == 1 else MultiThreadedExecutor(num_threads=num_threads)
             executor.add_node(node)
             try:
                 executor.spin()

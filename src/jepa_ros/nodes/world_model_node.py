@@ -2,12 +2,17 @@
 
 Subscribes the camera (``camera/image_raw``, or ``<camera>/compressed`` with
 ``image_transport:=compressed``) and ``joint_states`` with SensorDataQoS, and ``~/goal_image``.
-A timer at ``control_rate``, in its own mutually exclusive callback group, takes the newest
-frame and joint state (each younger than ``max_staleness``), runs jepa_wm.controller.LatentMPC
-and publishes the clamped target on the robot's command interface (Float64MultiArray for a
-forward position controller, JointTrajectory for a joint trajectory controller). Serves
-``~/enable`` (SetBool) and ``~/set_goal_from_current`` (Trigger); publishes ``~/status``
-(DiagnosticArray) every tick. Subscription callbacks only store the latest message.
+A timer at ``control_rate`` wakes the node's control thread, which takes the newest frame and
+joint state (each younger than ``max_staleness``), runs jepa_wm.controller.LatentMPC and
+publishes the clamped target on the robot's command interface (Float64MultiArray for a forward
+position controller, JointTrajectory for a joint trajectory controller). Serves ``~/enable``
+(SetBool) and ``~/set_goal_from_current`` (Trigger); publishes ``~/status`` (DiagnosticArray)
+every tick. Subscription callbacks only store the latest message.
+
+Planning runs on the control thread, not in an executor callback: the executor (one thread)
+stays free for ``~/enable`` and the sensor inputs however long a plan takes, and no
+multi-threaded executor is needed. rclpy's MultiThreadedExecutor busy-waits under
+``use_sim_time`` (a full core on the 2-core dev CPU, which slowed every plan by ~1.6x).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -106,26 +110,28 @@ class WorldModelNode(Node):
         self._joints: tuple[JointState, int] | None = None
         self._goal_msg: Image | None = None
 
-        # The control timer, the services and the subscriptions each have a group of their own: a tick
-        # that overruns its period must never starve ~/enable (a safety switch) or the sensor inputs.
+        # Executor callbacks only store inputs and answer services; the control thread plans. A tick
+        # that overruns its period never starves ~/enable (a safety switch) or the sensor inputs.
         # The lock lets one of the tick and ~/set_goal_from_current touch the controller at a time.
         self._controller_lock = threading.Lock()
-        control = MutuallyExclusiveCallbackGroup()
-        services = MutuallyExclusiveCallbackGroup()
-        inputs = MutuallyExclusiveCallbackGroup()  # subscriptions: only store, never wait on the planner
         camera_type, camera_topic = Image, self.config.camera_topic
         if self.config.image_transport == "compressed":
             camera_type, camera_topic = CompressedImage, f"{camera_topic}/compressed"  # image_transport's naming
         sensor_qos = qos_profile_sensor_data
-        self.create_subscription(camera_type, camera_topic, self._on_frame, sensor_qos, callback_group=inputs)
-        self.create_subscription(JointState, self.config.joint_states_topic, self._on_joints, sensor_qos, callback_group=inputs)
-        self.create_subscription(Image, "~/goal_image", self._on_goal, 1, callback_group=inputs)
-        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=services)
-        self.create_service(Trigger, "~/set_goal_from_current", self._on_set_goal_from_current, callback_group=services)
+        self.create_subscription(camera_type, camera_topic, self._on_frame, sensor_qos)
+        self.create_subscription(JointState, self.config.joint_states_topic, self._on_joints, sensor_qos)
+        self.create_subscription(Image, "~/goal_image", self._on_goal, 1)
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_service(Trigger, "~/set_goal_from_current", self._on_set_goal_from_current)
         command_type = JointTrajectory if self.config.command_interface == "trajectory" else Float64MultiArray
         self.command_pub = self.create_publisher(command_type, self.config.command_topic, 10)
         self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
-        self.create_timer(period, self._tick, callback_group=control)
+        # The timer (node clock: simulated time under use_sim_time) only wakes the control thread;
+        # ticks it misses while a plan overruns fold into one.
+        self._tick_due, self._stopping = threading.Event(), threading.Event()
+        self.create_timer(period, self._tick_due.set)
+        self._control_thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
+        self._control_thread.start()
         self.get_logger().info(
             f"checkpoint {folder} on robot {self.robot.name!r} {list(self.robot.joint_names)}: "
             f"{self.planner.method} at {self.config.control_rate} Hz, {self.config.command_interface} commands on "
@@ -198,6 +204,25 @@ class WorldModelNode(Node):
     def _frame_rgb(self) -> np.ndarray:
         msg = self._frame[0]
         return conv.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conv.image_to_rgb(msg)
+
+    def _control_loop(self) -> None:
+        while True:
+            self._tick_due.wait()
+            self._tick_due.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._tick()
+            except Exception:  # e.g. publishing while the context shuts down: log, keep the loop
+                self.get_logger().error(f"control tick failed:\n{traceback.format_exc()}", throttle_duration_sec=10.0)
+
+    def destroy_node(self) -> None:
+        """Stop the control thread (after the tick in flight), then destroy the node."""
+        if hasattr(self, "_control_thread"):
+            self._stopping.set()
+            self._tick_due.set()
+            self._control_thread.join(timeout=10.0)
+        super().destroy_node()
 
     def _tick(self) -> None:
         with self._controller_lock:
@@ -294,7 +319,7 @@ class WorldModelNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run world_model_node until SIGINT / SIGTERM."""
-    return spin_node(WorldModelNode, "world_model_node", (ConfigError, CheckpointError, ControlError), num_threads=3, args=args)
+    return spin_node(WorldModelNode, "world_model_node", (ConfigError, CheckpointError, ControlError), num_threads=1, args=args)
 
 
 if __name__ == "__main__":
