@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
@@ -84,7 +83,7 @@ class ExploreNode(Node):
         self.command_pub = self.create_publisher(Float64MultiArray, "forward_position_controller/commands", 10)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data)
         self.create_service(SetBool, "~/enable", self._on_enable)
-        self.create_timer(1.0 / self.config.rate, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0 / self.config.rate, self._tick)
         self.get_logger().info(
             f"exploring {list(self.config.joint_names)} inside [{list(self.config.box_lower)}, "
             f"{list(self.config.box_upper)}] at {self.config.rate} Hz; "
@@ -128,7 +127,7 @@ class ExploreNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run explore_node until SIGINT / SIGTERM."""
-    return spin_node(ExploreNode, "explore_node", (ConfigError,), num_threads=2, args=args)
+    return spin_node(ExploreNode, "explore_node", (ConfigError,), num_threads=1, args=args)
 
 
 if __name__ == "__main__":
