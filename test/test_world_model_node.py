@@ -282,3 +282,11 @@ def test_enable_answers_and_stops_commands_while_a_tick_overruns(ros, tiny_check
     count = len(probe.commands)
     time.sleep(1.5 * plan_s)
     assert len(probe.commands) == count and state(probe) == "disabled"
+    # Destroying the node stops its control thread once the plan in flight is done: no more ticks.
+    executor.remove_node(node)
+    node.destroy_node()
+    assert not node._control_thread.is_alive()
+    time.sleep(0.5)  # statuses already on the wire arrive
+    count = len(probe.statuses)
+    time.sleep(10 * period)
+    assert len(probe.statuses) == count
