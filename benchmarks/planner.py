@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
-from jepa_wm.controller import rollout_factory, rollout_model
+from jepa_wm.controller import resolve_precision, rollout_factory, rollout_model
 from jepa_wm.models import WorldModel, load_checkpoint
 from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
 
@@ -166,7 +166,7 @@ def main() -> None:
         "encode_ms": round(cem["encode_ms"], 2),
         "cem_replan_ms": round(cem["encode_ms"] + cem["plan_ms"], 2),
         "mppi_replan_ms": round(mppi["encode_ms"] + mppi["plan_ms"], 2),
-        # planner.precision=bfloat16, world_model_node's default, measured in the same run
+        # planner.precision=bfloat16 (auto's choice on CPUs with AVX-512 BF16 or AMX), in the same run
         "cem_plan_ms_bfloat16": round(cem_bf16["plan_ms"], 2),
         "mppi_plan_ms_bfloat16": round(mppi_bf16["plan_ms"], 2),
         "bfloat16_speedup": round(cem["plan_ms"] / cem_bf16["plan_ms"], 2),
@@ -184,6 +184,8 @@ def main() -> None:
         "planner_gflops": round(planner_gflops, 1),
         "mppi_planner_gflops": round(mppi["plan_flops"] / (mppi["plan_ms"] * 1e-3) / 1e9, 1),
         "fraction_of_peak": round(planner_gflops / peak, 3),
+        # what world_model_node's planner.precision=auto runs on this machine
+        "auto_precision": resolve_precision("auto", "cpu"),
         "model": source,
         "planning_threads": planning_threads,
         "matmul_threads": all_threads,

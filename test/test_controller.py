@@ -18,7 +18,7 @@ from jepa_wm.config import (
     load_robot,
     package_share,
 )
-from jepa_wm.controller import ControlError, LatentMPC, read_image_file, to_rgb
+from jepa_wm.controller import ControlError, LatentMPC, read_image_file, resolve_precision, to_rgb
 from jepa_wm.models import load_checkpoint
 from jepa_wm.models.world_model import WorldModel
 from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals
@@ -302,3 +302,17 @@ def test_torchscript_rollouts_plan_the_same_commands_as_eager_ones(model):
     assert np.abs(commands[0]).max() > 0.02  # it moved
     with pytest.raises(ValueError, match="planner.rollout_graph='jit'"):
         PlannerConfig(rollout_graph="jit")
+
+
+def test_auto_precision_takes_bfloat16_only_where_the_hardware_computes_it(model, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", "cpu") == "float32"  # emulated bfloat16 is ~9x slower on AVX2
+    mpc = LatentMPC(model, dataclasses.replace(PLANNER, precision="auto"), ROBOT)
+    assert mpc.precision == "float32" and mpc.rollout_model is model
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    mpc = LatentMPC(model, dataclasses.replace(PLANNER, precision="auto"), ROBOT)
+    assert mpc.precision == "bfloat16" and next(mpc.rollout_model.parameters()).dtype == torch.bfloat16
+    assert resolve_precision("float32", "cpu") == "float32"  # an explicit choice is kept
+    with pytest.raises(ValueError, match="planner.precision='half'"):
+        PlannerConfig(precision="half")

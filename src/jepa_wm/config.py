@@ -161,9 +161,11 @@ class PlannerConfig:
     cost_over_horizon: bool = False  # sum the latent distance over all steps, not only the last
     action_penalty: float = 0.0
     seed: int = 0
-    # Number format of the predictor's rollouts. bfloat16 plans faster on CPUs with AVX-512 BF16 or
-    # AMX and on GPUs (1.14x alone, 1.6x under load on the 2-core dev CPU); costs stay float32.
-    precision: Literal["float32", "bfloat16"] = "float32"
+    # Number format of the predictor's rollouts; costs stay float32. bfloat16 plans faster where the
+    # hardware computes it natively: CPUs with AVX-512 BF16 or AMX and most GPUs (1.14x alone, 1.6x
+    # under load on a 2-core AMX CPU). Elsewhere it is emulated: 9x slower on a 2-core AVX2 CPU.
+    # "auto" takes bfloat16 only where it is native (controller.resolve_precision).
+    precision: Literal["float32", "bfloat16", "auto"] = "float32"
     # How rollouts run: "torchscript" traces them into one graph per shape, which runs without
     # Python's GIL (subscription callbacks in the same node no longer stall planning); "eager"
     # runs them op by op.
@@ -176,8 +178,8 @@ class PlannerConfig:
             f"planner.rollout_graph={self.rollout_graph!r}: expected 'eager' or 'torchscript'",
         )
         _require(
-            self.precision in ("float32", "bfloat16"),
-            f"planner.precision={self.precision!r}: expected 'float32' or 'bfloat16'",
+            self.precision in ("float32", "bfloat16", "auto"),
+            f"planner.precision={self.precision!r}: expected 'float32', 'bfloat16' or 'auto'",
         )
         _require(self.cost in ("l1", "l2"), f"planner.cost={self.cost!r}: expected 'l1' or 'l2'")
         _require(self.horizon >= 1, f"planner.horizon={self.horizon}: expected >= 1")

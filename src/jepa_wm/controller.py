@@ -75,9 +75,28 @@ def read_image_file(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def native_bfloat16(device: str | torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware (AVX-512 BF16 / AMX CPUs, bf16-capable GPUs)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # torch has no public query for these; without them bfloat16 is emulated, ~9x slower
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """planner.precision as run on ``device``: "auto" becomes bfloat16 where it is native, else float32."""
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return precision
+
+
 def rollout_model(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     """The model rollouts run on: ``model`` itself in float32, else a copy in ``precision`` (e.g. bfloat16)."""
-    dtype = getattr(torch, precision)
+    dtype = getattr(torch, resolve_precision(precision, next(model.parameters()).device))
     return model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
 
 
@@ -113,8 +132,9 @@ class LatentMPC:
         self.model = model.to(device).eval()
         self.planner = planner
         # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
-        self.rollout_dtype = getattr(torch, planner.precision)
-        self.rollout_model = rollout_model(self.model, planner.precision)
+        self.precision = resolve_precision(planner.precision, device)
+        self.rollout_dtype = getattr(torch, self.precision)
+        self.rollout_model = rollout_model(self.model, self.precision)
         self.rollout_fn = rollout_factory(self.rollout_model, planner.rollout_graph)
         self.robot = robot
         self.device = torch.device(device)

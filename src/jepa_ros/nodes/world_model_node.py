@@ -134,7 +134,8 @@ class WorldModelNode(Node):
         self._control_thread.start()
         self.get_logger().info(
             f"checkpoint {folder} on robot {self.robot.name!r} {list(self.robot.joint_names)}: "
-            f"{self.planner.method} at {self.config.control_rate} Hz, {self.config.command_interface} commands on "
+            f"{self.planner.method} ({self.controller.precision} rollouts) at {self.config.control_rate} Hz, "
+            f"{self.config.command_interface} commands on "
             f"{self.config.command_topic}, camera {camera_topic}, "
             f"{'enabled' if self.enabled else 'disabled (call ~/enable)'}"
         )
