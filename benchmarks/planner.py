@@ -145,9 +145,10 @@ def main() -> None:
         for precision in ("float32", "bfloat16")
         for method in ("cem", "mppi")
     }
-    sys.setswitchinterval(0.0002)  # as world_model_node sets it
-    with python_callbacks():
-        for graph in ("eager", "torchscript"):
+    # each with the switch interval world_model_node would use for it (gil_switch_interval)
+    for graph, switch_interval in (("eager", 0.0002), ("torchscript", 0.005)):
+        sys.setswitchinterval(switch_interval)
+        with python_callbacks():
             config = dataclasses.replace(base, method="mppi", rollout_graph=graph)
             results["mppi", "callbacks", graph] = time_planner(model, config, args.repeats)
     planning_threads = torch.get_num_threads()

@@ -19,7 +19,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -149,7 +149,8 @@ def run_closed_loop(
     with start_graph("sim_mujoco", [f"image_size:={image_size}", f"checkpoint:={checkpoint}", *graph_args]):
         rclpy.init()
         client = ReachingClient()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # one thread: the client shares the CPU with the nodes it measures (two took ~90 % of a core)
+        executor = SingleThreadedExecutor()
         executor.add_node(client)
         spinner = BackgroundSpinner(executor)
         try:

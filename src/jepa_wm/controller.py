@@ -95,8 +95,12 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
 
 
 def rollout_model(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """The model rollouts run on: ``model`` itself in float32, else a copy in ``precision`` (e.g. bfloat16)."""
-    dtype = getattr(torch, resolve_precision(precision, next(model.parameters()).device))
+    """The model rollouts run on: ``model`` itself in float32, else a copy in ``precision`` (e.g. bfloat16).
+
+    ``precision`` names a dtype; resolve "auto" for the model's device first (:func:`resolve_precision`).
+    """
+    assert precision != "auto", "rollout_model needs a dtype name: resolve_precision('auto', device) first"
+    dtype = getattr(torch, precision)
     return model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
 
 

@@ -68,7 +68,7 @@ class WorldModelNodeConfig:
     goal_image_file: str = ""  # PNG/JPEG goal set at start-up; empty: wait for ~/goal_image
     torch_threads: int = 1  # torch intra-op threads; 0 keeps torch's default (one per core)
     stay_in_explored_range: bool = True  # command only joint positions the training data covered
-    gil_switch_interval: float = 0.0002  # s; Python's thread switch interval in this process
+    gil_switch_interval: float = 0.005  # s; Python's thread switch interval in this process (0.005: Python's)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.control_rate) and self.control_rate > 0):
@@ -94,9 +94,11 @@ class WorldModelNode(Node):
             # Small batched ops gain little from threads and lose much when the cores are shared
             # (sim_node, other nodes): one thread planned 4x faster than two on a busy 2-core CPU.
             torch.set_num_threads(self.config.torch_threads)
-        # Planning is many small torch ops, each releasing and retaking the GIL; with the default
-        # 5 ms switch interval every retake can wait behind the executor's subscription threads,
-        # which made a 130 ms plan take seconds. A short interval keeps the planner's thread moving.
+        # Eager planning is many small torch ops, each releasing and retaking the GIL; with the default
+        # 5 ms switch interval every retake can wait behind the executor's thread, which made a 130 ms
+        # plan take seconds: eager rollouts want ~0.0002 s. TorchScript rollouts (the node's default)
+        # run without the GIL, and there a short interval only adds thread switches: over DDS on a
+        # 2-core CPU the median replan took 235 ms at 0.0002 s and 212 ms at 0.005 s.
         sys.setswitchinterval(self.config.gil_switch_interval)
         model = load_checkpoint(folder, self.config.device)
         period = 1.0 / self.config.control_rate
@@ -214,7 +216,9 @@ class WorldModelNode(Node):
                 return
             try:
                 self._tick()
-            except Exception:  # e.g. publishing while the context shuts down: log, keep the loop
+            except Exception:
+                if not self.context.ok():  # SIGINT shut the context down during this tick: nothing to report
+                    return
                 self.get_logger().error(f"control tick failed:\n{traceback.format_exc()}", throttle_duration_sec=10.0)
 
     def destroy_node(self) -> None:
