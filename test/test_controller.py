@@ -316,3 +316,31 @@ def test_auto_precision_takes_bfloat16_only_where_the_hardware_computes_it(model
     assert resolve_precision("float32", "cpu") == "float32"  # an explicit choice is kept
     with pytest.raises(ValueError, match="planner.precision='half'"):
         PlannerConfig(precision="half")
+
+
+class ExactLatentModel(ExactJointModel):
+    """ExactJointModel that predicts from what the frame shows (its latent), not from the joint states."""
+
+    def rollout_fn(self, latent: torch.Tensor, joint_positions: torch.Tensor):
+        return lambda actions: (latent.view(1, 1, -1) + actions.cumsum(dim=1) * self.config.action_scale).unsqueeze(2)
+
+
+def test_the_model_plans_from_the_frame_time_joints_and_the_clamp_uses_the_newest():
+    # The camera lags the joint states: the frame shows 0.25 rad while the joints already read 0.28.
+    # Planned from the frame, the goal 0.3 is 0.05 away, and that move starts from the frame's 0.25;
+    # adding it to the newest 0.28 would overshoot to 0.33.
+    model = ExactLatentModel(JOINTS)
+    robot = dataclasses.replace(ROBOT, velocity_limits=(0.5, 0.5, 0.5))  # 0.1 rad per 0.2 s period
+    planner = dataclasses.replace(PLANNER, num_samples=256, iterations=4, cost="l2", cost_over_horizon=True)
+    mpc = LatentMPC(model, planner, robot, control_period=0.2)
+    model.seen_joint_positions = np.full(3, 0.3)
+    mpc.set_goal(frame(1))
+    model.seen_joint_positions = np.full(3, 0.25)
+    out = mpc.step(frame(0), np.full(3, 0.28), frame_joint_positions=np.full(3, 0.25))
+    np.testing.assert_allclose(out.command, 0.3, atol=0.02)  # planning noise ~0.01; the old pairing gave 0.33
+    mpc.reset()
+    out = mpc.step(frame(0), np.full(3, 0.1), frame_joint_positions=np.full(3, 0.25))
+    # the velocity clamp is measured from the newest joints: at most 0.1 rad from 0.1
+    assert np.all(out.command <= 0.2 + 1e-9), out.command
+    with pytest.raises(ControlError, match="non-finite"):
+        mpc.step(frame(0), np.full(3, 0.28), frame_joint_positions=np.array([0.2, np.nan, 0.2]))

@@ -290,3 +290,33 @@ def test_enable_answers_and_stops_commands_while_a_tick_overruns(ros, tiny_check
     count = len(probe.statuses)
     time.sleep(10 * period)
     assert len(probe.statuses) == count
+
+
+def test_the_model_sees_the_joint_state_stamped_with_the_frame(ros, tiny_checkpoint):
+    # A camera lags the joint states: the model must pair its frame with the joints of that instant
+    # (as in training), while the command is clamped against the newest joint state.
+    context, executor, probe = ros
+    robot = load_robot("jepa_arm")
+    node = start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)), *FAST_PLANNER)
+    calls = []
+    step = node.controller.step
+    node.controller.step = lambda frame, joints, seen=None: calls.append((joints, seen)) or step(frame, joints, seen)
+    camera_pub = probe.create_publisher(Image, "camera/image_raw", 5)
+    joint_pub = probe.create_publisher(JointState, "joint_states", 50)
+    goal_pub = probe.create_publisher(Image, "world_model_node/goal_image", 1)
+    wait_for(lambda: goal_pub.get_subscription_count() > 0 and joint_pub.get_subscription_count() > 0, 5, "subscribers")
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    goal_pub.publish(conv.rgb_to_image(frame[::-1].copy()))
+    base_ns = 5_000_000_000
+    deadline = time.monotonic() + 15
+    while not calls and time.monotonic() < deadline:
+        # joint states every 10 ms of stamp time (position = 0.01 rad per step), the frame stamped at step 3
+        for k in range(10):
+            joint_pub.publish(conv.positions_to_joint_state(np.full(6, 0.01 * k), robot.joint_names, base_ns + k * 10_000_000))
+            time.sleep(0.005)  # SensorDataQoS keeps 5 messages: a burst of 10 would lose the early ones
+        camera_pub.publish(conv.rgb_to_image(frame, base_ns + 32_000_000))
+        time.sleep(0.1)
+    assert calls, "the node never planned"
+    joints, seen = calls[-1]
+    np.testing.assert_allclose(joints, 0.09)  # the newest joint state
+    np.testing.assert_allclose(seen, 0.03)  # the one stamped nearest the frame (30 ms vs 32 ms)

@@ -211,9 +211,18 @@ class LatentMPC:
             raise ControlError(f"non-finite joint positions: {', '.join(bad)}")
         return values
 
-    def step(self, frame: np.ndarray, joint_positions: np.ndarray) -> ControlOutput:
-        """One control tick from the newest frame and joint positions (robot order, rad)."""
+    def step(
+        self, frame: np.ndarray, joint_positions: np.ndarray, frame_joint_positions: np.ndarray | None = None
+    ) -> ControlOutput:
+        """One control tick from the newest frame and joint positions (robot order, rad).
+
+        ``frame_joint_positions`` are the joint positions when the frame was taken (a camera runs
+        slower than the joint states: its newest frame can be tens of ms older, while the arm moves).
+        The model sees the frame with them, as in training; the command is clamped against the
+        newest ``joint_positions``. None: the frame is as new as ``joint_positions``.
+        """
         current = self.joint_positions(joint_positions)
+        seen = current if frame_joint_positions is None else self.joint_positions(frame_joint_positions)
         rgb = to_rgb(frame, "camera frame")
         if self.goal_latent is None:
             return ControlOutput(command=None, reason="no goal image set")
@@ -221,7 +230,7 @@ class LatentMPC:
         started = time.perf_counter()
         latent = self.encode(rgb).to(self.rollout_dtype)  # [N, D]
         encoded = time.perf_counter()
-        latent, start = self.imagine_pending(latent, current)
+        latent, start = self.imagine_pending(latent, seen)
         start_model = self._in_model_order(start)
         rollout = self.rollout_fn(latent, start_model)
         cost = latent_goal_cost(self.goal_latent, self.planner)

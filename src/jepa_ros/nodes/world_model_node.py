@@ -17,6 +17,7 @@ multi-threaded executor is needed. rclpy's MultiThreadedExecutor busy-waits unde
 
 from __future__ import annotations
 
+import collections
 import math
 import sys
 import threading
@@ -45,6 +46,8 @@ from jepa_wm.models import CheckpointError, load_checkpoint
 from jepa_wm.models.checkpoint import explored_joint_range
 from jepa_wm.planning import PlanningError
 
+JOINT_HISTORY = 128  # joint states kept for matching to frames: > 1 s at 100 Hz
+JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from the frame's stamp is no match
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
 POSITION_TOPIC = "forward_position_controller/commands"
 LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
@@ -110,6 +113,8 @@ class WorldModelNode(Node):
         self.state, self.reason = "", ""
         self._frame: tuple[Image | CompressedImage, int] | None = None  # (message, receive time ns)
         self._joints: tuple[JointState, int] | None = None
+        # recent joint states: the one stamped nearest the frame is what the camera saw
+        self._joint_history: collections.deque[JointState] = collections.deque(maxlen=JOINT_HISTORY)
         self._goal_msg: Image | None = None
 
         # Executor callbacks only store inputs and answer services; the control thread plans. A tick
@@ -172,6 +177,7 @@ class WorldModelNode(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         self._joints = (msg, self._now_ns())
+        self._joint_history.append(msg)
 
     def _on_goal(self, msg: Image) -> None:
         self._goal_msg = msg  # encoded by the next tick, in the control group
@@ -244,7 +250,8 @@ class WorldModelNode(Node):
             state, reason = self._blocked(image_age, joint_age)
             if not state:
                 joints = conv.joint_state_positions(self._joints[0], self.robot.joint_names)
-                out = self.controller.step(self._frame_rgb(), joints)
+                seen = conv.joint_state_positions(self._joint_state_at_frame(), self.robot.joint_names)
+                out = self.controller.step(self._frame_rgb(), joints, seen)
                 energy, encode_ms, plan_ms = out.energy, out.encode_ms, out.encode_ms + out.plan_ms
                 if out.command is None:
                     state, reason = "no_goal", out.reason
@@ -272,6 +279,21 @@ class WorldModelNode(Node):
                 self.get_logger().warning(text)
         self.state, self.reason = state, reason
         self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age)
+
+    def _joint_state_at_frame(self) -> JointState:
+        """The joint state stamped nearest the newest frame (within JOINT_MATCH_TOLERANCE), else the newest.
+
+        A camera at 15-30 Hz lags joint states at 100+ Hz by up to a frame period, and the arm moves
+        a good part of a command in that time; the model was trained on frames paired by stamp.
+        """
+        frame_ns = conv.stamp_to_ns(self._frame[0].header.stamp)
+        history = list(self._joint_history)
+        if frame_ns <= 0 or not history:  # an unstamped camera: nothing to match on
+            return self._joints[0]
+        nearest = min(history, key=lambda msg: abs(conv.stamp_to_ns(msg.header.stamp) - frame_ns))
+        if abs(conv.stamp_to_ns(nearest.header.stamp) - frame_ns) > JOINT_MATCH_TOLERANCE_NS:
+            return self._joints[0]
+        return nearest
 
     def _blocked(self, image_age: float, joint_age: float) -> tuple[str, str]:
         """(state, reason) when this tick must not command; ('', '') when it may plan."""
