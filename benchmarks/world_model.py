@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from jepa_wm.config import TrainConfig, load_yaml  # noqa: E402
+from jepa_wm.config import PlannerConfig, TrainConfig, load_yaml  # noqa: E402
 from jepa_wm.data import read_episodes  # noqa: E402
 from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
 from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
@@ -53,7 +53,9 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def speed(model: WorldModel, samples: int = 128, horizon: int = 4) -> dict[str, float]:
+def speed(
+    model: WorldModel, samples: int = PlannerConfig.num_samples, horizon: int = PlannerConfig.horizon
+) -> dict[str, float]:
     """Encoder latency (one frame, batch 1) and batched rollout throughput, as the planner uses them."""
     size = model.config.encoder.image_size
     frame = torch.randint(0, 256, (1, size, size, 3), dtype=torch.uint8)

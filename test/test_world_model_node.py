@@ -312,7 +312,8 @@ def test_the_model_sees_the_joint_state_stamped_with_the_frame(ros, tiny_checkpo
     while not calls and time.monotonic() < deadline:
         # joint states every 10 ms of stamp time (position = 0.01 rad per step), the frame stamped at step 3
         for k in range(10):
-            joint_pub.publish(conv.positions_to_joint_state(np.full(6, 0.01 * k), robot.joint_names, base_ns + k * 10_000_000))
+            stamp_ns = base_ns + k * 10_000_000
+            joint_pub.publish(conv.positions_to_joint_state(np.full(6, 0.01 * k), robot.joint_names, stamp_ns))
             time.sleep(0.005)  # SensorDataQoS keeps 5 messages: a burst of 10 would lose the early ones
         camera_pub.publish(conv.rgb_to_image(frame, base_ns + 32_000_000))
         time.sleep(0.1)
