@@ -230,7 +230,6 @@ class TrainConfig:
     val_every: int = 250
     checkpoint_every: int = 500
     grad_clip: float = 1.0
-    num_workers: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
