@@ -309,7 +309,7 @@ def test_the_model_sees_the_joint_state_stamped_with_the_frame(ros, tiny_checkpo
     goal_pub.publish(conv.rgb_to_image(frame[::-1].copy()))
     base_ns = 5_000_000_000
     deadline = time.monotonic() + 15
-    while not calls and time.monotonic() < deadline:
+    while len(calls) < 5 and time.monotonic() < deadline:
         # joint states every 10 ms of stamp time (position = 0.01 rad per step), the frame stamped at step 3
         for k in range(10):
             stamp_ns = base_ns + k * 10_000_000
@@ -317,7 +317,8 @@ def test_the_model_sees_the_joint_state_stamped_with_the_frame(ros, tiny_checkpo
             time.sleep(0.005)  # SensorDataQoS keeps 5 messages: a burst of 10 would lose the early ones
         camera_pub.publish(conv.rgb_to_image(frame, base_ns + 32_000_000))
         time.sleep(0.1)
-    assert calls, "the node never planned"
-    joints, seen = calls[-1]
-    np.testing.assert_allclose(joints, 0.09)  # the newest joint state
-    np.testing.assert_allclose(seen, 0.03)  # the one stamped nearest the frame (30 ms vs 32 ms)
+    assert len(calls) >= 5, f"the node planned {len(calls)} times in 15 s"
+    for joints, seen in calls[-3:]:  # best effort may drop a message, but each burst sends the 30 ms one again
+        np.testing.assert_allclose(seen, 0.03)  # the one stamped nearest the frame (30 ms vs 32 ms)
+    # ticks land anywhere in the burst; most see a newer joint state than the frame's
+    assert any(joints[0] > 0.035 for joints, _ in calls), [joints[0] for joints, _ in calls]
