@@ -281,7 +281,7 @@ class WorldModelNode(Node):
         self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age)
 
     def _joint_state_at_frame(self) -> JointState:
-        """The joint state stamped nearest the newest frame (within JOINT_MATCH_TOLERANCE), else the newest.
+        """The joint state stamped nearest the newest frame (within JOINT_MATCH_TOLERANCE_NS), else the newest.
 
         A camera at 15-30 Hz lags joint states at 100+ Hz by up to a frame period, and the arm moves
         a good part of a command in that time; the model was trained on frames paired by stamp.
