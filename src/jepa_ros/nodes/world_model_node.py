@@ -287,13 +287,12 @@ class WorldModelNode(Node):
         a good part of a command in that time; the model was trained on frames paired by stamp.
         """
         frame_ns = conv.stamp_to_ns(self._frame[0].header.stamp)
-        history = list(self._joint_history)
-        if frame_ns <= 0 or not history:  # an unstamped camera: nothing to match on
-            return self._joints[0]
-        nearest = min(history, key=lambda msg: abs(conv.stamp_to_ns(msg.header.stamp) - frame_ns))
-        if abs(conv.stamp_to_ns(nearest.header.stamp) - frame_ns) > JOINT_MATCH_TOLERANCE_NS:
-            return self._joints[0]
-        return nearest
+        if frame_ns > 0:  # an unstamped camera (stamp 0) has nothing to match on
+            gaps = [(abs(conv.stamp_to_ns(msg.header.stamp) - frame_ns), msg) for msg in list(self._joint_history)]
+            gap, nearest = min(gaps, key=lambda pair: pair[0], default=(math.inf, None))
+            if gap <= JOINT_MATCH_TOLERANCE_NS:
+                return nearest
+        return self._joints[0]
 
     def _blocked(self, image_age: float, joint_age: float) -> tuple[str, str]:
         """(state, reason) when this tick must not command; ('', '') when it may plan."""
