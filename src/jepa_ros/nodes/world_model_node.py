@@ -48,6 +48,7 @@ from jepa_wm.planning import PlanningError
 
 JOINT_HISTORY = 128  # joint states kept for matching to frames: > 1 s at 100 Hz
 JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from the frame's stamp is no match
+REPLAN_WINDOW = 9  # recent replanning times whose median is compared with the control period
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
 POSITION_TOPIC = "forward_position_controller/commands"
 LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
@@ -116,6 +117,7 @@ class WorldModelNode(Node):
         # recent joint states: the one stamped nearest the frame is what the camera saw
         self._joint_history: collections.deque[JointState] = collections.deque(maxlen=JOINT_HISTORY)
         self._goal_msg: Image | None = None
+        self._replan_ms: collections.deque[float] = collections.deque(maxlen=REPLAN_WINDOW)
 
         # Executor callbacks only store inputs and answer services; the control thread plans. A tick
         # that overruns its period never starves ~/enable (a safety switch) or the sensor inputs.
@@ -253,6 +255,8 @@ class WorldModelNode(Node):
                 seen = conv.joint_state_positions(self._joint_state_at_frame(), self.robot.joint_names)
                 out = self.controller.step(self._frame_rgb(), joints, seen)
                 energy, encode_ms, plan_ms = out.energy, out.encode_ms, out.encode_ms + out.plan_ms
+                if math.isfinite(plan_ms):
+                    self._note_replan_time(plan_ms)
                 if out.command is None:
                     state, reason = "no_goal", out.reason
                 elif not self.enabled:  # ~/enable turned it off while this tick was planning
@@ -279,6 +283,28 @@ class WorldModelNode(Node):
                 self.get_logger().warning(text)
         self.state, self.reason = state, reason
         self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age)
+
+    @property
+    def overrunning(self) -> bool:
+        """Whether the median of the recent replanning times exceeds the control period."""
+        return bool(self._replan_ms) and float(np.median(self._replan_ms)) > 1e3 / self.config.control_rate
+
+    def _note_replan_time(self, plan_ms: float) -> None:
+        """Record one replanning time; warn while planning cannot keep up with control_rate.
+
+        Commands then land later than the model assumes and the arm reaches goals less often: a
+        slower CPU than the defaults were sized for needs fewer candidates or a lower rate.
+        """
+        self._replan_ms.append(plan_ms)
+        if self.overrunning:
+            median, period_ms = float(np.median(self._replan_ms)), 1e3 / self.config.control_rate
+            self.get_logger().warning(
+                f"replanning takes {median:.0f} ms (median of the last {len(self._replan_ms)}), longer than the "
+                f"{period_ms:.0f} ms control period at control_rate={self.config.control_rate} Hz; lower "
+                f"planner.num_samples ({self.planner.num_samples}), planner.iterations ({self.planner.iterations}) "
+                f"or control_rate",
+                throttle_duration_sec=30.0,
+            )
 
     def _joint_state_at_frame(self) -> JointState:
         """The joint state stamped nearest the newest frame (within JOINT_MATCH_TOLERANCE_NS), else the newest.
@@ -328,6 +354,7 @@ class WorldModelNode(Node):
             "energy": f"{energy:.6g}",
             "encode_ms": f"{encode_ms:.2f}",
             "plan_ms": f"{plan_ms:.2f}",
+            "overrunning": str(self.overrunning).lower(),  # median replanning time > control period
             "image_age": f"{image_age:.3f}",
             "joint_age": f"{joint_age:.3f}",
         }
