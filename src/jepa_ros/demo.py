@@ -118,11 +118,15 @@ class ReachingClient(Node):
         for step in range(1, config.max_steps + 1):
             self.wait_for(lambda: self.commands >= start_commands + step, 10.0, f"command {step} of goal {index}")
             with self._lock:
-                episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
+                if step > 1:  # command `step` arrives a period after the one before: `step - 1` carried out
+                    episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
                 if self.last_plan_ms is not None:
                     episode.replan_ms.append(self.last_plan_ms)
                 if self.frame_msg is not None and step % video_every == 0:
                     episode.frames.append(image_to_rgb(self.frame_msg))
+        time.sleep(config.control_period)  # the last command's period
+        with self._lock:
+            episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
         self.call(self.enable_client, SetBool.Request(data=False))
         time.sleep(0.3)  # the last command settles before the final error is read
         with self._lock:
