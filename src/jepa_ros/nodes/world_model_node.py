@@ -48,7 +48,7 @@ from jepa_wm.planning import PlanningError
 
 JOINT_HISTORY = 128  # joint states kept for matching to frames: > 1 s at 100 Hz
 JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from the frame's stamp is no match
-REPLAN_WINDOW = 9  # recent replanning times whose median is compared with the control period
+REPLAN_WINDOW = 25  # recent replanning times (5 s at 5 Hz) whose median is compared with the control period
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
 POSITION_TOPIC = "forward_position_controller/commands"
 LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
