@@ -275,7 +275,9 @@ def test_enable_answers_and_stops_commands_while_a_tick_overruns(ros, tiny_check
     period = 1.0 / node.config.control_rate
     plan_s = float(probe.statuses[-1]["plan_ms"]) / 1e3
     assert plan_s > 3 * period, "the plan must overrun the control period for this test to mean anything"
-    assert probe.statuses[-1]["overrunning"] == "true"  # and the node says so (and warns in its log)
+    assert probe.statuses[-1]["overrunning"] == "false"  # one slow plan is no verdict yet
+    # after a few more the node says so (and warns in its log)
+    wait_for(lambda: probe.statuses[-1]["overrunning"] == "true", 60, "the overrun verdict")
     time.sleep(0.3 * plan_s)  # the next tick is planning now
     started = time.monotonic()
     assert probe.call(SetBool, "world_model_node/enable", SetBool.Request(data=False)).success

@@ -49,6 +49,7 @@ from jepa_wm.planning import PlanningError
 JOINT_HISTORY = 128  # joint states kept for matching to frames: > 1 s at 100 Hz
 JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from the frame's stamp is no match
 REPLAN_WINDOW = 25  # recent replanning times (5 s at 5 Hz) whose median is compared with the control period
+MIN_REPLANS = 5  # replans before judging: the first ones after start-up or a new goal run slower
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
 POSITION_TOPIC = "forward_position_controller/commands"
 LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
@@ -286,8 +287,10 @@ class WorldModelNode(Node):
 
     @property
     def overrunning(self) -> bool:
-        """Whether the median of the recent replanning times exceeds the control period."""
-        return bool(self._replan_ms) and float(np.median(self._replan_ms)) > 1e3 / self.config.control_rate
+        """Whether the median of the recent replanning times (at least MIN_REPLANS) exceeds the control period."""
+        if len(self._replan_ms) < MIN_REPLANS:
+            return False
+        return float(np.median(self._replan_ms)) > 1e3 / self.config.control_rate
 
     def _note_replan_time(self, plan_ms: float) -> None:
         """Record one replanning time; warn while planning cannot keep up with control_rate.
