@@ -101,6 +101,10 @@ class ReachingClient(Node):
                     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
                 self._condition.wait(remaining)
 
+    def _error(self, goal: Goal) -> float:
+        """End-effector distance to the goal's (m); call under the lock."""
+        return float(np.linalg.norm(self.ee_position - goal.ee_position))
+
     def run_goal(self, index: int, goal: Goal, config: ReachingConfig, video_every: int) -> Episode:
         """Reset the arm, give the goal image, let the world model command ``max_steps`` steps."""
         self.call(self.enable_client, SetBool.Request(data=False))
@@ -112,25 +116,25 @@ class ReachingClient(Node):
         self.goal_publisher.publish(rgb_to_image(goal.image, frame_id="camera_optical_frame"))
         time.sleep(0.3)  # the node converts and encodes the goal before it is enabled
         with self._lock:
-            episode = Episode(index, [float(np.linalg.norm(self.ee_position - goal.ee_position))])
+            episode = Episode(index, [self._error(goal)])
             start_commands = self.commands
         self.call(self.enable_client, SetBool.Request(data=True))
         for step in range(1, config.max_steps + 1):
             self.wait_for(lambda: self.commands >= start_commands + step, 10.0, f"command {step} of goal {index}")
             with self._lock:
                 if step > 1:  # command `step` arrives a period after the one before: `step - 1` carried out
-                    episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
+                    episode.errors_m.append(self._error(goal))
                 if self.last_plan_ms is not None:
                     episode.replan_ms.append(self.last_plan_ms)
                 if self.frame_msg is not None and step % video_every == 0:
                     episode.frames.append(image_to_rgb(self.frame_msg))
         time.sleep(config.control_period)  # the last command's period
         with self._lock:
-            episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
+            episode.errors_m.append(self._error(goal))
         self.call(self.enable_client, SetBool.Request(data=False))
         time.sleep(0.3)  # the last command settles before the final error is read
         with self._lock:
-            episode.errors_m.append(float(np.linalg.norm(self.ee_position - goal.ee_position)))
+            episode.errors_m.append(self._error(goal))
         return episode
 
 

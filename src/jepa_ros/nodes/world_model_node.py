@@ -119,6 +119,7 @@ class WorldModelNode(Node):
         self._joint_history: collections.deque[JointState] = collections.deque(maxlen=JOINT_HISTORY)
         self._goal_msg: Image | None = None
         self._replan_ms: collections.deque[float] = collections.deque(maxlen=REPLAN_WINDOW)
+        self.overrunning = False  # median of the recent replanning times (at least MIN_REPLANS) > control period
 
         # Executor callbacks only store inputs and answer services; the control thread plans. A tick
         # that overruns its period never starves ~/enable (a safety switch) or the sensor inputs.
@@ -285,13 +286,6 @@ class WorldModelNode(Node):
         self.state, self.reason = state, reason
         self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age)
 
-    @property
-    def overrunning(self) -> bool:
-        """Whether the median of the recent replanning times (at least MIN_REPLANS) exceeds the control period."""
-        if len(self._replan_ms) < MIN_REPLANS:
-            return False
-        return float(np.median(self._replan_ms)) > 1e3 / self.config.control_rate
-
     def _note_replan_time(self, plan_ms: float) -> None:
         """Record one replanning time; warn while planning cannot keep up with control_rate.
 
@@ -299,8 +293,9 @@ class WorldModelNode(Node):
         slower CPU than the defaults were sized for needs fewer candidates or a lower rate.
         """
         self._replan_ms.append(plan_ms)
+        median, period_ms = float(np.median(self._replan_ms)), 1e3 / self.config.control_rate
+        self.overrunning = len(self._replan_ms) >= MIN_REPLANS and median > period_ms
         if self.overrunning:
-            median, period_ms = float(np.median(self._replan_ms)), 1e3 / self.config.control_rate
             self.get_logger().warning(
                 f"replanning takes {median:.0f} ms (median of the last {len(self._replan_ms)}), longer than the "
                 f"{period_ms:.0f} ms control period at control_rate={self.config.control_rate} Hz; lower "
