@@ -184,3 +184,51 @@ def test_horizon_errors_of_a_model_against_copy_last():
     result = horizon_errors(model, latents, [torch.zeros(T, J).numpy()], [torch.zeros(T, J).numpy()], horizons=(1, 4))
     assert set(result) == {f"h{h}_{k}" for h in (1, 4) for k in ("error", "copy_error", "error_ratio")}
     assert result["h1_copy_error"] > 0 and abs(result["h4_error_ratio"] - result["h4_error"] / result["h4_copy_error"]) < 1e-9
+
+
+# ---- two processes optimise the one-process objective --------------------------------------
+
+GATHER_CONFIG = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.5, inverse_dynamics_weight=1.0,
+                            inverse_dynamics_pairs="batch")
+
+
+def _objective_and_batch() -> tuple[JEPAObjective, Batch]:
+    torch.manual_seed(0)
+    return JEPAObjective(WorldModel(tiny_config()), GATHER_CONFIG), _batch(B=4)
+
+
+def _half_batch_worker(rank: int, world: int, store: str, out: str) -> None:
+    """One of two gloo processes: DDP over this rank's half of the batch; saves its losses and grads."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    objective, batch = _objective_and_batch()
+    half = slice(rank * 2, rank * 2 + 2)
+    wrapped = torch.nn.parallel.DistributedDataParallel(objective)
+    losses = wrapped(Batch(batch.images[half], batch.joint_positions[half], batch.actions[half]))
+    losses["loss"].backward()
+    grads = {name: p.grad for name, p in objective.named_parameters() if p.grad is not None}
+    torch.save({"losses": {k: v.detach() for k, v in losses.items()}, "grads": grads}, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_two_processes_optimise_the_objective_of_one_process_with_the_whole_batch(tmp_path):
+    """Latent standardisation, SIGReg and the batch pairs see all processes' windows (gathered with gradients)."""
+    objective, batch = _objective_and_batch()
+    whole = objective(batch)
+    whole["loss"].backward()
+    torch.multiprocessing.spawn(_half_batch_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "out")),
+                                nprocs=2)
+    ranks = [torch.load(tmp_path / f"out.{r}", weights_only=True) for r in range(2)]
+    for key in ("sigreg", "inverse_dynamics"):  # whole-batch terms: the same in every process
+        for rank in ranks:
+            torch.testing.assert_close(rank["losses"][key], whole[key].detach())
+    # per-window terms: the mean over processes is the whole batch's
+    for key in ("teacher_forcing", "rollout", "loss"):
+        torch.testing.assert_close((ranks[0]["losses"][key] + ranks[1]["losses"][key]) / 2, whole[key].detach())
+    for name, p in objective.named_parameters():
+        if p.grad is None:
+            continue
+        for rank in ranks:  # DDP leaves the same averaged gradient in both processes
+            torch.testing.assert_close(rank["grads"][name], p.grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -7,6 +7,10 @@
   Epps-Pulley test on their empirical characteristic function, so the embedding cannot
   collapse, with no EMA teacher and no stop-gradient;
 * optionally an EMA target encoder (V-JEPA) instead, or a frozen pretrained encoder.
+
+Under ``torchrun`` the batch-wide parts (the latent standardisation's batch statistics, SIGReg and
+the inverse-dynamics pairs across the batch) see the windows of every process, gathered with
+gradients, so N processes optimise the same objective as one process with the whole batch.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import copy
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from jepa_wm.config import TrainConfig
@@ -40,6 +45,33 @@ def sigreg(embeddings: torch.Tensor, num_slices: int = 256, num_knots: int = 17,
     imag = angles.sin().mean(0)
     distance = ((real - gaussian_cf) ** 2 + imag**2) * gaussian_cf
     return torch.trapezoid(distance, t, dim=-1).mean() * M
+
+
+class _GatherBatch(torch.autograd.Function):
+    """All processes' tensors [B, ...] concatenated [world * B, ...]; backward sums their gradients."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        world, rank = dist.get_world_size(), dist.get_rank()
+        gathered = local.new_empty((world * local.shape[0], *local.shape[1:]))
+        dist.all_gather_into_tensor(gathered, local.contiguous())
+        ctx.rows = slice(rank * local.shape[0], (rank + 1) * local.shape[0])
+        return gathered
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        # Every process computed its loss from the whole gathered tensor: its rows' gradient is
+        # the sum over processes. (torch.distributed.nn's all_gather does this but is deprecated.)
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rows]
+
+
+def gather_batch(local: torch.Tensor) -> torch.Tensor:
+    """[B, ...] of this process -> [world * B, ...] of all processes in rank order (itself when alone)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return local
+    return _GatherBatch.apply(local)
 
 
 @dataclass
@@ -75,11 +107,17 @@ class JEPAObjective(nn.Module):
             else:
                 self.inverse_dynamics = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, mc.action_dim))
 
-    def _latents(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        B, W = images.shape[:2]
-        tokens = encoder(images.flatten(0, 1))  # [B*W, g*g, D]
-        latents = self.model.standardise(self.model.pool(tokens))
-        return latents.unflatten(0, (B, W))  # [B, W, N, D]
+    def _latents(self, encoder: nn.Module, images: torch.Tensor, gather: bool) -> torch.Tensor:
+        """Latents [B', W, N, D] of the images [B, W, 3, S, S], standardised with batch statistics.
+
+        ``gather``: B' spans every process's batch (rank order), so the statistics are the whole
+        batch's; otherwise B' = B.
+        """
+        W = images.shape[1]
+        pooled = self.model.pool(encoder(images.flatten(0, 1)))  # [B*W, N, D]
+        if gather:
+            pooled = gather_batch(pooled)
+        return self.model.standardise(pooled).unflatten(0, (-1, W))
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Teacher-forcing + rollout L1 in latent space, plus SIGReg on the online latents."""
@@ -87,11 +125,17 @@ class JEPAObjective(nn.Module):
         C, R = cfg.context_steps, cfg.rollout_steps
         assert batch.images.shape[1] == C + R, f"window {batch.images.shape[1]} != context {C} + rollout {R}"
         frozen = cfg.mode == "frozen_encoder"
+        # Validation runs in one process (eval mode): nothing to gather there.
+        gather = self.training and dist.is_available() and dist.is_initialized()
         with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
-            latents = self._latents(model.encoder, batch.images)  # [B, W, N, D]
+            everyone = self._latents(model.encoder, batch.images, gather)  # [B', W, N, D]
+        everyone_q = gather_batch(batch.joint_positions) if gather else batch.joint_positions  # [B', W, J]
+        B = batch.images.shape[0]
+        mine = slice(dist.get_rank() * B, (dist.get_rank() + 1) * B) if gather else slice(None)
+        latents = everyone[mine]  # [B, W, N, D]: this process's windows
         if self.target_encoder is not None:
             with torch.no_grad():
-                targets = self._latents(self.target_encoder, batch.images)
+                targets = self._latents(self.target_encoder, batch.images, gather)[mine]
         else:
             targets = latents
         q, a = batch.joint_positions, batch.actions
@@ -109,11 +153,11 @@ class JEPAObjective(nn.Module):
         losses = {"teacher_forcing": teacher_forcing, "rollout": rollout}
         total = teacher_forcing + cfg.rollout_weight * rollout
         if cfg.sigreg_weight > 0 and not frozen:
-            regulariser = sigreg(latents.flatten(0, 2), generator=self.slice_generator)
+            regulariser = sigreg(everyone.flatten(0, 2), generator=self.slice_generator)
             losses["sigreg"] = regulariser
             total = total + cfg.sigreg_weight * regulariser
         if self.inverse_dynamics is not None:
-            inverse = self._inverse_dynamics_loss(latents, q)
+            inverse = self._inverse_dynamics_loss(everyone, everyone_q)
             losses["inverse_dynamics"] = inverse
             total = total + cfg.inverse_dynamics_weight * inverse
         losses["loss"] = total
