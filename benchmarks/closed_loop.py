@@ -1,9 +1,13 @@
-"""Closed-loop goal reaching over DDS in MuJoCo (issue 4).
+"""Closed-loop goal reaching in MuJoCo (issue 4), over DDS or in one process.
 
-Starts sim_node and world_model_node as processes, gives 20 seeded goal images, and
-compares with random and zero actions on the same goals. Last line: one JSON object.
+Default: starts sim_node and world_model_node as processes, gives 20 seeded goal images, and
+compares with random and zero actions on the same goals. ``--in-process`` runs the same
+controller (LatentMPC with the world_model_node's planner settings) in this process with
+simulated time and a fixed command delay: repeatable goal for goal, for comparing checkpoints
+and planner settings (``--planner key=value``) before a DDS run. Last line: one JSON object.
 
-    python benchmarks/closed_loop.py [--goals 20] [--out reports/closed_loop] [--checkpoint DIR]
+    python benchmarks/closed_loop.py [--goals 20] [--seed 0] [--out reports/closed_loop] [--checkpoint DIR]
+    python benchmarks/closed_loop.py --in-process [--command-delay 0.17] [--planner horizon=5 ...]
 """
 
 import argparse
@@ -14,8 +18,50 @@ from pathlib import Path
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from jepa_ros.demo import run_closed_loop  # noqa: E402
+import yaml  # noqa: E402
+
+from jepa_ros.demo import default_checkpoint, run_closed_loop  # noqa: E402
+from jepa_wm.config import PlannerConfig, from_dict, package_share  # noqa: E402
 from jepa_wm.reaching import ReachingConfig  # noqa: E402
+
+
+def node_planner(overrides: list[str]) -> PlannerConfig:
+    """The planner of config/world_model_node.yaml with ``key=value`` overrides (YAML values)."""
+    params = yaml.safe_load((package_share() / "config" / "world_model_node.yaml").read_text())
+    planner = dict(params["/**"]["ros__parameters"]["planner"])
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--planner {item!r}: expected key=value, e.g. horizon=5")
+        planner[key] = yaml.safe_load(value)
+    return from_dict(PlannerConfig, planner, "planner")
+
+
+def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerConfig, command_delay: float,
+                   out: Path) -> dict:
+    """LatentMPC against ArmSim in this process; the report of run_closed_loop."""
+    import torch
+    from tqdm import tqdm
+
+    from jepa_wm.config import load_robot
+    from jepa_wm.controller import LatentMPC
+    from jepa_wm.models.checkpoint import explored_joint_range, load_checkpoint
+    from jepa_wm.reaching import make_sim, run_baseline, run_controller, sample_goals, write_report
+
+    torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
+    model = load_checkpoint(checkpoint)
+    robot = load_robot("jepa_arm")
+    sim = make_sim(model.config.encoder.image_size, config.seed)
+    goals = sample_goals(sim, config)
+    mpc = LatentMPC(model, planner, robot, config.control_period, "cpu",
+                    explored_joint_range(checkpoint, robot.joint_names))
+    results = {
+        "world_model": run_controller(sim, tqdm(goals, desc="goals"), config, mpc, video_every=2,
+                                      command_delay=command_delay),
+        "random": run_baseline(sim, goals, config, "random", model.config.action_scale),
+        "zero": run_baseline(sim, goals, config, "zero", model.config.action_scale),
+    }
+    return write_report(out, config, results, goals, {"mode": "in_process", "command_delay_s": command_delay})
 
 
 def main() -> None:
@@ -24,19 +70,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports/closed_loop"))
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
+    parser.add_argument("--in-process", action="store_true", help="one process, simulated time (no DDS)")
+    parser.add_argument("--command-delay", type=float, default=0.17,
+                        help="--in-process: seconds from a frame to its command reaching the arm (DDS median ~0.17)")
+    parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="--in-process: planner settings over config/world_model_node.yaml's")
     args = parser.parse_args()
     config = ReachingConfig(num_goals=args.goals, seed=args.seed)
-    metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=args.checkpoint)
+    checkpoint = args.checkpoint or default_checkpoint()
+    if args.in_process:
+        metrics = run_in_process(config, checkpoint, node_planner(args.planner), args.command_delay, args.out)
+    else:
+        if args.planner:
+            raise SystemExit("--planner applies to --in-process runs (over DDS, pass planner.KEY:=VALUE to the demo)")
+        metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=checkpoint)
     print(f"report: {args.out}/report.md")
     print(json.dumps({
         "success_rate": metrics["world_model"]["success_rate"],
         "median_final_error_m": metrics["world_model"]["median_final_error_m"],
+        "median_best_error_m": metrics["world_model"]["median_best_error_m"],
         "random_success_rate": metrics["random"]["success_rate"],
         "random_median_final_error_m": metrics["random"]["median_final_error_m"],
         "zero_success_rate": metrics["zero"]["success_rate"],
         "zero_median_final_error_m": metrics["zero"]["median_final_error_m"],
         "median_replan_ms": metrics["world_model"]["median_replan_ms"],
         "goals": args.goals,
+        "seed": args.seed,
+        "mode": "in_process" if args.in_process else "dds",
+        **({"command_delay_s": args.command_delay} if args.in_process else {}),
     }))
 
 

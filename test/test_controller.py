@@ -21,7 +21,7 @@ from jepa_wm.config import (
 from jepa_wm.controller import ControlError, LatentMPC, read_image_file, resolve_precision, to_rgb
 from jepa_wm.models import load_checkpoint
 from jepa_wm.models.world_model import WorldModel
-from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals
+from jepa_wm.reaching import ReachingConfig, make_sim, run_controller, sample_goals
 
 JOINTS = ("joint1", "joint2", "joint3")
 TINY = WorldModelConfig(
@@ -265,27 +265,40 @@ def test_a_command_still_under_way_is_imagined_not_dropped():
     assert mpc.pending is None
 
 
+class CameraJointModel(ExactJointModel):
+    """ExactJointModel whose camera is the simulator: it sees the goal pose in a goal image, else the arm now."""
+
+    def __init__(self, joint_names: tuple[str, ...], sim, goals) -> None:
+        super().__init__(joint_names)
+        self.sim, self.goal_poses = sim, {goal.image.tobytes(): goal.joint_positions for goal in goals}
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        self.seen_joint_positions = self.goal_poses.get(frames[0].numpy().tobytes(), self.sim.joint_positions)
+        return super().encode(frames)
+
+
 def test_closed_loop_in_mujoco_reaches_goals_when_commands_arrive_late():
     # As over DDS: the new target reaches the arm 80 % into the period (planning time), so each
     # tick's frame shows the arm just starting on the previous command.
     sim = make_sim(64, 0)
-    goals = sample_goals(sim, ReachingConfig(num_goals=2, seed=1))
+    config = ReachingConfig(num_goals=2, seed=1, max_steps=30)
+    goals = sample_goals(sim, config)
     robot = load_robot("jepa_arm")
-    model = ExactJointModel(robot.joint_names)
-    period = sim.config.control_period
-    for goal in goals:
-        sim.reset(seed=0)
-        mpc = LatentMPC(model, PlannerConfig(), robot, control_period=period)
-        model.seen_joint_positions = goal.joint_positions
-        mpc.set_goal(goal.image)
-        for _ in range(30):
-            model.seen_joint_positions = sim.joint_positions
-            command = mpc.step(sim.render(), sim.joint_positions).command
-            sim.step(0.8 * period)
-            sim.set_target(command)
-            sim.step(0.2 * period)
-        final_error = np.linalg.norm(sim.end_effector_position() - goal.ee_position)
-        assert final_error < 0.03, final_error
+    mpc = LatentMPC(CameraJointModel(robot.joint_names, sim, goals), PlannerConfig(), robot,
+                    control_period=config.control_period)
+    delay = 0.8 * config.control_period
+    command_times = []
+    set_target = sim.set_target
+    sim.set_target = lambda target: (command_times.append(round(sim.time, 6)), set_target(target))
+    episodes = run_controller(sim, goals, config, mpc, command_delay=delay)
+    # every command lands `delay` after its frame, one per period
+    expected = [round(delay + k * config.control_period, 6) for k in range(config.max_steps)]
+    assert command_times == expected * len(goals)
+    for episode in episodes:
+        assert episode.errors_m[0] > 0.1 and episode.final_error_m < 0.03, episode.errors_m
+        assert len(episode.errors_m) == config.max_steps + 1
+    with pytest.raises(ValueError, match="command_delay=0.2 s"):
+        run_controller(sim, goals, config, mpc, command_delay=0.2)
 
 
 def test_torchscript_rollouts_plan_the_same_commands_as_eager_ones(model):

@@ -147,7 +147,7 @@ def run_closed_loop(
     from jepa_ros.runner import start_graph
     from jepa_wm.models.checkpoint import load_checkpoint
 
-    checkpoint = checkpoint or _default_checkpoint()
+    checkpoint = checkpoint or default_checkpoint()
     model_config = load_checkpoint(checkpoint).config
     image_size = image_size or model_config.encoder.image_size  # the camera renders what the model sees
     sim = make_sim(image_size, config.seed)
@@ -176,7 +176,8 @@ def run_closed_loop(
     return write_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s})
 
 
-def _default_checkpoint() -> Path:
+def default_checkpoint() -> Path:
+    """The embedded checkpoint folder (checkpoints/default in the package share)."""
     from jepa_wm.config import package_share
 
     return package_share() / "checkpoints" / "default"

@@ -1,8 +1,9 @@
 """Goal-reaching evaluation: seeded goals, baselines, metrics and the report (ROS-free).
 
-The closed loop itself runs elsewhere (over DDS in ``jepa_ros.demo``); this module draws
-the goals, runs the no-action and random-action baselines in MuJoCo on the same goals,
-and turns per-step end-effector errors into a success table, metrics, plots and a video.
+The closed loop runs over DDS in ``jepa_ros.demo``, or here in one process with simulated
+time (``run_controller``); this module draws the goals, runs the no-action and random-action
+baselines in MuJoCo on the same goals, and turns per-step end-effector errors into a success
+table, metrics, plots and a video.
 """
 
 from __future__ import annotations
@@ -108,12 +109,18 @@ def run_baseline(
     return episodes
 
 
-def run_controller(sim: ArmSim, goals: list[Goal], config: ReachingConfig, controller, video_every: int = 0) -> list[Episode]:
+def run_controller(
+    sim: ArmSim, goals: list[Goal], config: ReachingConfig, controller, video_every: int = 0, command_delay: float = 0.0
+) -> list[Episode]:
     """Closed loop in one process (no DDS): ``controller`` is a jepa_wm.controller.LatentMPC.
 
-    The same loop the nodes run over DDS, without transport or timing: useful for tuning
-    a checkpoint or planner before running the ROS graph.
+    The loop the nodes run over DDS, with simulated instead of real time, so a run is repeatable
+    and two checkpoints or planners can be compared goal for goal. ``command_delay`` (s) emulates
+    the time a command takes to reach the arm (over DDS: planning, ~0.17 s of the 0.2 s period):
+    the arm follows the previous target that long after the frame is taken, then the new one.
     """
+    if not 0.0 <= command_delay < config.control_period:
+        raise ValueError(f"command_delay={command_delay} s: expected [0, control_period={config.control_period})")
     episodes = []
     for index, goal in enumerate(goals):
         sim.reset(seed=config.seed)
@@ -123,10 +130,12 @@ def run_controller(sim: ArmSim, goals: list[Goal], config: ReachingConfig, contr
         for step in range(1, config.max_steps + 1):
             frame = sim.render()
             out = controller.step(frame, sim.joint_positions)
+            if command_delay > 0:
+                sim.step(command_delay)
             if out.command is not None:
                 sim.set_target(out.command)
                 episode.replan_ms.append(out.plan_ms + out.encode_ms)
-            sim.step(config.control_period)
+            sim.step(config.control_period - command_delay)
             episode.errors_m.append(float(np.linalg.norm(sim.end_effector_position() - goal.ee_position)))
             if video_every and step % video_every == 0:
                 episode.frames.append(frame)
