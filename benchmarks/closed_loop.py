@@ -3,8 +3,10 @@
 Default: starts sim_node and world_model_node as processes, gives 20 seeded goal images, and
 compares with random and zero actions on the same goals. ``--in-process`` runs the same
 controller (LatentMPC with the world_model_node's planner settings) in this process with
-simulated time and a fixed command delay: repeatable goal for goal, for comparing checkpoints
-and planner settings (``--planner key=value``) before a DDS run. Last line: one JSON object.
+simulated time and a fixed command delay: repeatable goal for goal, a screen for checkpoints
+and planner settings (``--planner key=value``). It is no substitute for the DDS run: a shorter
+horizon and a tool-flag model both reached more goals here and fewer over DDS. Last line: one
+JSON object.
 
     python benchmarks/closed_loop.py [--goals 20] [--seed 0] [--out reports/closed_loop] [--checkpoint DIR]
     python benchmarks/closed_loop.py --in-process [--command-delay 0.17] [--planner horizon=5 ...]
