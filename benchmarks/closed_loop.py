@@ -84,7 +84,7 @@ def main() -> None:
         metrics = run_in_process(config, checkpoint, node_planner(args.planner), args.command_delay, args.out)
     else:
         if args.planner:
-            raise SystemExit("--planner applies to --in-process runs (over DDS, pass planner.KEY:=VALUE to the demo)")
+            raise SystemExit("--planner applies to --in-process runs; over DDS the node reads config/world_model_node.yaml")
         metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=checkpoint)
     print(f"report: {args.out}/report.md")
     print(json.dumps({

@@ -130,8 +130,8 @@ class JEPAObjective(nn.Module):
         with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
             everyone = self._latents(model.encoder, batch.images, gather)  # [B', W, N, D]
         everyone_q = gather_batch(batch.joint_positions) if gather else batch.joint_positions  # [B', W, J]
-        B = batch.images.shape[0]
-        mine = slice(dist.get_rank() * B, (dist.get_rank() + 1) * B) if gather else slice(None)
+        B, rank = batch.images.shape[0], dist.get_rank() if gather else 0
+        mine = slice(rank * B, (rank + 1) * B)
         latents = everyone[mine]  # [B, W, N, D]: this process's windows
         if self.target_encoder is not None:
             with torch.no_grad():
