@@ -53,7 +53,7 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
     torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
     model = load_checkpoint(checkpoint)
     robot = load_robot("jepa_arm")
-    sim = make_sim(model.config.encoder.image_size, config.seed)
+    sim = make_sim(model.config.encoder.image_size, config.scene_seed)
     goals = sample_goals(sim, config)
     mpc = LatentMPC(model, planner, robot, config.control_period, "cpu",
                     explored_joint_range(checkpoint, robot.joint_names))
@@ -69,7 +69,8 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--goals", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the goal poses")
+    parser.add_argument("--scene-seed", type=int, default=0, help="object placement (sim_node's seed) of the scene")
     parser.add_argument("--out", type=Path, default=Path("reports/closed_loop"))
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
     parser.add_argument("--in-process", action="store_true", help="one process, simulated time (no DDS)")
@@ -78,7 +79,7 @@ def main() -> None:
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE",
                         help="--in-process: planner settings over config/world_model_node.yaml's")
     args = parser.parse_args()
-    config = ReachingConfig(num_goals=args.goals, seed=args.seed)
+    config = ReachingConfig(num_goals=args.goals, seed=args.seed, scene_seed=args.scene_seed)
     checkpoint = args.checkpoint or default_checkpoint()
     if args.in_process:
         metrics = run_in_process(config, checkpoint, node_planner(args.planner), args.command_delay, args.out)
@@ -98,6 +99,7 @@ def main() -> None:
         "median_replan_ms": metrics["world_model"]["median_replan_ms"],
         "goals": args.goals,
         "seed": args.seed,
+        "scene_seed": args.scene_seed,
         "mode": "in_process" if args.in_process else "dds",
         **({"command_delay_s": args.command_delay} if args.in_process else {}),
     }))

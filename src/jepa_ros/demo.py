@@ -31,6 +31,19 @@ from jepa_ros.nodes import BackgroundSpinner
 from jepa_wm.reaching import Episode, Goal, ReachingConfig, make_sim, run_baseline, sample_goals, write_report
 
 
+# Share of pixels that may differ (by more than SCENE_LEVELS in a channel) between sim_node's camera
+# and the goals' renderer at the home pose; another scene seed moves the table objects: 2.5-3.2 %.
+SCENE_TOLERANCE = 0.005
+SCENE_LEVELS = 40
+
+
+def scene_difference(frame: np.ndarray, reference: np.ndarray) -> float:
+    """Share of pixels of two uint8 RGB images of one size that differ by more than SCENE_LEVELS."""
+    if frame.shape != reference.shape:
+        return 1.0
+    return float((np.abs(frame.astype(np.int16) - reference).max(axis=-1) > SCENE_LEVELS).mean())
+
+
 class ReachingClient(Node):
     """Drives sim_node and world_model_node through one goal at a time."""
 
@@ -41,6 +54,7 @@ class ReachingClient(Node):
         self.ee_position: np.ndarray | None = None
         self.ee_stamp = 0.0
         self.frame_msg: Image | None = None  # decoded only when the video takes a frame
+        self.frame_time = 0.0  # time.monotonic() of its arrival
         self.commands = 0
         self.last_plan_ms: float | None = None
         self.create_subscription(PointStamped, "end_effector_position", self._on_ee, qos_profile_sensor_data)
@@ -59,8 +73,9 @@ class ReachingClient(Node):
             self._condition.notify_all()
 
     def _on_image(self, msg: Image) -> None:
-        with self._lock:
-            self.frame_msg = msg
+        with self._condition:
+            self.frame_msg, self.frame_time = msg, time.monotonic()
+            self._condition.notify_all()
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         with self._condition:
@@ -104,6 +119,25 @@ class ReachingClient(Node):
     def _error(self, goal: Goal) -> float:
         """End-effector distance to the goal's (m); call under the lock."""
         return float(np.linalg.norm(self.ee_position - goal.ee_position))
+
+    def check_scene(self, home: np.ndarray, timeout: float = 10.0) -> None:
+        """Refuse to run if sim_node's camera, with the arm reset, does not show ``home`` (the goals' scene).
+
+        The goal images are rendered here; if sim_node's table objects sit elsewhere (another scene
+        seed) every goal differs from what the camera can ever see, and the world model is blamed.
+        """
+        self.call(self.enable_client, SetBool.Request(data=False))
+        self.call(self.reset_client, Trigger.Request())
+        reset_time = time.monotonic()
+        self.wait_for(lambda: self.frame_time > reset_time + 0.1, timeout, "a camera frame after reset")
+        with self._lock:
+            frame = image_to_rgb(self.frame_msg)
+        differs = scene_difference(frame, home)
+        if differs > SCENE_TOLERANCE:
+            raise RuntimeError(
+                f"sim_node's camera differs from the goals' scene in {differs:.1%} of the pixels at the home pose "
+                f"(expected <= {SCENE_TOLERANCE:.1%}): is sim_node running with another seed or image size?"
+            )
 
     def run_goal(self, index: int, goal: Goal, config: ReachingConfig, video_every: int) -> Episode:
         """Reset the arm, give the goal image, let the world model command ``max_steps`` steps."""
@@ -150,11 +184,20 @@ def run_closed_loop(
     checkpoint = checkpoint or default_checkpoint()
     model_config = load_checkpoint(checkpoint).config
     image_size = image_size or model_config.encoder.image_size  # the camera renders what the model sees
-    sim = make_sim(image_size, config.seed)
-    goals = sample_goals(sim, config)
+    scene_seeds = [arg.partition(":=")[2] for arg in graph_args if arg.startswith("seed:=")]
+    if any(seed != str(config.scene_seed) for seed in scene_seeds):
+        raise ValueError(
+            f"graph argument seed:={scene_seeds[-1]} would give sim_node another scene than the goal images' "
+            f"(scene seed {config.scene_seed}); set both with --scene-seed"
+        )
+    sim = make_sim(image_size, config.scene_seed)
+    goals = sample_goals(sim, config)  # leaves sim at home
+    home = sim.render().copy()
     action_scale = model_config.action_scale
     started = time.monotonic()
-    with start_graph("sim_mujoco", [f"image_size:={image_size}", f"checkpoint:={checkpoint}", *graph_args]):
+    # sim_node renders the scene the goals were rendered in: the same seed places the table objects
+    args = [f"image_size:={image_size}", f"checkpoint:={checkpoint}", f"seed:={config.scene_seed}", *graph_args]
+    with start_graph("sim_mujoco", args):
         rclpy.init()
         client = ReachingClient()
         # one thread: the client shares the CPU with the nodes it measures (two took ~90 % of a core)
@@ -162,6 +205,7 @@ def run_closed_loop(
         executor.add_node(client)
         spinner = BackgroundSpinner(executor)
         try:
+            client.check_scene(home)
             episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
         finally:
             spinner.stop()
@@ -188,7 +232,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder")
     parser.add_argument("--goals", type=int, default=ReachingConfig.num_goals, help="number of seeded goals")
     parser.add_argument("--steps", type=int, default=ReachingConfig.max_steps, help="control steps per goal")
-    parser.add_argument("--seed", type=int, default=ReachingConfig.seed, help="seed of the goals")
+    parser.add_argument("--seed", type=int, default=ReachingConfig.seed, help="seed of the goal poses")
+    parser.add_argument("--scene-seed", type=int, default=ReachingConfig.scene_seed,
+                        help="object placement of the scene (sim_node's seed); the goals are rendered in it")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="camera image size (px); default: the checkpoint's encoder image size")
@@ -197,7 +243,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the headline figures."""
-    config = ReachingConfig(num_goals=args.goals, max_steps=args.steps, seed=args.seed)
+    config = ReachingConfig(num_goals=args.goals, max_steps=args.steps, seed=args.seed, scene_seed=args.scene_seed)
     metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out, args.checkpoint)
     summary = {
         "success_rate": metrics["world_model"]["success_rate"],

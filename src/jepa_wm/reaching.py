@@ -27,7 +27,10 @@ class ReachingConfig:
     success_radius: float = 0.03  # m, end effector to goal end-effector position
     min_goal_distance: float = 0.10  # m, goal end effector from the start end effector
     control_period: float = 0.2  # s per control step (the jepa_arm preset's 5 Hz)
-    seed: int = 0
+    seed: int = 0  # goal poses
+    # Object placement of the scene the arm works in and the goals are rendered in: sim_node's
+    # `seed` parameter (0 by default, the scene the exploration data was collected in).
+    scene_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.num_goals < 1 or self.max_steps < 1:
