@@ -42,7 +42,10 @@ checkpoint: install
 	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out data/explore128_jerky
 	# one thread: on a shared 2-core CPU two BLAS threads per process slow training down severalfold
 	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/train.yaml \
-		--out runs/default --seed 0 --export checkpoints/default
+		--out runs/base --seed 0
+	# second stage: the wrist joints weigh more in the inverse-dynamics loss (config/finetune.yaml)
+	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/finetune.yaml \
+		--init runs/base/checkpoint --out runs/default --seed 0 --export checkpoints/default
 
 clean:
 	rm -rf $(VENV) build install log reports runs

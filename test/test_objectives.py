@@ -48,11 +48,11 @@ def test_objective_losses_and_gradients():
     assert objective.model.predictor.action_encoder.weight.grad.abs().sum() > 0
 
 
-def _inverse_dynamics_case(batch: int, window: int, pairs: str = "window"):
+def _inverse_dynamics_case(batch: int, window: int, pairs: str = "window", joint_weights: tuple = ()):
     """An objective with an inverse-dynamics head, random latents [B, W, N, D] and joints [B, W, J]."""
     torch.manual_seed(0)
     config = TrainConfig(context_steps=1, rollout_steps=window - 1, sigreg_weight=0.0, inverse_dynamics_weight=1.0,
-                         inverse_dynamics_pairs=pairs)
+                         inverse_dynamics_pairs=pairs, inverse_dynamics_joint_weights=joint_weights)
     objective = JEPAObjective(WorldModel(tiny_config()), config)
     latents, joints = torch.randn(batch, window, 4, 32), torch.randn(batch, window, 3)
     return objective, latents, joints, objective.model.config.action_scale
@@ -84,6 +84,19 @@ def test_batch_pairs_add_each_frame_against_the_same_step_of_the_next_sample():
     torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
     with pytest.raises(ValueError, match="inverse_dynamics_pairs='episode'"):
         TrainConfig(inverse_dynamics_pairs="episode")
+
+
+def test_joint_weights_scale_each_joints_share_of_the_inverse_dynamics_loss():
+    objective, latents, joints, scale = _inverse_dynamics_case(batch=2, window=3, joint_weights=(0.0, 1.0, 3.0))
+    first, second = torch.triu_indices(3, 3, offset=1)
+    pairs = torch.cat([latents[:, first].flatten(2), latents[:, second].flatten(2)], dim=-1)
+    error = (objective.inverse_dynamics(pairs) - (joints[:, second] - joints[:, first]) / scale).abs()  # [B, P, J]
+    expected = (error[..., 1] + 3.0 * error[..., 2]).mean() / 3  # joint 0 does not count
+    torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
+    with pytest.raises(ValueError, match="has 2 values; expected one per joint"):
+        _inverse_dynamics_case(batch=2, window=3, joint_weights=(1.0, 1.0))
+    with pytest.raises(ValueError, match="inverse_dynamics_joint_weights=\\[1.0, -1.0\\]"):
+        TrainConfig(inverse_dynamics_joint_weights=(1.0, -1.0))
 
 
 def test_a_linear_head_is_exact_on_latents_that_hold_the_joints_linearly():

@@ -226,6 +226,9 @@ class TrainConfig:
     # "linear" makes every joint's position a linear function of the latent, so latent distances
     # (the planner's cost) move with joint distances.
     inverse_dynamics_head: Literal["mlp", "linear"] = "mlp"
+    # Per-joint weights of the head's error (checkpoint joint order); empty: every joint weighs 1.
+    # Joints the latent reads poorly (the small wrist joints) can be made to count more.
+    inverse_dynamics_joint_weights: tuple[float, ...] = ()
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -252,6 +255,10 @@ class TrainConfig:
         _require(
             self.inverse_dynamics_head in ("mlp", "linear"),
             f"train.inverse_dynamics_head={self.inverse_dynamics_head!r}: expected 'mlp' or 'linear'",
+        )
+        _require(
+            all(math.isfinite(w) and w >= 0 for w in self.inverse_dynamics_joint_weights),
+            f"train.inverse_dynamics_joint_weights={list(self.inverse_dynamics_joint_weights)}: expected finite values >= 0",
         )
 
     @property

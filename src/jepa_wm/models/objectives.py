@@ -106,6 +106,13 @@ class JEPAObjective(nn.Module):
                 self.inverse_dynamics = nn.Linear(width, mc.action_dim)
             else:
                 self.inverse_dynamics = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, mc.action_dim))
+            weights = config.inverse_dynamics_joint_weights or (1.0,) * mc.action_dim
+            if len(weights) != mc.action_dim:
+                raise ValueError(
+                    f"train.inverse_dynamics_joint_weights has {len(weights)} values; expected one per joint "
+                    f"of {list(mc.joint_names)}"
+                )
+            self.register_buffer("joint_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
 
     def _latents(self, encoder: nn.Module, images: torch.Tensor, gather: bool) -> torch.Tensor:
         """Latents [B', W, N, D] of the images [B, W, 3, S, S], standardised with batch statistics.
@@ -182,7 +189,8 @@ class JEPAObjective(nn.Module):
             after = torch.cat([after, latents.roll(-1, dims=0)], dim=1)
             moved = torch.cat([moved, joint_positions.roll(-1, dims=0) - joint_positions], dim=1)
         pairs = torch.cat([before.flatten(2), after.flatten(2)], dim=-1)  # [B, P, 2*N*D]
-        return (self.inverse_dynamics(pairs) - moved / self.model.config.action_scale).abs().mean()
+        error = (self.inverse_dynamics(pairs) - moved / self.model.config.action_scale).abs()  # [B, P, J]
+        return (error * self.joint_weights).mean()
 
     @torch.no_grad()
     def update_target(self) -> None:
