@@ -89,3 +89,17 @@ def test_two_process_torchrun_on_cpu(setup):
     assert metrics["step"] == 4
     state = torch.load(setup / "ddp" / "resume.pt", weights_only=True)
     assert len(state["generator"]) == 2  # one sampling stream per process
+
+
+def test_the_embedded_checkpoint_was_made_by_the_second_stage_config():
+    """config/finetune.yaml loads, weighs one value per joint of the default model, and is what made it."""
+    from jepa_wm.config import TrainConfig, load_yaml, package_share
+
+    share = package_share()
+    finetune = load_yaml(share / "config" / "finetune.yaml", TrainConfig, "train")
+    model = load_checkpoint(share / "checkpoints" / "default")
+    assert len(finetune.inverse_dynamics_joint_weights) == len(model.config.joint_names)
+    metadata = json.loads((share / "checkpoints" / "default" / "config.json").read_text())["metadata"]
+    made_with = {k: tuple(v) if isinstance(v, list) else v for k, v in metadata["train"].items()}
+    assert made_with == to_dict(finetune) | {"inverse_dynamics_joint_weights": finetune.inverse_dynamics_joint_weights}
+    assert "config/finetune.yaml" in metadata["command"]
