@@ -146,7 +146,7 @@ def test_longer_context_uses_the_cache_path():
     assert torch.isfinite(objective(_batch(W=4))["loss"])
 
 
-def test_ema_target_moves_slowly_and_frozen_encoder_gets_no_gradient():
+def test_ema_target_moves_slowly():
     model = WorldModel(tiny_config())
     objective = JEPAObjective(model, TrainConfig(context_steps=1, rollout_steps=2, ema_momentum=0.9))
     before = objective.target_encoder.norm.bias.clone()
@@ -155,12 +155,31 @@ def test_ema_target_moves_slowly_and_frozen_encoder_gets_no_gradient():
     objective.update_target()
     assert torch.allclose(objective.target_encoder.norm.bias, before + 0.1, atol=1e-6)
 
-    frozen = JEPAObjective(WorldModel(tiny_config()), TrainConfig(mode="frozen_encoder", context_steps=1, rollout_steps=2))
-    losses = frozen(_batch())
-    assert "sigreg" not in losses
+
+def test_frozen_encoder_fixes_the_latent_and_trains_the_predictor_alone():
+    model = WorldModel(tiny_config(latent_pooling="linear"))
+    with torch.no_grad():
+        model.latent_norm.running_mean.normal_()  # as calibrated statistics would be
+    stats = model.latent_norm.running_mean.clone()
+    frozen = JEPAObjective(model, TrainConfig(mode="frozen_encoder", context_steps=1, rollout_steps=2)).train()
+    assert not model.latent_norm.training  # standardised with its statistics, not the batch's
+    batch = _batch()
+    losses = frozen(batch)
+    assert "sigreg" not in losses and "inverse_dynamics" not in losses
     losses["loss"].backward()
-    assert all(p.grad is None for p in frozen.model.encoder.parameters())
-    assert frozen.model.predictor.predictor_proj.weight.grad is not None
+    assert all(p.grad is None for p in [*model.encoder.parameters(), *model.latent_pool.parameters()])
+    assert model.predictor.predictor_proj.weight.grad is not None
+    assert torch.equal(model.latent_norm.running_mean, stats)
+
+    # The same windows given as latents encoded beforehand (what the trainer caches) give the same loss.
+    with torch.no_grad():
+        latents = model.embed(batch.images.flatten(0, 1)).unflatten(0, batch.images.shape[:2])
+    cached = frozen(Batch(None, batch.joint_positions, batch.actions, latents=latents))
+    assert torch.allclose(cached["loss"], losses["loss"], atol=1e-6)
+    # An encoder that trains cannot take latents encoded before.
+    joint = JEPAObjective(WorldModel(tiny_config()), TrainConfig(context_steps=1, rollout_steps=2))
+    with pytest.raises(ValueError, match="frozen_encoder"):
+        joint(Batch(None, batch.joint_positions, batch.actions, latents=latents))
 
 
 def test_probe_and_collapse_metrics():

@@ -13,7 +13,7 @@ import yaml
 
 from jepa_wm.cli import main
 from jepa_wm.config import to_dict
-from jepa_wm.models.checkpoint import load_checkpoint
+from jepa_wm.models.checkpoint import load_checkpoint, read_checkpoint_config
 from wm_fixtures import tiny_config, write_toy_bags
 
 TRAIN = {"batch_size": 8, "warmup_steps": 5, "learning_rate": 3e-3, "context_steps": 1, "rollout_steps": 3,
@@ -64,7 +64,14 @@ def test_frozen_encoder_mode_trains_the_predictor_only(setup):
     before, after = load_checkpoint(root / "exported"), load_checkpoint(root / "frozen" / "checkpoint")
     for key, value in before.encoder.state_dict().items():
         assert torch.equal(value, after.encoder.state_dict()[key]), key
+    # The standardisation was calibrated once on the same training frames, so the latent is unchanged.
+    for name in ("running_mean", "running_var"):
+        assert torch.allclose(getattr(before.latent_norm, name), getattr(after.latent_norm, name), atol=1e-5), name
     assert not torch.equal(before.predictor.predictor_proj.weight, after.predictor.predictor_proj.weight)
+    # The checkpoint records the one it started from, with that one's own record (stages chain).
+    metadata = read_checkpoint_config(root / "frozen" / "checkpoint")[1]
+    assert metadata["train"]["mode"] == "frozen_encoder"
+    assert metadata["init"]["path"] == str(root / "exported") and metadata["init"]["train"]["mode"] == "joint"
     # Without a pretrained encoder the mode is refused with the reason.
     args = _args(root, "frozen2", "--steps", "4")
     args[args.index("--config") + 1] = str(root / "frozen.yaml")

@@ -207,7 +207,7 @@ class PlannerConfig:
 class TrainConfig:
     """Training of the world model from episodes."""
 
-    mode: Literal["joint", "frozen_encoder"] = "joint"
+    mode: Literal["joint", "frozen_encoder"] = "joint"  # frozen_encoder: encoder, pooling, standardisation fixed
     batch_size: int = 32
     steps: int = 3000
     learning_rate: float = 1e-3

@@ -77,7 +77,10 @@ def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str |
 
 
 class EpisodeWindows:
-    """All frames of a set of episodes in one tensor; samples windows that stay inside an episode."""
+    """All frames of a set of episodes in one tensor; samples windows that stay inside an episode.
+
+    After :meth:`encode_all` it holds every frame's latent instead (a frozen latent is computed once).
+    """
 
     def __init__(self, episodes: list, window: int, action_scale: float, device: torch.device) -> None:
         usable = [e for e in episodes if len(e.frames) >= window]
@@ -93,11 +96,29 @@ class EpisodeWindows:
             offset += len(e.frames)
         self.starts = torch.cat(starts)  # first index of every window that fits
         self.window = window
+        self.latents: torch.Tensor | None = None  # [M, N, D] after encode_all
+
+    @torch.no_grad()
+    def encode_all(self, model: WorldModel, batch_size: int = 256, progress: bool = False) -> None:
+        """Replace the frames by their latents under ``model`` (eval mode), which must stay fixed."""
+        was_training = model.training
+        model.eval()
+        chunks = [
+            model.embed(model.encoder.preprocess(self.frames[i : i + batch_size]))
+            for i in tqdm(range(0, len(self.frames), batch_size), desc="encoding frames", unit="batch",
+                          disable=not progress)
+        ]
+        model.train(was_training)
+        self.latents = torch.cat(chunks)
+        self.frames = self.frames[:0]  # the images are not needed any more
 
     def sample(self, batch_size: int, generator: torch.Generator, preprocess: Any) -> Batch:
-        """A batch of random windows: images normalised by ``preprocess`` (uint8 [M,H,W,3] -> [M,3,S,S])."""
+        """A batch of random windows: images normalised by ``preprocess`` (uint8 [M,H,W,3] -> [M,3,S,S]),
+        or their latents after :meth:`encode_all`."""
         chosen = self.starts[torch.randint(len(self.starts), (batch_size,), generator=generator)]
-        index = (chosen[:, None] + torch.arange(self.window)).to(self.frames.device)  # [B, W]
+        index = (chosen[:, None] + torch.arange(self.window)).to(self.joint_positions.device)  # [B, W]
+        if self.latents is not None:
+            return Batch(None, self.joint_positions[index], self.actions[index], latents=self.latents[index])
         images = preprocess(self.frames[index.flatten()])  # [B*W, 3, S, S]
         return Batch(images.unflatten(0, index.shape), self.joint_positions[index], self.actions[index])
 
@@ -123,6 +144,12 @@ class Trainer:
         scale, device = model.config.action_scale, context.device
         self.train_windows = EpisodeWindows(train_episodes, config.window, scale, device)
         self.val_windows = EpisodeWindows(val_episodes, config.window, scale, device)
+        if self.objective.frozen:
+            # The latent never changes: standardise it with the training frames' statistics and
+            # encode every frame once; each step then runs the predictor only.
+            self.calibrate()
+            for windows in (self.train_windows, self.val_windows):
+                windows.encode_all(self.model, progress=context.is_main)
         decay = [p for p in self.objective.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in self.objective.parameters() if p.requires_grad and p.ndim < 2]
         self.optimizer = torch.optim.AdamW(
@@ -178,7 +205,12 @@ class Trainer:
 
     @torch.no_grad()
     def calibrate(self, frames: int = 2048) -> None:
-        """Exact latent standardisation statistics from a fixed sample of training frames."""
+        """Exact latent standardisation statistics from a fixed sample of training frames.
+
+        A frozen latent is calibrated once, before its frames are encoded; later calls keep it.
+        """
+        if self.train_windows.latents is not None:
+            return
         generator = torch.Generator().manual_seed(54321)
         index = torch.randint(len(self.train_windows.frames), (frames,), generator=generator)
         self.model.calibrate(self.model.encoder.preprocess(self.train_windows.frames[index.to(self.context.device)]))

@@ -6,7 +6,8 @@
 * SIGReg (LeJEPA): random 1D projections of the latents are pushed towards N(0, 1) by an
   Epps-Pulley test on their empirical characteristic function, so the embedding cannot
   collapse, with no EMA teacher and no stop-gradient;
-* optionally an EMA target encoder (V-JEPA) instead, or a frozen pretrained encoder.
+* optionally an EMA target encoder (V-JEPA) instead, or a frozen latent (``frozen_encoder``: encoder,
+  pooling and standardisation fixed, the predictor trained alone, as V-JEPA 2-AC does).
 
 Under ``torchrun`` the batch-wide parts (the latent standardisation's batch statistics, SIGReg and
 the inverse-dynamics pairs across the batch) see the windows of every process, gathered with
@@ -78,9 +79,10 @@ def gather_batch(local: torch.Tensor) -> torch.Tensor:
 class Batch:
     """One training batch as float tensors on the training device."""
 
-    images: torch.Tensor  # [B, W, 3, S, S] normalised
+    images: torch.Tensor | None  # [B, W, 3, S, S] normalised; None when ``latents`` are given
     joint_positions: torch.Tensor  # [B, W, J] rad
     actions: torch.Tensor  # [B, W, J] normalised (rad / action_scale)
+    latents: torch.Tensor | None = None  # [B, W, N, D] of a frozen latent, encoded once (frozen_encoder)
 
 
 class JEPAObjective(nn.Module):
@@ -91,8 +93,11 @@ class JEPAObjective(nn.Module):
         self.model = model
         self.config = config
         self.target_encoder: nn.Module | None = None
-        if config.mode == "frozen_encoder":
+        self.frozen = config.mode == "frozen_encoder"
+        if self.frozen:  # the latent is fixed: encoder, pooling and (in train()) standardisation
             model.encoder.requires_grad_(False)
+            if model.latent_pool is not None:
+                model.latent_pool.requires_grad_(False)
         elif config.ema_momentum > 0:
             self.target_encoder = copy.deepcopy(model.encoder).requires_grad_(False)
         self.slice_generator = torch.Generator().manual_seed(config.seed)
@@ -114,6 +119,13 @@ class JEPAObjective(nn.Module):
                 )
             self.register_buffer("joint_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
 
+    def train(self, mode: bool = True) -> JEPAObjective:
+        """As nn.Module.train; a frozen latent keeps its standardisation statistics (never the batch's)."""
+        super().train(mode)
+        if self.frozen:
+            self.model.latent_norm.eval()
+        return self
+
     def _latents(self, encoder: nn.Module, images: torch.Tensor, gather: bool) -> torch.Tensor:
         """Latents [B', W, N, D] of the images [B, W, 3, S, S], standardised with batch statistics.
 
@@ -130,14 +142,20 @@ class JEPAObjective(nn.Module):
         """Teacher-forcing + rollout L1 in latent space, plus SIGReg on the online latents."""
         cfg, model = self.config, self.model
         C, R = cfg.context_steps, cfg.rollout_steps
-        assert batch.images.shape[1] == C + R, f"window {batch.images.shape[1]} != context {C} + rollout {R}"
-        frozen = cfg.mode == "frozen_encoder"
+        W = batch.joint_positions.shape[1]
+        assert W == C + R, f"window {W} != context {C} + rollout {R}"
+        frozen = self.frozen
         # Validation runs in one process (eval mode): nothing to gather there.
         gather = self.training and dist.is_available() and dist.is_initialized()
-        with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
-            everyone = self._latents(model.encoder, batch.images, gather)  # [B', W, N, D]
+        if batch.latents is not None:
+            if not frozen:
+                raise ValueError(f"a batch of latents trains only train.mode=frozen_encoder, not {cfg.mode!r}")
+            everyone, gather = batch.latents, False  # a fixed latent: nothing batch-wide to gather
+        else:
+            with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
+                everyone = self._latents(model.encoder, batch.images, gather)  # [B', W, N, D]
         everyone_q = gather_batch(batch.joint_positions) if gather else batch.joint_positions  # [B', W, J]
-        B, rank = batch.images.shape[0], dist.get_rank() if gather else 0
+        B, rank = batch.joint_positions.shape[0], dist.get_rank() if gather else 0
         mine = slice(rank * B, (rank + 1) * B)
         latents = everyone[mine]  # [B, W, N, D]: this process's windows
         if self.target_encoder is not None:
