@@ -120,15 +120,21 @@ class ReachingClient(Node):
         """End-effector distance to the goal's (m); call under the lock."""
         return float(np.linalg.norm(self.ee_position - goal.ee_position))
 
+    def _reset_arm(self) -> float:
+        """Stop the world model's commands and put sim_node's arm home; returns the time of the reset."""
+        self.call(self.enable_client, SetBool.Request(data=False))
+        reply = self.call(self.reset_client, Trigger.Request())
+        if not reply.success:
+            raise RuntimeError(f"sim_node reset failed: {reply.message}")
+        return time.monotonic()
+
     def check_scene(self, home: np.ndarray, timeout: float = 10.0) -> None:
         """Refuse to run if sim_node's camera, with the arm reset, does not show ``home`` (the goals' scene).
 
         The goal images are rendered here; if sim_node's table objects sit elsewhere (another scene
         seed) every goal differs from what the camera can ever see, and the world model is blamed.
         """
-        self.call(self.enable_client, SetBool.Request(data=False))
-        self.call(self.reset_client, Trigger.Request())
-        reset_time = time.monotonic()
+        reset_time = self._reset_arm()
         self.wait_for(lambda: self.frame_time > reset_time + 0.1, timeout, "a camera frame after reset")
         with self._lock:
             frame = image_to_rgb(self.frame_msg)
@@ -141,11 +147,7 @@ class ReachingClient(Node):
 
     def run_goal(self, index: int, goal: Goal, config: ReachingConfig, video_every: int) -> Episode:
         """Reset the arm, give the goal image, let the world model command ``max_steps`` steps."""
-        self.call(self.enable_client, SetBool.Request(data=False))
-        reply = self.call(self.reset_client, Trigger.Request())
-        if not reply.success:
-            raise RuntimeError(f"sim_node reset failed: {reply.message}")
-        reset_time = time.monotonic()
+        reset_time = self._reset_arm()
         self.wait_for(lambda: self.ee_stamp > reset_time + 0.05, 10.0, "end_effector_position after reset")
         self.goal_publisher.publish(rgb_to_image(goal.image, frame_id="camera_optical_frame"))
         time.sleep(0.3)  # the node converts and encodes the goal before it is enabled
