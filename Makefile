@@ -45,7 +45,10 @@ checkpoint: install
 		--out runs/base --seed 0
 	# second stage: the wrist joints weigh more in the inverse-dynamics loss (config/finetune.yaml)
 	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/finetune.yaml \
-		--init runs/base/checkpoint --out runs/default --seed 0 --export checkpoints/default
+		--init runs/base/checkpoint --out runs/wrist --seed 0
+	# third stage: that latent fixed, the predictor alone trains on (config/predictor.yaml)
+	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/predictor.yaml \
+		--init runs/wrist/checkpoint --out runs/default --seed 0 --export checkpoints/default
 
 clean:
 	rm -rf $(VENV) build install log reports runs

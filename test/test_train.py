@@ -98,15 +98,22 @@ def test_two_process_torchrun_on_cpu(setup):
     assert len(state["generator"]) == 2  # one sampling stream per process
 
 
-def test_the_embedded_checkpoint_was_made_by_the_second_stage_config():
-    """config/finetune.yaml loads, weighs one value per joint of the default model, and is what made it."""
+def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():
+    """The default model is config/predictor.yaml applied to config/finetune.yaml's model, as its metadata records."""
     from jepa_wm.config import TrainConfig, load_yaml, package_share
+
+    def as_made(train: dict) -> dict:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in train.items()}
 
     share = package_share()
     finetune = load_yaml(share / "config" / "finetune.yaml", TrainConfig, "train")
+    predictor = load_yaml(share / "config" / "predictor.yaml", TrainConfig, "train")
     model = load_checkpoint(share / "checkpoints" / "default")
     assert len(finetune.inverse_dynamics_joint_weights) == len(model.config.joint_names)
-    metadata = json.loads((share / "checkpoints" / "default" / "config.json").read_text())["metadata"]
-    made_with = {k: tuple(v) if isinstance(v, list) else v for k, v in metadata["train"].items()}
-    assert made_with == to_dict(finetune) | {"inverse_dynamics_joint_weights": finetune.inverse_dynamics_joint_weights}
-    assert "config/finetune.yaml" in metadata["command"]
+    metadata = read_checkpoint_config(share / "checkpoints" / "default")[1]
+    assert as_made(metadata["train"]) == to_dict(predictor) | {"inverse_dynamics_joint_weights": ()}
+    assert "config/predictor.yaml" in metadata["command"] and predictor.mode == "frozen_encoder"
+    stage2 = metadata["init"]  # the model whose latent the third stage kept
+    assert as_made(stage2["train"]) == to_dict(finetune) | {
+        "inverse_dynamics_joint_weights": finetune.inverse_dynamics_joint_weights}
+    assert "config/finetune.yaml" in stage2["command"]
