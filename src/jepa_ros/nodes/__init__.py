@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 
 
@@ -20,11 +23,22 @@ class BackgroundSpinner:
     destruction was requested", "cannot schedule new futures after shutdown").
     """
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, on_exit: Callable[[], None] | None = None) -> None:
         self.executor = executor
+        self.error: BaseException | None = None  # what ended spin early (a callback raised), re-raised by stop()
+        self._on_exit = on_exit
         self._done: Future = Future()
-        self._thread = threading.Thread(target=executor.spin_until_future_complete, args=(self._done,), daemon=True)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin_until_future_complete(self._done)
+        except BaseException as err:  # noqa: BLE001 - kept for stop() to raise on the main thread
+            self.error = err
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Leave spin (waiting up to ``timeout`` s for a callback in flight), then shut the executor down."""
@@ -32,6 +46,26 @@ class BackgroundSpinner:
             self._done.set_result(None)
         self._thread.join(timeout=timeout)
         self.executor.shutdown(timeout_sec=timeout)
+        if self.error is not None:
+            raise self.error
+
+
+@contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``stop`` (on the main thread) while inside.
+
+    With ``rclpy.init(signal_handler_options=SignalHandlerOptions.NO)`` this replaces rclpy's
+    handlers, which shut the context down from a thread of their own while the node's threads
+    may still be publishing or spinning: a rare segfault at Ctrl-C, and a double rcl_shutdown
+    (ros2/rclpy#1352). Here the node's threads stop first, then the context shuts down once,
+    from the main thread.
+    """
+    handlers = {sig: signal.signal(sig, lambda *_: stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def spin_node(
@@ -50,7 +84,7 @@ def spin_node(
     the node and the process exits with status 2; a clean shutdown exits with 0.
     """
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = make_node()
             except startup_errors as err:
@@ -58,11 +92,16 @@ def spin_node(
                 return 2
             executor = SingleThreadedExecutor() if num_threads == 1 else MultiThreadedExecutor(num_threads=num_threads)
             executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
+            stopped = threading.Event()
+            with stop_on_signals(stopped.set):
+                spinner = BackgroundSpinner(executor, on_exit=stopped.set)
+                try:
+                    stopped.wait()
+                finally:
+                    try:
+                        spinner.stop()  # raises what a callback raised
+                    finally:
+                        node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C while the node was still being built
         pass
     return 0

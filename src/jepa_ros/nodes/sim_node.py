@@ -22,6 +22,7 @@ from geometry_msgs.msg import PointStamped
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -29,6 +30,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
+from jepa_ros.nodes import BackgroundSpinner, stop_on_signals
 from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError, SimConfig
 from jepa_wm.safety import CommandError, check_command, clamp_to_limits
@@ -165,6 +167,15 @@ class SimNode(Node):
         """Ask the physics loop to return."""
         self._stop.set()
 
+    def destroy_node(self) -> None:
+        """Destroy the node, then free the renderer's OpenGL context (on this, the physics thread).
+
+        Left to the interpreter's exit, the context would be freed after MuJoCo's atexit hook has
+        terminated the EGL display.
+        """
+        super().destroy_node()
+        self.sim.close()
+
     def run_physics(self) -> None:
         """Step, publish and pace the simulation until stop() or shutdown.
 
@@ -212,17 +223,10 @@ class SimNode(Node):
                 raise
 
 
-def _spin(executor: SingleThreadedExecutor) -> None:
-    try:
-        executor.spin()
-    except ExternalShutdownException:  # SIGINT / SIGTERM: the physics loop sees it too and returns
-        pass
-
-
 def main(args: list[str] | None = None) -> int:
     """Run sim_node until SIGINT / SIGTERM."""
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = SimNode()
             except (ConfigError, DescriptionError) as err:  # bad parameter or URDF: fail at start-up
@@ -231,16 +235,17 @@ def main(args: list[str] | None = None) -> int:
             # callbacks spin on a helper thread; physics keeps the main thread, which owns the GL context
             executor = SingleThreadedExecutor()
             executor.add_node(node)
-            spinner = threading.Thread(target=_spin, args=(executor,), name="sim_callbacks", daemon=True)
-            spinner.start()
-            try:
-                node.run_physics()
-            finally:
-                node.stop()
-                executor.shutdown(timeout_sec=5.0)
-                spinner.join(timeout=5.0)
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
+            with stop_on_signals(node.stop):
+                spinner = BackgroundSpinner(executor, on_exit=node.stop)
+                try:
+                    node.run_physics()
+                finally:
+                    node.stop()
+                    try:
+                        spinner.stop()
+                    finally:
+                        node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C while the node was still being built
         pass
     return 0
 
