@@ -1,4 +1,4 @@
-"""`jepa-ros record` over real DDS: what is published comes back from the bag, MCAP and sqlite3."""
+"""`jepa-ros record` over real DDS: what is published comes back from the bag, as published, MCAP and sqlite3."""
 
 import argparse
 import signal
@@ -14,13 +14,19 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
 from jepa_ros import record
-from jepa_wm.data.rosbag_io import bag_topics, iter_messages
+from jepa_wm.data.rosbag_io import BagReader, bag_topics, iter_messages
 from ros_processes import NodeProcess, ProbeGraph
 
 JOINTS = ("joint1", "joint2", "joint3")
 STARTUP_S = 40.0
 COUNT = 12
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _bgr8_image(rgb: np.ndarray, stamp_ns: int) -> Image:
+    msg = conv.rgb_to_image(rgb[..., ::-1], stamp_ns, "camera_optical_frame")
+    msg.encoding = "bgr8"  # a camera driver's usual order: the bag must keep it
+    return msg
 
 
 def _record(out, *extra: str) -> NodeProcess:
@@ -60,7 +66,7 @@ def test_recorded_bag_reads_back_the_published_messages(tmp_path, storage, stop_
             positions = rng.uniform(-1, 1, len(JOINTS))
             waypoints = rng.uniform(-1, 1, (2, len(JOINTS)))
             tcp = rng.uniform(-1, 1, 3)
-            pubs["/camera/image_raw"].publish(conv.rgb_to_image(frame, stamp, "camera_optical_frame"))
+            pubs["/camera/image_raw"].publish(_bgr8_image(frame, stamp))
             pubs["/camera/camera_info"].publish(conv.camera_info(intrinsics, stamp, "camera_optical_frame"))
             pubs["/joint_states"].publish(conv.positions_to_joint_state(positions, JOINTS, stamp, velocities=positions * 2))
             pubs["/forward_position_controller/commands"].publish(conv.numpy_to_multiarray(positions + 0.1))
@@ -104,6 +110,11 @@ def test_recorded_bag_reads_back_the_published_messages(tmp_path, storage, stop_
     by_stamp = {topic: dict(values) for topic, values in sent.items()}
     for message in got["/camera/image_raw"]:
         np.testing.assert_array_equal(message.payload, by_stamp["/camera/image_raw"][message.stamp_ns])
+    with BagReader(out) as bag:  # stored as published: bgr8 bytes, not converted
+        for _, _, _, image in bag.raw_messages(["/camera/image_raw"]):
+            assert image.encoding == "bgr8", image.encoding
+            stamp = image.header.stamp.sec * 1_000_000_000 + image.header.stamp.nanosec
+            assert bytes(image.data) == by_stamp["/camera/image_raw"][stamp][..., ::-1].tobytes()
     for message in got["/camera/camera_info"]:
         info = message.payload
         assert (info.width, info.height) == (8, 6)

@@ -320,6 +320,10 @@ def test_writer_refuses_bad_input(tmp_path: Path) -> None:
             bag.write_command("/cmd", 1, [0.0, float("nan")])
         with pytest.raises(BagError, match=r"expected uint8 \[H, W, 3\] RGB"):
             bag.write_image("/img", 1, np.zeros((4, 4), np.float32))
+        with pytest.raises(BagError, match="3 bytes starting 7b2278: expected CDR"):
+            bag.write_serialized("/cmd", "std_msgs/msg/Float64MultiArray", 1, b'{"x')
+        with pytest.raises(BagError, match="my_msgs/msg/Thing is not in rosbags' ROS 2 Kilted type store"):
+            bag.write_serialized("/thing", "my_msgs/msg/Thing", 1, b"\x00\x01\x00\x00")
     with pytest.raises(BagError, match="exists already"):
         BagWriter(tmp_path / "bag")
 

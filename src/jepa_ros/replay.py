@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from rosbags.convert.converter import generate_message_converter
 from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
 from jepa_wm.config import load_robot
@@ -32,6 +31,7 @@ from jepa_wm.data.rosbag_io import (
     JOINT_STATE,
     JOINT_TRAJECTORY,
     TYPESTORE,
+    BagWriter,
     decode_message,
 )
 from jepa_wm.evaluation import json_safe
@@ -278,12 +278,9 @@ class BagReplayer:
         """The live commands, stamped with the replay clock, as a new MCAP rosbag2."""
         if out.exists():
             raise FileExistsError(f"--record {out} exists already: a bag is written into a new folder")
-        with Writer(out, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
-            connections: dict[str, Any] = {}
+        with BagWriter(out) as bag:
             for topic, msgtype, stamp_ns, cdr in self.live:
-                if topic not in connections:
-                    connections[topic] = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
-                writer.write(connections[topic], stamp_ns, cdr)
+                bag.write_serialized(topic, msgtype, stamp_ns, cdr)
 
 
 def raw_image_cdr(rgb: np.ndarray) -> bytes:

@@ -134,17 +134,29 @@ class BagWriter:
                  tb: TracebackType | None) -> None:
         self._writer.__exit__(exc_type, exc, tb)
 
-    def _write(self, topic: str, msgtype: str, stamp_ns: int, message: Any) -> None:
+    def _connection(self, topic: str, msgtype: str) -> Any:
         key = (topic, msgtype)
         if key not in self._connections:
             for other_topic, other_type in self._connections:
                 if other_topic == topic:
                     raise BagError(f"{self.path}: topic {topic} already holds {other_type}, not {msgtype}")
+            if msgtype not in TYPESTORE.fielddefs:
+                raise BagError(f"{topic}: message type {msgtype} is not in rosbags' ROS 2 Kilted type store, so its "
+                               "definition cannot be written to the bag")
             qos = SENSOR_QOS if msgtype in _SENSOR_TYPES else RELIABLE_QOS
             self._connections[key] = self._writer.add_connection(
                 topic, msgtype, typestore=TYPESTORE, offered_qos_profiles=[qos])
-        data = TYPESTORE.serialize_cdr(message, msgtype)
-        self._writer.write(self._connections[key], int(stamp_ns), data)
+        return self._connections[key]
+
+    def _write(self, topic: str, msgtype: str, stamp_ns: int, message: Any) -> None:
+        self._writer.write(self._connection(topic, msgtype), int(stamp_ns), TYPESTORE.serialize_cdr(message, msgtype))
+
+    def write_serialized(self, topic: str, msgtype: str, log_time_ns: int, data: bytes) -> None:
+        """Write one message exactly as received: CDR with its encapsulation header (an rclpy raw subscription's bytes)."""
+        if len(data) < 4 or data[0] != 0 or data[1] not in (0, 1):
+            raise BagError(f"{topic}: {len(data)} bytes starting {bytes(data[:4]).hex()}: expected CDR "
+                           "(a 4-byte encapsulation header 00 00 or 00 01, then the message)")
+        self._writer.write(self._connection(topic, msgtype), int(log_time_ns), bytes(data))
 
     def write_image(self, topic: str, stamp_ns: int, image: np.ndarray, frame_id: str = "camera_optical_frame",
                     encoding: Literal["rgb8", "bgr8", "mono8"] = "rgb8") -> None:
