@@ -118,6 +118,26 @@ def test_trajectory_moves_through_to_its_last_point(sim):
     sim.wait_until_near(waypoints[-1])
 
 
+def test_trajectory_starts_at_its_header_stamp(sim):
+    sim.wait_until_near(HOME, 0.05, publish=lambda: sim.command_pub.publish(conv.numpy_to_multiarray(HOME)))
+    target = HOME + np.array([0.3, -0.1, 0.2, 0.3, -0.2, 0.4])
+    sim.graph.wait_for(lambda: sim.trajectory_pub.get_subscription_count() > 0, 10, "sim_node's trajectory subscription")
+
+    def clock_ns() -> int:
+        return conv.stamp_to_ns(sim.latest["/clock"].clock)
+
+    # stamped 5 s ago with 0.5 s to run: over before it arrives, refused, the arm stays
+    sim.trajectory_pub.publish(conv.positions_to_trajectory(target, JOINTS, 0.5, stamp_ns=clock_ns() - 5_000_000_000))
+    sim.graph.wait_for(lambda: "trajectory refused: stamped" in sim.process.output(), 10, "a past-trajectory error", sim.process)
+    np.testing.assert_allclose(sim.positions(), HOME, atol=0.05, err_msg="an ended trajectory moved the arm")
+    # stamped 2 s ahead (simulated time): the arm holds until then, then moves
+    start_ns = clock_ns() + 2_000_000_000
+    sim.trajectory_pub.publish(conv.positions_to_trajectory(target, JOINTS, 0.5, stamp_ns=start_ns))
+    sim.graph.wait_for(lambda: clock_ns() > start_ns - 500_000_000, MOVE_S, "the clock to near the start", sim.process)
+    np.testing.assert_allclose(sim.positions(), HOME, atol=0.05, err_msg="the arm moved before its trajectory's start")
+    sim.wait_until_near(target)
+
+
 def test_bad_commands_are_refused_or_clamped(sim):
     held = sim.positions()
     sim.command_pub.publish(conv.numpy_to_multiarray(np.zeros(3)))

@@ -92,7 +92,7 @@ class SimNode(Node):
         self._intrinsics = self.sim.camera_intrinsics()
         self._lock = threading.Lock()  # guards self.sim and the pending command
         self._target: np.ndarray | None = None  # latest position command [J]
-        self._trajectory: tuple[float, np.ndarray, np.ndarray] | None = None  # (start s, times [P+1], points [P+1, J])
+        self._trajectory: tuple[np.ndarray, np.ndarray] | None = None  # (simulated times [P], points [P, J])
         self._clock_base_ns = 0  # simulated time before the last reset: /clock never runs backwards
         self._stop = threading.Event()
 
@@ -129,19 +129,36 @@ class SimNode(Node):
             self._target, self._trajectory = target, None
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
+        """Follow ``msg`` as a joint trajectory controller does.
+
+        time_from_start counts from the header stamp (on this node's /clock), or from arrival when
+        the stamp is zero. A future start holds the arm where it is until then; a past one skips the
+        points already due, and a trajectory that has ended before it arrives is refused. The arm
+        is interpolated from where it is now to the points still ahead.
+        """
         with self._lock:
-            current, now = self.sim.joint_positions.copy(), self.sim.time
+            current, now, base_ns = self.sim.joint_positions.copy(), self.sim.time, self._clock_base_ns
         try:
             times, points = conv.trajectory_points(msg, self.joint_names, current)
         except conv.ConversionError as err:
             self.get_logger().error(f"trajectory refused: {err}")
             return
+        stamp_ns = conv.stamp_to_ns(msg.header.stamp)
+        start = now if stamp_ns == 0 else (stamp_ns - base_ns) / 1e9  # simulated time since the last reset
+        times = start + times
+        if times[-1] <= now:
+            self.get_logger().error(
+                f"trajectory refused: stamped {stamp_ns} ns, it ended at {base_ns + round(times[-1] * 1e9)} ns, "
+                f"before it arrived ({base_ns + round(now * 1e9)} ns on /clock)"
+            )
+            return
+        ahead = times > now
         points = np.stack([self._clamp_to_limits(p, f"trajectory point {i}") for i, p in enumerate(points)])
-        # interpolate from where the arm is now to the first point, then point to point
-        times = np.concatenate([[0.0], times])
-        points = np.concatenate([current[None], points])
+        hold = [start] if start > now else []  # a future start: hold the current position until then
+        times = np.concatenate([[now], hold, times[ahead]])
+        points = np.concatenate([np.repeat(current[None], 1 + len(hold), axis=0), points[ahead]])
         with self._lock:
-            self._trajectory, self._target = (now, times, points), None
+            self._trajectory, self._target = (times, points), None
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -155,11 +172,11 @@ class SimNode(Node):
         """Position target for this tick: the latest command, or the trajectory sampled now."""
         if self._trajectory is None:
             return self._target
-        start, times, points = self._trajectory
-        elapsed = self.sim.time - start
-        if elapsed >= times[-1]:
+        times, points = self._trajectory
+        now = self.sim.time
+        if now >= times[-1]:
             return points[-1]
-        return np.array([np.interp(elapsed, times, points[:, j]) for j in range(points.shape[1])])
+        return np.array([np.interp(now, times, points[:, j]) for j in range(points.shape[1])])
 
     # -- physics thread ------------------------------------------------------------------------
 
