@@ -165,12 +165,9 @@ class ReachingClient(Node):
                 if self.frame_msg is not None and step % video_every == 0:
                     episode.frames.append(image_to_rgb(self.frame_msg))
         time.sleep(config.control_period)  # the last command's period
-        with self._lock:
+        with self._lock:  # one reading per command carried out, as in jepa_wm.reaching's in-process loop
             episode.errors_m.append(self._error(goal))
         self.call(self.enable_client, SetBool.Request(data=False))
-        time.sleep(0.3)  # the last command settles before the final error is read
-        with self._lock:
-            episode.errors_m.append(self._error(goal))
         return episode
 
 
