@@ -24,9 +24,9 @@ class NodeProcess:
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="jepa_node_", suffix=".log")[1])
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, *args], stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
+        # a crash (segfault) prints every thread's Python stack into the log the failing assert shows
+        env = {**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})}
+        self.process = subprocess.Popen([sys.executable, *args], stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     @classmethod
     def node(cls, module: str, env: dict[str, str] | None = None, **parameters: Any) -> NodeProcess:
