@@ -48,11 +48,12 @@ def test_objective_losses_and_gradients():
     assert objective.model.predictor.action_encoder.weight.grad.abs().sum() > 0
 
 
-def _inverse_dynamics_case(batch: int, window: int, pairs: str = "window", joint_weights: tuple = ()):
+def _inverse_dynamics_case(batch: int, window: int, pairs: str = "window", joint_weights: tuple = (), loss: str = "l1"):
     """An objective with an inverse-dynamics head, random latents [B, W, N, D] and joints [B, W, J]."""
     torch.manual_seed(0)
     config = TrainConfig(context_steps=1, rollout_steps=window - 1, sigreg_weight=0.0, inverse_dynamics_weight=1.0,
-                         inverse_dynamics_pairs=pairs, inverse_dynamics_joint_weights=joint_weights)
+                         inverse_dynamics_pairs=pairs, inverse_dynamics_joint_weights=joint_weights,
+                         inverse_dynamics_loss=loss)
     objective = JEPAObjective(WorldModel(tiny_config()), config)
     latents, joints = torch.randn(batch, window, 4, 32), torch.randn(batch, window, 3)
     return objective, latents, joints, objective.model.config.action_scale
@@ -97,6 +98,17 @@ def test_joint_weights_scale_each_joints_share_of_the_inverse_dynamics_loss():
         _inverse_dynamics_case(batch=2, window=3, joint_weights=(1.0, 1.0))
     with pytest.raises(ValueError, match="inverse_dynamics_joint_weights=\\[1.0, -1.0\\]"):
         TrainConfig(inverse_dynamics_joint_weights=(1.0, -1.0))
+
+
+def test_a_squared_error_weighs_the_joints_read_worst_most():
+    objective, latents, joints, scale = _inverse_dynamics_case(batch=2, window=3, joint_weights=(1.0, 1.0, 3.0), loss="mse")
+    first, second = torch.triu_indices(3, 3, offset=1)
+    pairs = torch.cat([latents[:, first].flatten(2), latents[:, second].flatten(2)], dim=-1)
+    error = objective.inverse_dynamics(pairs) - (joints[:, second] - joints[:, first]) / scale  # [B, P, J]
+    expected = (error[..., 0] ** 2 + error[..., 1] ** 2 + 3.0 * error[..., 2] ** 2).mean() / 3
+    torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
+    with pytest.raises(ValueError, match="inverse_dynamics_loss='huber': expected 'l1' or 'mse'"):
+        TrainConfig(inverse_dynamics_loss="huber")
 
 
 def test_a_linear_head_is_exact_on_latents_that_hold_the_joints_linearly():

@@ -229,6 +229,9 @@ class TrainConfig:
     # Per-joint weights of the head's error (checkpoint joint order); empty: every joint weighs 1.
     # Joints the latent reads poorly (the small wrist joints) can be made to count more.
     inverse_dynamics_joint_weights: tuple[float, ...] = ()
+    # The head's error: "l1" (absolute), or "mse" (squared), which weighs each pair by how far off
+    # it is, so a joint read badly (the tool roll: 1 rad off) pulls harder than the ones read well.
+    inverse_dynamics_loss: Literal["l1", "mse"] = "l1"
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -255,6 +258,10 @@ class TrainConfig:
         _require(
             self.inverse_dynamics_head in ("mlp", "linear"),
             f"train.inverse_dynamics_head={self.inverse_dynamics_head!r}: expected 'mlp' or 'linear'",
+        )
+        _require(
+            self.inverse_dynamics_loss in ("l1", "mse"),
+            f"train.inverse_dynamics_loss={self.inverse_dynamics_loss!r}: expected 'l1' or 'mse'",
         )
         _require(
             all(math.isfinite(w) and w >= 0 for w in self.inverse_dynamics_joint_weights),

@@ -189,7 +189,7 @@ class JEPAObjective(nn.Module):
         return losses
 
     def _inverse_dynamics_loss(self, latents: torch.Tensor, joint_positions: torch.Tensor) -> torch.Tensor:
-        """L1 error of the joint displacement read from pairs of frames.
+        """Error (L1 or squared: train.inverse_dynamics_loss) of the joint displacement read from pairs of frames.
 
         "window" pairs are every (t, t+k) of the window: pairs up to W-1 steps apart see moves several
         times larger than one step's, and the small wrist joints, a few pixels per step, first become
@@ -207,7 +207,8 @@ class JEPAObjective(nn.Module):
             after = torch.cat([after, latents.roll(-1, dims=0)], dim=1)
             moved = torch.cat([moved, joint_positions.roll(-1, dims=0) - joint_positions], dim=1)
         pairs = torch.cat([before.flatten(2), after.flatten(2)], dim=-1)  # [B, P, 2*N*D]
-        error = (self.inverse_dynamics(pairs) - moved / self.model.config.action_scale).abs()  # [B, P, J]
+        error = self.inverse_dynamics(pairs) - moved / self.model.config.action_scale  # [B, P, J]
+        error = error.abs() if self.config.inverse_dynamics_loss == "l1" else error.square()
         return (error * self.joint_weights).mean()
 
     @torch.no_grad()
