@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from jepa_wm.config import ConfigError, EncoderConfig
-from jepa_wm.models.encoder import VisionEncoder, pool_tokens
+from jepa_wm.models.encoder import ConvPatchEmbed, VisionEncoder, pool_tokens
 from jepa_wm.models.layers import Attention
 from jepa_wm.models.world_model import WorldModel
 from wm_fixtures import tiny_config
@@ -95,3 +95,19 @@ def test_calibrate_standardises_every_latent_feature():
     latents = model.encode(frames).flatten(1)  # [64, N*D]
     assert torch.allclose(latents.mean(0), torch.zeros(latents.shape[1]), atol=1e-3)
     assert torch.allclose(latents.std(0), torch.ones(latents.shape[1]), atol=1e-2)
+
+
+def test_the_conv_stem_stays_channels_last_and_computes_what_channels_first_does():
+    torch.manual_seed(0)
+    stem = ConvPatchEmbed(patch_size=16, in_channels=3, embed_dim=32)
+    contiguous = {k: v.contiguous() for k, v in stem.state_dict().items()}  # as a safetensors file holds them
+    stem.load_state_dict(contiguous)
+    kernels = [p for p in stem.parameters() if p.ndim == 4]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    images = torch.randn(2, 3, 64, 64)
+    tokens = stem(images)
+    assert tokens.shape == (2, 16, 32) and tokens.is_contiguous()
+    reference = ConvPatchEmbed(patch_size=16, in_channels=3, embed_dim=32).to(memory_format=torch.contiguous_format)
+    reference.load_state_dict(contiguous)
+    expected = reference.proj(reference.stem(images)).flatten(2).transpose(1, 2)  # channels-first all through
+    torch.testing.assert_close(tokens, expected, atol=1e-5, rtol=1e-4)

@@ -58,7 +58,9 @@ class ConvPatchEmbed(nn.Module):
 
     For patch size p = 2^k there are k-1 stem convolutions whose widths double up to embed_dim / 2
     (narrow: the stem runs at full resolution on every training frame); tokens come out on the
-    same (H/p) x (W/p) grid as :class:`PatchEmbed`.
+    same (H/p) x (W/p) grid as :class:`PatchEmbed`. Weights and activations are channels-last: with
+    these few channels oneDNN's convolutions run 2-3x faster than channels-first (the stem's
+    forward + backward is half of the encoder's), and the tokens then come out contiguous.
     """
 
     def __init__(self, patch_size: int, in_channels: int, embed_dim: int) -> None:
@@ -70,9 +72,11 @@ class ConvPatchEmbed(nn.Module):
             layers += [nn.Conv2d(width_in, width_out, 3, stride=2, padding=1), nn.GroupNorm(1, width_out), nn.GELU()]
         self.stem = nn.Sequential(*layers)
         self.proj = nn.Conv2d(widths[-1], embed_dim, kernel_size=2, stride=2)
+        self.to(memory_format=torch.channels_last)  # kept by load_state_dict (copy_) and .to(device)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, C, H, W] -> tokens [B, (H/p)*(W/p), D], row-major."""
+        images = images.contiguous(memory_format=torch.channels_last)
         return self.proj(self.stem(images)).flatten(2).transpose(1, 2)
 
 
