@@ -234,7 +234,7 @@ class SimNode(Node):
                         self._stop.wait(delay)
                     elif delay < -MAX_LAG_S:
                         wall_start, sim_start = time.monotonic(), now
-        except Exception as err:  # noqa: BLE001 - publishing races a shutdown; anything else is reported
+        except Exception as err:  # noqa: BLE001 - after stop() or a shutdown: quiet; otherwise reported
             if not self._stop.is_set() and self.context.ok():
                 self.get_logger().fatal(f"physics loop stopped: {type(err).__name__}: {err}")
                 raise
