@@ -43,7 +43,7 @@ checkpoint: install
 	# one thread: on a shared 2-core CPU two BLAS threads per process slow training down severalfold
 	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/train.yaml \
 		--out runs/base --seed 0
-	# second stage: the wrist joints weigh more in the inverse-dynamics loss (config/finetune.yaml)
+	# second stage: the wrist joints weigh more in a squared-error inverse-dynamics loss (config/finetune.yaml)
 	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/finetune.yaml \
 		--init runs/base/checkpoint --out runs/wrist --seed 0
 	# third stage: that latent fixed, the predictor alone trains on (config/predictor.yaml)
