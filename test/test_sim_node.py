@@ -126,8 +126,9 @@ def test_trajectory_starts_at_its_header_stamp(sim):
     def clock_ns() -> int:
         return conv.stamp_to_ns(sim.latest["/clock"].clock)
 
-    # stamped 5 s ago with 0.5 s to run: over before it arrives, refused, the arm stays
-    sim.trajectory_pub.publish(conv.positions_to_trajectory(target, JOINTS, 0.5, stamp_ns=clock_ns() - 5_000_000_000))
+    # stamped at the clock's first nanosecond with 0.5 s to run: over before it arrives, refused, the arm stays
+    sim.graph.wait_for(lambda: clock_ns() > 2_000_000_000, MOVE_S, "2 s of simulated time", sim.process)
+    sim.trajectory_pub.publish(conv.positions_to_trajectory(target, JOINTS, 0.5, stamp_ns=1))
     sim.graph.wait_for(lambda: "trajectory refused: stamped" in sim.process.output(), 10, "a past-trajectory error", sim.process)
     np.testing.assert_allclose(sim.positions(), HOME, atol=0.05, err_msg="an ended trajectory moved the arm")
     # stamped 2 s ahead (simulated time): the arm holds until then, then moves
