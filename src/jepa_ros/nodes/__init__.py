@@ -74,11 +74,14 @@ def spin_node(
     startup_errors: tuple[type[Exception], ...],
     num_threads: int,
     args: list[str] | None = None,
+    foreground: Callable[[Node, threading.Event], None] | None = None,
 ) -> int:
     """Build a node and spin it until SIGINT / SIGTERM, on a SingleThreadedExecutor for ``num_threads=1``.
 
     (rclpy's MultiThreadedExecutor busy-waits a core under use_sim_time: take one thread where
-    the node can.)
+    the node can.) Callbacks spin on a helper thread; the main thread waits, or runs
+    ``foreground(node, stopped)``, which returns once ``stopped`` is set (sim_node's physics, whose
+    OpenGL context belongs to the main thread).
 
     An expected start-up error (bad parameter, checkpoint, ...) is printed in one line naming
     the node and the process exits with status 2; a clean shutdown exits with 0.
@@ -96,8 +99,12 @@ def spin_node(
             with stop_on_signals(stopped.set):
                 spinner = BackgroundSpinner(executor, on_exit=stopped.set)
                 try:
-                    stopped.wait()
+                    if foreground is None:
+                        stopped.wait()
+                    else:
+                        foreground(node, stopped)
                 finally:
+                    stopped.set()
                     try:
                         spinner.stop()  # raises what a callback raised
                     finally:

@@ -4,7 +4,7 @@ Publishes ``joint_states``, ``end_effector_position`` (ground truth) and ``/cloc
 physics tick (``joint_state_rate`` Hz of simulated time), ``camera/image_raw`` and
 ``camera/camera_info`` at ``camera_rate``; takes ``forward_position_controller/commands``
 and ``joint_trajectory_controller/joint_trajectory``; serves ``~/reset``. Physics runs
-on its own thread against wall-clock deadlines (``real_time_factor``); subscription
+on the main thread against wall-clock deadlines (``real_time_factor``); subscription
 callbacks only store the latest command.
 """
 
@@ -17,12 +17,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -30,7 +27,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
-from jepa_ros.nodes import BackgroundSpinner, stop_on_signals
+from jepa_ros.nodes import spin_node
 from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError, SimConfig
 from jepa_wm.safety import CommandError, check_command, clamp_to_limits
@@ -94,7 +91,6 @@ class SimNode(Node):
         self._target: np.ndarray | None = None  # latest position command [J]
         self._trajectory: tuple[np.ndarray, np.ndarray] | None = None  # (simulated times [P], points [P, J])
         self._clock_base_ns = 0  # simulated time before the last reset: /clock never runs backwards
-        self._stop = threading.Event()
 
         self.joint_state_pub = self.create_publisher(JointState, "joint_states", SENSOR_PUB_QOS)
         self.image_pub = self.create_publisher(Image, "camera/image_raw", SENSOR_PUB_QOS)
@@ -180,10 +176,6 @@ class SimNode(Node):
 
     # -- physics thread ------------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Ask the physics loop to return."""
-        self._stop.set()
-
     def destroy_node(self) -> None:
         """Destroy the node, then free the renderer's OpenGL context (on this, the physics thread).
 
@@ -193,8 +185,8 @@ class SimNode(Node):
         super().destroy_node()
         self.sim.close()
 
-    def run_physics(self) -> None:
-        """Step, publish and pace the simulation until stop() or shutdown.
+    def run_physics(self, stop: threading.Event) -> None:
+        """Step, publish and pace the simulation until ``stop`` is set or the context shuts down.
 
         Runs on the thread that built the ArmSim: its OpenGL context is current there only.
         """
@@ -205,7 +197,7 @@ class SimNode(Node):
         wall_start, sim_start = time.monotonic(), 0.0
         previous = 0.0  # simulated time of the previous tick: a reset makes it run backwards
         try:
-            while not self._stop.is_set() and self.context.ok():
+            while not stop.is_set() and self.context.ok():
                 with self._lock:
                     target = self._current_target()
                     if target is not None:
@@ -231,40 +223,19 @@ class SimNode(Node):
                 if rtf > 0:
                     delay = wall_start + (now - sim_start) / rtf - time.monotonic()
                     if delay > 0:
-                        self._stop.wait(delay)
+                        stop.wait(delay)
                     elif delay < -MAX_LAG_S:
                         wall_start, sim_start = time.monotonic(), now
-        except Exception as err:  # noqa: BLE001 - after stop() or a shutdown: quiet; otherwise reported
-            if not self._stop.is_set() and self.context.ok():
+        except Exception as err:  # noqa: BLE001 - after stop or a shutdown: quiet; otherwise reported
+            if not stop.is_set() and self.context.ok():
                 self.get_logger().fatal(f"physics loop stopped: {type(err).__name__}: {err}")
                 raise
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run sim_node until SIGINT / SIGTERM."""
-    try:
-        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-            try:
-                node = SimNode()
-            except (ConfigError, DescriptionError) as err:  # bad parameter or URDF: fail at start-up
-                print(f"sim_node: {err}", file=sys.stderr)
-                return 2
-            # callbacks spin on a helper thread; physics keeps the main thread, which owns the GL context
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            with stop_on_signals(node.stop):
-                spinner = BackgroundSpinner(executor, on_exit=node.stop)
-                try:
-                    node.run_physics()
-                finally:
-                    node.stop()
-                    try:
-                        spinner.stop()
-                    finally:
-                        node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C while the node was still being built
-        pass
-    return 0
+    """Run sim_node until SIGINT / SIGTERM; physics keeps the main thread, which owns the GL context."""
+    return spin_node(SimNode, "sim_node", (ConfigError, DescriptionError), num_threads=1, args=args,
+                     foreground=lambda node, stopped: node.run_physics(stopped))
 
 
 if __name__ == "__main__":
