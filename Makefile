@@ -46,8 +46,11 @@ checkpoint: install
 	# second stage: the wrist joints weigh more in a squared-error inverse-dynamics loss (config/finetune.yaml)
 	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/finetune.yaml \
 		--init runs/base/checkpoint --out runs/wrist --seed 0
+	# a third set for the predictor-only stage: with the first two alone it over-fits when trained longer
+	$(VENV)/bin/jepa-ros collect --episodes 240 --steps 60 --seed 2000 --image-size 128 --out data/explore128_predictor
 	# third stage: that latent fixed, the predictor alone trains on (config/predictor.yaml)
-	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/predictor.yaml \
+	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky data/explore128_predictor \
+		--config config/predictor.yaml \
 		--init runs/wrist/checkpoint --out runs/default --seed 0 --export checkpoints/default
 
 clean:
