@@ -15,6 +15,7 @@ import yaml
 from jepa_wm.cli import main
 from jepa_wm.config import to_dict
 from jepa_wm.models.checkpoint import load_checkpoint, read_checkpoint_config
+from jepa_wm.training import loss_terms
 from wm_fixtures import tiny_config, write_toy_bags
 
 TRAIN = {"batch_size": 8, "warmup_steps": 5, "learning_rate": 3e-3, "context_steps": 1, "rollout_steps": 3,
@@ -45,6 +46,10 @@ def test_short_run_lowers_loss_and_resumes(setup):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert metrics["train_samples_per_s"] > 0 and "probe_r2" in metrics["final"]
     assert (root / "run" / "loss_curve.png").stat().st_size > 1000
+    # The plot shows every recorded term and the total, train and validation, not the schedule.
+    terms = loss_terms(history)
+    assert {"train_loss", "val_loss", "train_rollout", "val_teacher_forcing"} <= set(terms)
+    assert set(terms) == {k for k in history[0] if k not in ("step", "lr")}
     model = load_checkpoint(root / "exported")
     assert model.config.joint_names == ("joint1", "joint2", "joint3")
 

@@ -271,8 +271,13 @@ class Trainer:
         plot_losses(self.history, self.out / "loss_curve.png")
 
 
+def loss_terms(history: list[dict[str, float]]) -> list[str]:
+    """The history's loss series: every term of the objective and the total, train and validation."""
+    return sorted({k for r in history for k in r if k.startswith(("train_", "val_"))})
+
+
 def plot_losses(history: list[dict[str, float]], path: Path) -> None:
-    """Loss curves (train and validation) against step."""
+    """Loss curves (train and validation, every term and the total) against step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -282,7 +287,7 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
         return
     figure, axis = plt.subplots(figsize=(7, 4))
     steps = [r["step"] for r in history]
-    for key in sorted({k for r in history for k in r if k.endswith(("teacher_forcing", "rollout", "sigreg"))}):
+    for key in loss_terms(history):
         axis.plot(steps, [r.get(key, float("nan")) for r in history], label=key)
     axis.set_xlabel("step")
     axis.set_ylabel("loss")
