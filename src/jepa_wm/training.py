@@ -285,14 +285,18 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
 
     if not history:
         return
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = plt.subplots(figsize=(8, 4))
     steps = [r["step"] for r in history]
-    for key in loss_terms(history):
-        axis.plot(steps, [r.get(key, float("nan")) for r in history], label=key)
+    keys = loss_terms(history)
+    terms = sorted({key.split("_", 1)[1] for key in keys})  # one colour a term: train solid, validation dashed
+    for key in keys:
+        split, term = key.split("_", 1)
+        axis.plot(steps, [r.get(key, float("nan")) for r in history], label=key,
+                  color=f"C{terms.index(term)}", linestyle="-" if split == "train" else "--")
     axis.set_xlabel("step")
     axis.set_ylabel("loss")
     axis.set_yscale("log")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
