@@ -52,6 +52,10 @@ def test_short_run_lowers_loss_and_resumes(setup):
     assert set(terms) == {k for k in history[0] if k not in ("step", "lr")}
     model = load_checkpoint(root / "exported")
     assert model.config.joint_names == ("joint1", "joint2", "joint3")
+    # The record says where it was made: across CPUs the same run lands elsewhere.
+    machine = read_checkpoint_config(root / "exported")[1]["machine"]
+    assert machine["torch"] == torch.__version__ and machine["processes"] == 1
+    assert machine["threads"] == torch.get_num_threads() and machine["cpu_capability"]
 
     # Resume continues from step 24 with the saved optimiser and history.
     assert main(_args(root, "run", "--steps", "28", "--resume")) == 0
@@ -102,6 +106,8 @@ def test_two_process_torchrun_on_cpu(setup):
     assert metrics["step"] == 4
     state = torch.load(setup / "ddp" / "resume.pt", weights_only=True)
     assert len(state["generator"]) == 2  # one sampling stream per process
+    machine = read_checkpoint_config(setup / "ddp" / "checkpoint")[1]["machine"]
+    assert machine["processes"] == 2 and machine["threads"] == max(1, (os.cpu_count() or 1) // 2)
 
 
 def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():

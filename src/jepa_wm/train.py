@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Load configs and data, train, evaluate, save; returns the exit status."""
     from jepa_wm.data import read_episodes, split_episodes
     from jepa_wm.models.checkpoint import read_checkpoint_config, save_checkpoint
-    from jepa_wm.training import Trainer, build_model, distributed_context, evaluate_model
+    from jepa_wm.training import Trainer, build_model, distributed_context, evaluate_model, training_machine
 
     context = distributed_context(args.device)
     config = load_yaml(args.config, TrainConfig, "train")
@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         metadata = {"command": " ".join(["jepa-ros", *sys.argv[1:]]), "train": dataclasses.asdict(config),
                     "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,
                     "episodes": {"train": len(train_episodes), "val": len(val_episodes)}, "final": final,
-                    "explored_joint_range": explored_joint_range(train_episodes)}
+                    "explored_joint_range": explored_joint_range(train_episodes),
+                    "machine": training_machine(context)}
         if args.init and Path(args.init).is_dir():  # the model trained on: its own record, so stages chain
             metadata["init"] = {"path": str(args.init), **read_checkpoint_config(args.init)[1]}
         save_checkpoint(model, out / "checkpoint", metadata)

@@ -40,6 +40,25 @@ class DistributedContext:
             dist.destroy_process_group()
 
 
+def training_machine(context: DistributedContext) -> dict[str, object]:
+    """What a run's numerics depend on beyond its config and data: versions, CPU kernels, threads.
+
+    Training is deterministic for one thread count on one CPU, not across CPUs: the same
+    `make checkpoint` stage landed at a one-step ratio of 0.48 on one 2-core machine and 0.64 on
+    another with AVX-512 (docs/checkpoint.md), so the checkpoint records where it was made.
+    """
+    machine: dict[str, object] = {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "processes": context.world_size,
+        "device": str(context.device),
+    }
+    if context.device.type == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(context.device)
+    return machine
+
+
 def distributed_context(device: str = "auto") -> DistributedContext:
     """Join the torchrun process group when started under torchrun (gloo on CPU, nccl on GPU)."""
     if device == "auto":
