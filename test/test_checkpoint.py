@@ -1,5 +1,6 @@
 """Checkpoints: our safetensors format round-trips; V-JEPA 2 layouts load; mismatches are named."""
 
+import dataclasses
 import json
 
 import pytest
@@ -22,6 +23,18 @@ def test_round_trip_keeps_weights_config_and_metadata(tmp_path):
     assert loaded.config == model.config
     frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
     assert torch.equal(model.encode(frames), loaded.encode(frames))
+
+
+def test_round_trip_keeps_the_input_blur(tmp_path):
+    config = tiny_config()
+    config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, input_blur=0.8))
+    model = WorldModel(config).eval()
+    save_checkpoint(model, tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.config.encoder.input_blur == 0.8
+    frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    assert torch.equal(model.encode(frames), loaded.encode(frames))
+    assert not torch.allclose(WorldModel(tiny_config()).encoder.preprocess(frames), loaded.encoder.preprocess(frames))
 
 
 def test_wrong_architecture_names_keys_and_shapes(tmp_path):

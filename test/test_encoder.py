@@ -1,10 +1,12 @@
 """Encoder: tiny-shape tests, preprocessing errors, RoPE, V-JEPA 2 naming."""
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from jepa_wm.config import ConfigError, EncoderConfig
-from jepa_wm.models.encoder import ConvPatchEmbed, VisionEncoder, pool_tokens
+from jepa_wm.models.encoder import IMAGE_MEAN, IMAGE_STD, ConvPatchEmbed, VisionEncoder, pool_tokens
 from jepa_wm.models.layers import Attention
 from jepa_wm.models.world_model import WorldModel
 from wm_fixtures import tiny_config
@@ -52,6 +54,22 @@ def test_preprocess_resizes_and_rejects_bad_frames():
         encoder.preprocess(torch.zeros(2, 32, 32, 3))
     with pytest.raises(ValueError, match=r"\(32, 32, 4\)"):
         encoder.preprocess(torch.zeros(32, 32, 4, dtype=torch.uint8))
+
+
+def test_input_blur_is_opencvs_gaussian_blur_and_zero_leaves_frames_alone():
+    frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    settings = {"image_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
+    sharp = VisionEncoder(EncoderConfig(**settings)).preprocess(frames)
+    blurred = VisionEncoder(EncoderConfig(**settings, input_blur=1.0)).preprocess(frames)
+    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    assert torch.allclose(sharp, (frames.permute(0, 3, 1, 2) / 255.0 - mean) / std, atol=1e-6)
+    for image, out in zip(frames.numpy(), blurred):
+        expected = cv2.GaussianBlur(image.astype(np.float32) / 255.0, (7, 7), 1.0, borderType=cv2.BORDER_REFLECT_101)
+        got = (out * std[0] + mean[0]).permute(1, 2, 0).numpy()
+        assert np.abs(got - expected).max() < 1e-5
+    with pytest.raises(ConfigError, match="encoder.input_blur=-0.5: expected 0..4 pixels"):
+        EncoderConfig(**settings, input_blur=-0.5)
 
 
 def test_parameter_names_follow_vjepa2():

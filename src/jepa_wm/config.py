@@ -47,9 +47,14 @@ class EncoderConfig:
     # "conv": a stem of 3x3 stride-2 convolutions (Xiao et al. 2021), which lets a small ViT
     # trained from scratch see parts a few pixels wide, such as the arm's wrist.
     patch_embed: Literal["linear", "conv"] = "linear"
+    # Gaussian blur (sigma in pixels at image_size) before the patch embedding, 0 for none: an edge
+    # that moves by a fraction of a pixel then changes the image by a fraction too, as a camera's
+    # optics do, instead of flipping whole pixels as a rendered one does.
+    input_blur: float = 0.0
 
     def __post_init__(self) -> None:
         _require(16 <= self.image_size <= 1024, f"encoder.image_size={self.image_size}: expected 16..1024")
+        _require(0.0 <= self.input_blur <= 4.0, f"encoder.input_blur={self.input_blur}: expected 0..4 pixels")
         _require(self.patch_embed in ("linear", "conv"),
                  f"encoder.patch_embed={self.patch_embed!r}: expected 'linear' or 'conv'")
         if self.patch_embed == "conv":

@@ -28,6 +28,21 @@ IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 
 
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """Normalised 1D Gaussian taps out to 3 sigma; [1.0] (no blur) for sigma 0."""
+    radius = math.ceil(3.0 * sigma)
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / max(sigma, 1e-6)) ** 2)
+    return taps / taps.sum()
+
+
+def separable_blur(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Blur [B, C, H, W] with ``kernel`` along rows, then columns; borders reflect."""
+    C, r = images.shape[1], kernel.numel() // 2
+    x = nn.functional.pad(images, (r, r, r, r), mode="reflect")
+    x = nn.functional.conv2d(x, kernel.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    return nn.functional.conv2d(x, kernel.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
 def sincos_2d(embed_dim: int, grid_size: int) -> torch.Tensor:
     """Fixed 2D sine-cosine position table [grid*grid, embed_dim] (half rows, half columns)."""
     assert embed_dim % 4 == 0, f"sincos positions need embed_dim divisible by 4, got {embed_dim}"
@@ -103,6 +118,7 @@ class VisionEncoder(nn.Module):
         rescale_residual_branches(self.blocks)
         self.register_buffer("pixel_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("blur_kernel", gaussian_kernel(config.input_blur), persistent=False)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 RGB frames [B, H, W, 3] -> normalised float [B, 3, S, S] at the configured size."""
@@ -114,6 +130,8 @@ class VisionEncoder(nn.Module):
         size = self.config.image_size
         if images.shape[-2:] != (size, size):
             images = nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+        if self.blur_kernel.numel() > 1:
+            images = separable_blur(images, self.blur_kernel)
         return (images - self.pixel_mean) / self.pixel_std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
