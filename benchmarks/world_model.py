@@ -4,7 +4,8 @@
 
 Held-out episodes are generated here with `jepa-ros collect` (a seed the checkpoint never
 trained on). The last line printed is one JSON object with encoder_ms, rollout_steps_per_s,
-train_samples_per_s, h1/h2/h4/h8 error ratios (model / copy-last), latent std and effective
+train_samples_per_s (train.yaml's samples, each a sequence of frames), train_windows_per_s (the
+context + rollout windows trained inside them) and train_frames_per_s, h1/h2/h4/h8 error ratios (model / copy-last), latent std and effective
 rank, probe_r2 (linear probe latent -> joint positions, fit and scored on different episodes), and
 nearest_latent_ee_error_m: for seeded reaching goals, how far from the goal's end effector is the
 pose, among random ones, whose latent is nearest the goal image's (what a perfect planner would reach);
@@ -70,8 +71,8 @@ def speed(
             "rollout_steps_per_s": samples * horizon / (rollout_ms / 1000)}
 
 
-def training_speed(model: WorldModel, episodes: list, steps: int = 6) -> float:
-    """Training windows per second with the default train.yaml (one process)."""
+def training_speed(model: WorldModel, episodes: list, steps: int = 6) -> dict[str, float]:
+    """Training samples (train.yaml's sequences) and the windows inside them per second, one process."""
     config = load_yaml(ROOT / "config" / "train.yaml", TrainConfig, "train")
     config = dataclasses.replace(config, steps=10**6)
     trainer_model = WorldModel(model.config)
@@ -81,7 +82,10 @@ def training_speed(model: WorldModel, episodes: list, steps: int = 6) -> float:
         start = time.perf_counter()
         for _ in range(steps):
             trainer.train_step()
-        return steps * config.batch_size / (time.perf_counter() - start)
+        samples_per_s = steps * config.batch_size / (time.perf_counter() - start)
+    windows_per_sample = config.sequence - config.window + 1
+    return {"train_samples_per_s": samples_per_s, "train_windows_per_s": samples_per_s * windows_per_sample,
+            "train_frames_per_s": samples_per_s * config.sequence}
 
 
 def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6) -> dict[str, float]:
@@ -168,7 +172,7 @@ def main() -> int:
         collect(CollectConfig(out=folder, episodes=args.episodes, steps=args.steps, seed=HELD_OUT_SEED,
                               image_size=model.config.encoder.image_size, workers=1), progress=False)
         episodes = read_episodes(folder, image_size=model.config.encoder.image_size, progress=False)
-    results["train_samples_per_s"] = training_speed(model, episodes)
+    results.update(training_speed(model, episodes))
     results.update(quality(model, episodes))
     with torch.inference_mode():
         results.update(latent_metric(model))

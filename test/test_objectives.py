@@ -152,6 +152,43 @@ def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():
     assert loss.item() < 0.5 * first, f"inverse dynamics loss {first:.3f} -> {loss.item():.3f}"
 
 
+@pytest.mark.parametrize("context", [1, 2])
+def test_a_sequence_is_rolled_out_from_every_window_inside_it(context):
+    """A sample of L steps gives the rollout loss of its L - W + 1 windows given as samples of their own."""
+    torch.manual_seed(0)
+    model = WorldModel(tiny_config())
+    one_window = TrainConfig(context_steps=context, rollout_steps=2, sigreg_weight=0.0)
+    sequence = JEPAObjective(model, dataclasses.replace(one_window, sequence_steps=6)).eval()  # per-frame latents
+    batch = _batch(B=2, W=6)
+    W = one_window.window
+    starts = range(6 - W + 1)
+    split = Batch(*(torch.cat([x[:, s : s + W] for s in starts]) for x in (batch.images, batch.joint_positions, batch.actions)))
+    windows = JEPAObjective(model, one_window).eval()
+    torch.testing.assert_close(sequence(batch)["rollout"], windows(split)["rollout"])
+    # Teacher forcing covers every step of the sequence: its first window's steps see the same past.
+    first = Batch(batch.images[:, :W], batch.joint_positions[:, :W], batch.actions[:, :W])
+    assert not torch.allclose(sequence(batch)["teacher_forcing"], windows(first)["teacher_forcing"])
+    with pytest.raises(AssertionError, match="sample of 6 steps"):
+        windows(batch)
+    with pytest.raises(ValueError, match=r"train.sequence_steps=4: expected 0 or >= context_steps \+ rollout_steps = 5"):
+        TrainConfig(context_steps=1, rollout_steps=4, sequence_steps=4)
+
+
+def test_inverse_dynamics_pairs_in_a_sequence_are_at_most_a_window_apart():
+    torch.manual_seed(0)
+    config = TrainConfig(context_steps=1, rollout_steps=2, sequence_steps=5, sigreg_weight=0.0,
+                         inverse_dynamics_weight=1.0)
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    latents, joints, scale = torch.randn(2, 5, 4, 32), torch.randn(2, 5, 3), objective.model.config.action_scale
+    errors = []
+    for t in range(5):
+        for later in range(t + 1, min(t + 3, 5)):  # a window is 3 steps: gaps of 1 and 2
+            pair = torch.cat([latents[:, t].flatten(1), latents[:, later].flatten(1)], dim=-1)
+            errors.append((objective.inverse_dynamics(pair) - (joints[:, later] - joints[:, t]) / scale).abs())
+    assert len(errors) == 4 + 3
+    torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), torch.stack(errors).mean())
+
+
 def test_longer_context_uses_the_cache_path():
     config = TrainConfig(context_steps=2, rollout_steps=2)
     objective = JEPAObjective(WorldModel(tiny_config()), config)

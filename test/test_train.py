@@ -89,6 +89,22 @@ def test_frozen_encoder_mode_trains_the_predictor_only(setup):
         main(args)
 
 
+def test_sequences_train_every_window_inside_them(setup):
+    root = setup
+    (root / "sequence.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "batch_size": 2, "sequence_steps": 10}}))
+    args = _args(root, "sequence", "--steps", "8")
+    args[args.index("--config") + 1] = str(root / "sequence.yaml")
+    assert main(args) == 0
+    metrics = json.loads((root / "sequence" / "metrics.json").read_text())
+    assert metrics["step"] == 8 and metrics["history"][-1]["val_rollout"] > 0
+    assert read_checkpoint_config(root / "sequence" / "checkpoint")[1]["train"]["sequence_steps"] == 10
+    # Teacher forcing runs the predictor over the whole sequence: longer than its time table is refused.
+    (root / "long.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "sequence_steps": 14}}))
+    args[args.index("--config") + 1] = str(root / "long.yaml")
+    with pytest.raises(ValueError, match="sequence_steps=14: teacher forcing over it needs predictor.max_steps >= 13"):
+        main(args)
+
+
 def test_resume_without_state_is_refused(setup):
     with pytest.raises(FileNotFoundError, match="resume.pt does not exist"):
         main(_args(setup, "fresh", "--steps", "5", "--resume"))

@@ -220,6 +220,11 @@ class TrainConfig:
     warmup_steps: int = 200
     context_steps: int = 1  # observed steps before the rollout starts
     rollout_steps: int = 4  # autoregressive steps in the rollout loss
+    # Frames per training sample; 0: one window (context_steps + rollout_steps). A longer sequence is
+    # encoded once and every window inside it is trained on (teacher forcing over the whole sequence,
+    # a rollout from each window, inverse-dynamics pairs up to a window apart): the encoder, most of
+    # a step's cost, then serves several windows per frame instead of one.
+    sequence_steps: int = 0
     rollout_weight: float = 1.0
     sigreg_weight: float = 0.05  # anti-collapse (LeJEPA SIGReg); 0 disables it
     ema_momentum: float = 0.0  # > 0 uses an EMA target encoder instead of a shared one
@@ -250,6 +255,10 @@ class TrainConfig:
         _require(self.learning_rate > 0, f"train.learning_rate={self.learning_rate}: expected > 0")
         _require(self.context_steps >= 1, f"train.context_steps={self.context_steps}: expected >= 1")
         _require(self.rollout_steps >= 1, f"train.rollout_steps={self.rollout_steps}: expected >= 1")
+        _require(
+            self.sequence_steps == 0 or self.sequence_steps >= self.window,
+            f"train.sequence_steps={self.sequence_steps}: expected 0 or >= context_steps + rollout_steps = {self.window}",
+        )
         _require(0 < self.val_fraction < 1, f"train.val_fraction={self.val_fraction}: expected (0, 1)")
         _require(0 <= self.ema_momentum < 1, f"train.ema_momentum={self.ema_momentum}: expected [0, 1)")
         _require(
@@ -277,6 +286,11 @@ class TrainConfig:
     def window(self) -> int:
         """Frames per training sample: context plus rollout targets."""
         return self.context_steps + self.rollout_steps
+
+    @property
+    def sequence(self) -> int:
+        """Frames per training sample: sequence_steps, or one window when it is 0."""
+        return self.sequence_steps or self.window
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ class EpisodeWindows:
         usable = [e for e in episodes if len(e.frames) >= window]
         if not usable:
             lengths = sorted({len(e.frames) for e in episodes})
-            raise ValueError(f"no episode has the {window} steps a training window needs; lengths are {lengths}")
+            raise ValueError(f"no episode has the {window} steps a training sample needs; lengths are {lengths}")
         self.frames = torch.from_numpy(np.concatenate([e.frames for e in usable])).to(device)  # uint8 [M, H, W, 3]
         self.joint_positions = torch.from_numpy(np.concatenate([e.joint_positions for e in usable])).float().to(device)
         self.actions = (torch.from_numpy(np.concatenate([e.actions for e in usable])).float() / action_scale).to(device)
@@ -161,8 +161,11 @@ class Trainer:
         if context.world_size > 1:
             self.wrapped = torch.nn.parallel.DistributedDataParallel(self.objective)
         scale, device = model.config.action_scale, context.device
-        self.train_windows = EpisodeWindows(train_episodes, config.window, scale, device)
-        self.val_windows = EpisodeWindows(val_episodes, config.window, scale, device)
+        if config.sequence - 1 > model.config.predictor.max_steps:
+            raise ValueError(f"train.sequence_steps={config.sequence}: teacher forcing over it needs "
+                             f"predictor.max_steps >= {config.sequence - 1}, the model has {model.config.predictor.max_steps}")
+        self.train_windows = EpisodeWindows(train_episodes, config.sequence, scale, device)
+        self.val_windows = EpisodeWindows(val_episodes, config.sequence, scale, device)
         if self.objective.frozen:
             # The latent never changes: standardise it with the training frames' statistics and
             # encode every frame once; each step then runs the predictor only.

@@ -3,6 +3,7 @@
 * teacher forcing: every step predicts z_{t+1} from the true z_{<=t} (one block-causal pass);
 * rollout: from the context, feed the model's own predictions back for ``rollout_steps``
   with imagined joint states q_{t+1} = q_t + a_t * action_scale, exactly as the planner does;
+  a sample longer than one window (``sequence_steps``) is rolled out from every window inside it;
 * SIGReg (LeJEPA): random 1D projections of the latents are pushed towards N(0, 1) by an
   Epps-Pulley test on their empirical characteristic function, so the embedding cannot
   collapse, with no EMA teacher and no stop-gradient;
@@ -48,6 +49,12 @@ def sigreg(embeddings: torch.Tensor, num_slices: int = 256, num_knots: int = 17,
     return torch.trapezoid(distance, t, dim=-1).mean() * M
 
 
+def windows(sequence: torch.Tensor, size: int) -> torch.Tensor:
+    """Every window of ``size`` consecutive steps: [B, L, ...] -> [B * (L - size + 1), size, ...]."""
+    unfolded = sequence.unfold(1, size, 1)  # [B, L-size+1, ..., size]
+    return unfolded.movedim(-1, 2).flatten(0, 1)  # [B*(L-size+1), size, ...]
+
+
 class _GatherBatch(torch.autograd.Function):
     """All processes' tensors [B, ...] concatenated [world * B, ...]; backward sums their gradients."""
 
@@ -79,10 +86,10 @@ def gather_batch(local: torch.Tensor) -> torch.Tensor:
 class Batch:
     """One training batch as float tensors on the training device."""
 
-    images: torch.Tensor | None  # [B, W, 3, S, S] normalised; None when ``latents`` are given
-    joint_positions: torch.Tensor  # [B, W, J] rad
-    actions: torch.Tensor  # [B, W, J] normalised (rad / action_scale)
-    latents: torch.Tensor | None = None  # [B, W, N, D] of a frozen latent, encoded once (frozen_encoder)
+    images: torch.Tensor | None  # [B, L, 3, S, S] normalised; None when ``latents`` are given
+    joint_positions: torch.Tensor  # [B, L, J] rad
+    actions: torch.Tensor  # [B, L, J] normalised (rad / action_scale)
+    latents: torch.Tensor | None = None  # [B, L, N, D] of a frozen latent, encoded once (frozen_encoder)
 
 
 class JEPAObjective(nn.Module):
@@ -127,7 +134,7 @@ class JEPAObjective(nn.Module):
         return self
 
     def _latents(self, encoder: nn.Module, images: torch.Tensor, gather: bool) -> torch.Tensor:
-        """Latents [B', W, N, D] of the images [B, W, 3, S, S], standardised with batch statistics.
+        """Latents [B', L, N, D] of the images [B, L, 3, S, S], standardised with batch statistics.
 
         ``gather``: B' spans every process's batch (rank order), so the statistics are the whole
         batch's; otherwise B' = B.
@@ -142,8 +149,8 @@ class JEPAObjective(nn.Module):
         """Teacher-forcing + rollout L1 in latent space, plus SIGReg on the online latents."""
         cfg, model = self.config, self.model
         C, R = cfg.context_steps, cfg.rollout_steps
-        W = batch.joint_positions.shape[1]
-        assert W == C + R, f"window {W} != context {C} + rollout {R}"
+        L = batch.joint_positions.shape[1]
+        assert L == cfg.sequence, f"sample of {L} steps != train.sequence_steps {cfg.sequence} (window {C} + {R})"
         frozen = self.frozen
         # Validation runs in one process (eval mode): nothing to gather there.
         gather = self.training and dist.is_available() and dist.is_initialized()
@@ -153,11 +160,11 @@ class JEPAObjective(nn.Module):
             everyone, gather = batch.latents, False  # a fixed latent: nothing batch-wide to gather
         else:
             with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
-                everyone = self._latents(model.encoder, batch.images, gather)  # [B', W, N, D]
-        everyone_q = gather_batch(batch.joint_positions) if gather else batch.joint_positions  # [B', W, J]
+                everyone = self._latents(model.encoder, batch.images, gather)  # [B', L, N, D]
+        everyone_q = gather_batch(batch.joint_positions) if gather else batch.joint_positions  # [B', L, J]
         B, rank = batch.joint_positions.shape[0], dist.get_rank() if gather else 0
         mine = slice(rank * B, (rank + 1) * B)
-        latents = everyone[mine]  # [B, W, N, D]: this process's windows
+        latents = everyone[mine]  # [B, L, N, D]: this process's samples
         if self.target_encoder is not None:
             with torch.no_grad():
                 targets = self._latents(self.target_encoder, batch.images, gather)[mine]
@@ -165,15 +172,17 @@ class JEPAObjective(nn.Module):
             targets = latents
         q, a = batch.joint_positions, batch.actions
 
-        # Teacher forcing: steps 0..W-2 predict 1..W-1 in one block-causal pass.
+        # Teacher forcing: steps 0..L-2 predict 1..L-1 in one block-causal pass.
         predicted, _ = model.predictor(latents[:, :-1], q[:, :-1], a[:, :-1])
         teacher_forcing = (predicted - targets[:, 1:]).abs().mean()
 
-        # Rollout: context steps observed, then the model's own predictions and integrated joints.
-        cache = model.context_cache(latents[:, :C], q[:, :C]) if C > 1 else None
+        # Rollout from every window of the sample: context steps observed, then the model's own
+        # predictions and integrated joints.
+        latents_w, targets_w, q_w, a_w = (windows(x, C + R) for x in (latents, targets, q, a))  # [B*(L-W+1), W, ...]
+        cache = model.context_cache(latents_w[:, :C], q_w[:, :C]) if C > 1 else None
         # (context_cache derives past actions from joint differences, as at inference)
-        imagined = model.imagine(latents[:, C - 1], q[:, C - 1], a[:, C - 1 : C - 1 + R], cache)
-        rollout = (imagined - targets[:, C:]).abs().mean()
+        imagined = model.imagine(latents_w[:, C - 1], q_w[:, C - 1], a_w[:, C - 1 : C - 1 + R], cache)
+        rollout = (imagined - targets_w[:, C:]).abs().mean()
 
         losses = {"teacher_forcing": teacher_forcing, "rollout": rollout}
         total = teacher_forcing + cfg.rollout_weight * rollout
@@ -191,15 +200,18 @@ class JEPAObjective(nn.Module):
     def _inverse_dynamics_loss(self, latents: torch.Tensor, joint_positions: torch.Tensor) -> torch.Tensor:
         """Error (L1 or squared: train.inverse_dynamics_loss) of the joint displacement read from pairs of frames.
 
-        "window" pairs are every (t, t+k) of the window: pairs up to W-1 steps apart see moves several
+        latents [B, L, N, D], joint_positions [B, L, J]. "window" pairs are every (t, t+k) of the
+        sample with 1 <= k <= W-1 (a window's span): pairs several steps apart see moves several
         times larger than one step's, and the small wrist joints, a few pixels per step, first become
         visible there. "batch" adds each frame paired with the same step of the next sample in the
         batch (another episode): their displacement spans the workspace, so the latent must show
         where every joint is, not only how it moved. The target is the measured displacement
         (rad / action_scale), which is what the two images show.
         """
-        W = latents.shape[1]
-        first, second = torch.triu_indices(W, W, offset=1, device=latents.device)  # all t < t+k
+        L, W = latents.shape[1], self.config.window
+        first, second = torch.triu_indices(L, L, offset=1, device=latents.device)  # all t < t+k
+        within = second - first < W  # at most a window apart (every pair when L == W)
+        first, second = first[within], second[within]
         before, after = latents[:, first], latents[:, second]  # [B, P, N, D]
         moved = joint_positions[:, second] - joint_positions[:, first]  # [B, P, J]
         if self.config.inverse_dynamics_pairs == "batch" and latents.shape[0] > 1:
