@@ -161,6 +161,34 @@ def test_render_sizes_and_speed():
         assert elapsed < 20 * small.config.control_period / 5  # at least 5x real time with a frame per step
 
 
+def _roll_sweep_roughness(arm: ArmSim, starts: list[np.ndarray], step: float = 0.04) -> float:
+    """Pixel change at the middle of five poses the cubic through the other four misses, over the step's change."""
+    missed = moved = 0.0
+    for start in starts:
+        images = []
+        for t in range(5):
+            pose = start.copy()
+            pose[5] += t * step  # the tool roll: its fingers move a fraction of a pixel per step
+            arm.reset(joint_positions=pose)
+            images.append(arm.render().astype(np.float64))
+        cubic = (-images[0] + 4 * images[1] + 4 * images[3] - images[4]) / 6  # Lagrange weights at the middle
+        missed += np.abs(cubic - images[2]).sum()
+        moved += np.abs(images[2] - images[1]).sum()
+    return missed / moved
+
+
+def test_supersampled_camera_changes_smoothly_with_sub_pixel_motion():
+    rng = np.random.default_rng(5)
+    with ArmSim(SimConfig(image_size=128)) as plain, ArmSim(SimConfig(image_size=128, supersampling=2)) as averaged:
+        starts = [plain.sample_joint_positions(rng) for _ in range(4)]
+        image = averaged.render()
+        assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+        plain_roughness, averaged_roughness = _roll_sweep_roughness(plain, starts), _roll_sweep_roughness(averaged, starts)
+    assert averaged_roughness < 0.75 * plain_roughness, (plain_roughness, averaged_roughness)
+    with pytest.raises(ValueError, match="sim.supersampling=5: expected 1..4"):
+        SimConfig(supersampling=5)
+
+
 def test_random_walk_stays_in_its_box_and_is_smooth():
     lower, upper = np.array([-1.0, 0.0, -0.5]), np.array([1.0, 0.5, 0.5])
     explorer = RandomWalkExplorer(lower, upper, max_delta=0.1, smoothing=0.8, seed=0)

@@ -304,9 +304,14 @@ class SimConfig:
     urdf: str = ""  # empty: the packaged urdf/arm.urdf.xacro
     camera_name: str = "workspace_camera"
     num_objects: int = 3
+    # The camera renders image_size * k pixels a side and averages each k x k block, as a sensor
+    # integrates light over its pixel area; 1 renders image_size directly (MuJoCo's 4x multisampling
+    # only). The wrist parts move a fraction of a pixel per step: averaged, their image changes smoothly.
+    supersampling: int = 1
 
     def __post_init__(self) -> None:
         _require(64 <= self.image_size <= 256, f"sim.image_size={self.image_size}: expected 64..256")
+        _require(1 <= self.supersampling <= 4, f"sim.supersampling={self.supersampling}: expected 1..4")
         _require(self.control_period > 0, f"sim.control_period={self.control_period}: expected > 0")
         _require(
             0 < self.physics_timestep <= self.control_period,

@@ -47,6 +47,7 @@ class CollectConfig:
     scene_seed: int = 0  # object placement; 0 is the scene every other sim user builds by default
     max_delta: float = 0.1  # rad per joint per step
     smoothing: float = 0.8
+    supersampling: int = SimConfig.supersampling  # camera pixels averaged from k x k rendered ones
     workers: int = 0  # 0: auto (one process for small jobs, where starting another costs more than it saves)
 
     def __post_init__(self) -> None:
@@ -70,7 +71,8 @@ class CollectConfig:
 
     def sim_config(self) -> SimConfig:
         """The simulation every worker builds."""
-        return SimConfig(image_size=self.image_size, control_period=self.control_period, seed=self.scene_seed)
+        return SimConfig(image_size=self.image_size, control_period=self.control_period, seed=self.scene_seed,
+                         supersampling=self.supersampling)
 
     def worker_count(self) -> int:
         """Processes to run: a worker takes about 2 s to start, so small jobs stay in one."""
@@ -174,6 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-delta", type=float, default=0.1, help="largest joint move per step (rad)")
     parser.add_argument("--smoothing", type=float, default=0.8,
                         help="random-walk smoothing in [0, 1): 0 draws every step's delta afresh")
+    parser.add_argument("--supersampling", type=int, default=SimConfig.supersampling,
+                        help="render k x k pixels per camera pixel and average them (1..4)")
     parser.add_argument("--workers", type=int, default=0,
                         help="worker processes over episodes (0: automatic, two for large jobs)")
 
@@ -183,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
     config = CollectConfig(out=args.out, episodes=args.episodes, steps=args.steps, storage=args.storage,
                            image_size=args.image_size, control_period=args.control_period,
                            joint_state_rate=args.joint_state_rate, seed=args.seed, scene_seed=args.scene_seed,
-                           max_delta=args.max_delta, smoothing=args.smoothing, workers=args.workers)
+                           max_delta=args.max_delta, smoothing=args.smoothing, supersampling=args.supersampling,
+                           workers=args.workers)
     started = time.perf_counter()
     paths = collect(config)
     seconds = time.perf_counter() - started

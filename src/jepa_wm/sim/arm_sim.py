@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import mujoco
 import numpy as np
 
@@ -61,8 +62,10 @@ class ArmSim:
         table_geom = self.model.body(TABLE_LINK).geomadr[0]
         self._table_top = float(self.model.body(TABLE_LINK).pos[2] + self.model.geom_size[table_geom, 2])
 
-        size = self.config.image_size
-        self._renderer = mujoco.Renderer(self.model, height=size, width=size)
+        rendered = self.config.image_size * self.config.supersampling
+        self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), rendered)
+        self.model.vis.global_.offheight = max(int(self.model.vis.global_.offheight), rendered)
+        self._renderer = mujoco.Renderer(self.model, height=rendered, width=rendered)
         self._substeps = int(round(self.config.control_period / self.config.physics_timestep))
         self.last_clamp_warnings: list[str] = []
         self.reset()
@@ -127,9 +130,13 @@ class ArmSim:
 
     # ---------------------------------------------------------------------------------- camera
     def render(self) -> np.ndarray:
-        """RGB image from the workspace camera, uint8 [H, W, 3]."""
+        """RGB image from the workspace camera, uint8 [H, W, 3] (H = W = image_size)."""
         self._renderer.update_scene(self.data, camera=self._camera)
-        return self._renderer.render()
+        image = self._renderer.render()
+        if self.config.supersampling == 1:
+            return image
+        size = self.config.image_size
+        return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)  # mean of each k x k block
 
     def camera_intrinsics(self) -> dict[str, float]:
         """Pinhole intrinsics of the rendered image: width, height, fx, fy, cx, cy (pixels)."""
