@@ -96,25 +96,26 @@ def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str |
 
 
 class EpisodeWindows:
-    """All frames of a set of episodes in one tensor; samples windows that stay inside an episode.
+    """All frames of a set of episodes in one tensor; samples runs of ``length`` consecutive frames
+    (one training window, or a sequence of several) that stay inside an episode.
 
     After :meth:`encode_all` it holds every frame's latent instead (a frozen latent is computed once).
     """
 
-    def __init__(self, episodes: list, window: int, action_scale: float, device: torch.device) -> None:
-        usable = [e for e in episodes if len(e.frames) >= window]
+    def __init__(self, episodes: list, length: int, action_scale: float, device: torch.device) -> None:
+        usable = [e for e in episodes if len(e.frames) >= length]
         if not usable:
             lengths = sorted({len(e.frames) for e in episodes})
-            raise ValueError(f"no episode has the {window} steps a training sample needs; lengths are {lengths}")
+            raise ValueError(f"no episode has the {length} steps a training sample needs; lengths are {lengths}")
         self.frames = torch.from_numpy(np.concatenate([e.frames for e in usable])).to(device)  # uint8 [M, H, W, 3]
         self.joint_positions = torch.from_numpy(np.concatenate([e.joint_positions for e in usable])).float().to(device)
         self.actions = (torch.from_numpy(np.concatenate([e.actions for e in usable])).float() / action_scale).to(device)
         starts, offset = [], 0
         for e in usable:
-            starts.append(torch.arange(offset, offset + len(e.frames) - window + 1))
+            starts.append(torch.arange(offset, offset + len(e.frames) - length + 1))
             offset += len(e.frames)
-        self.starts = torch.cat(starts)  # first index of every window that fits
-        self.window = window
+        self.starts = torch.cat(starts)  # first index of every sample that fits
+        self.length = length
         self.latents: torch.Tensor | None = None  # [M, N, D] after encode_all
 
     @torch.no_grad()
@@ -135,7 +136,7 @@ class EpisodeWindows:
         """A batch of random windows: images normalised by ``preprocess`` (uint8 [M,H,W,3] -> [M,3,S,S]),
         or their latents after :meth:`encode_all`."""
         chosen = self.starts[torch.randint(len(self.starts), (batch_size,), generator=generator)]
-        index = (chosen[:, None] + torch.arange(self.window)).to(self.joint_positions.device)  # [B, W]
+        index = (chosen[:, None] + torch.arange(self.length)).to(self.joint_positions.device)  # [B, L]
         if self.latents is not None:
             return Batch(None, self.joint_positions[index], self.actions[index], latents=self.latents[index])
         images = preprocess(self.frames[index.flatten()])  # [B*W, 3, S, S]
