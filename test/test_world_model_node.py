@@ -250,7 +250,9 @@ def test_default_checkpoint_moves_toward_goal(ros, sim_node):
     start_error, first = errors[-1], len(errors)
     goal_pub.publish(conv.rgb_to_image(goal.image))
     try:
-        wait_for(lambda: len(probe.commands) >= 25, 60, "25 commands")
+        # A deadline for a slow machine, not a speed check (benchmarks/closed_loop.py measures that): on a
+        # loaded 2-core VM plans took 1-4 s each here, and 25 commands did not fit in 60 s.
+        wait_for(lambda: len(probe.commands) >= 25, 180, "25 commands")
     except AssertionError:
         raise AssertionError(f"{len(probe.commands)} commands; last statuses {probe.statuses[-3:]}") from None
     assert min(errors[first:]) < 0.7 * start_error, (start_error, min(errors[first:]))
