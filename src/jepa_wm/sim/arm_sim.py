@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import mujoco
 import numpy as np
 
@@ -134,8 +135,6 @@ class ArmSim:
         image = self._renderer.render()
         if self.config.supersampling == 1:
             return image
-        import cv2  # only here: loaded beside torch at import time, its threads slowed the planner severalfold
-
         size = self.config.image_size
         return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)  # mean of each k x k block
 
