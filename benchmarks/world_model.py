@@ -5,7 +5,8 @@
 Held-out episodes are generated here with `jepa-ros collect` (a seed the checkpoint never
 trained on). The last line printed is one JSON object with encoder_ms, rollout_steps_per_s,
 train_samples_per_s (train.yaml's samples, each a sequence of frames), train_windows_per_s (the
-context + rollout windows trained inside them) and train_frames_per_s, h1/h2/h4/h8 error ratios (model / copy-last), latent std and effective
+context + rollout windows trained inside them) and train_frames_per_s, h1/h2/h4/h8 error ratios
+(model / copy-last), latent std and effective
 rank, probe_r2 (linear probe latent -> joint positions, fit and scored on different episodes), and
 nearest_latent_ee_error_m: for seeded reaching goals, how far from the goal's end effector is the
 pose, among random ones, whose latent is nearest the goal image's (what a perfect planner would reach);
