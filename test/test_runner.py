@@ -180,7 +180,7 @@ def test_stop_escalates_to_sigterm_and_sigkill_and_reaches_grandchildren(tmp_pat
 def test_start_graph_context_stops_everything_on_exit(tmp_path: Path) -> None:
     graph = _shell_graph(_sh("one", "sleep 60"), _sh("two", "sleep 60"))
     output = io.StringIO()
-    with start_graph(graph, output=output, sigint_timeout=2.0) as runner:
+    with start_graph(graph, output=output, sigint_timeout=10.0) as runner:
         deadline = time.monotonic() + 5.0
         while len(runner.pids()) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -196,7 +196,7 @@ def test_nodes_stop_on_sigint_even_when_the_runner_ignores_it(tmp_path: Path) ->
     try:
         graph = _shell_graph(_sh("one", "exec sleep 60"))
         output = io.StringIO()
-        with start_graph(graph, output=output, sigint_timeout=2.0) as runner:
+        with start_graph(graph, output=output, sigint_timeout=10.0) as runner:
             deadline = time.monotonic() + 5.0
             while not runner.pids() and time.monotonic() < deadline:
                 time.sleep(0.05)

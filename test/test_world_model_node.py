@@ -17,7 +17,7 @@ import rclpy
 import torch
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -50,7 +50,9 @@ def ros():
     """A private rclpy context, a probe node and a spinning executor; everything torn down after."""
     context = rclpy.Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    # One thread, as spin_node gives the node: rclpy's MultiThreadedExecutor spins a core while a
+    # callback group is busy, which on the 2-core CI machine starved the planner (plans of 2 s).
+    executor = SingleThreadedExecutor(context=context)
     probe = Probe(context)
     executor.add_node(probe)
     spinner = BackgroundSpinner(executor)
