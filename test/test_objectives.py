@@ -48,12 +48,13 @@ def test_objective_losses_and_gradients():
     assert objective.model.predictor.action_encoder.weight.grad.abs().sum() > 0
 
 
-def _inverse_dynamics_case(batch: int, window: int, pairs: str = "window", joint_weights: tuple = (), loss: str = "l1"):
+def _inverse_dynamics_case(batch: int, window: int, pairs: str = "window", joint_weights: tuple = (), loss: str = "l1",
+                           shifts: int = 1):
     """An objective with an inverse-dynamics head, random latents [B, W, N, D] and joints [B, W, J]."""
     torch.manual_seed(0)
     config = TrainConfig(context_steps=1, rollout_steps=window - 1, sigreg_weight=0.0, inverse_dynamics_weight=1.0,
                          inverse_dynamics_pairs=pairs, inverse_dynamics_joint_weights=joint_weights,
-                         inverse_dynamics_loss=loss)
+                         inverse_dynamics_loss=loss, inverse_dynamics_batch_shifts=shifts)
     objective = JEPAObjective(WorldModel(tiny_config()), config)
     latents, joints = torch.randn(batch, window, 4, 32), torch.randn(batch, window, 3)
     return objective, latents, joints, objective.model.config.action_scale
@@ -71,20 +72,27 @@ def test_inverse_dynamics_reads_the_joint_motion_between_every_pair_of_frames():
     torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
 
 
-def test_batch_pairs_add_each_frame_against_the_same_step_of_the_next_sample():
-    objective, latents, joints, scale = _inverse_dynamics_case(batch=3, window=3, pairs="batch")
+@pytest.mark.parametrize(("batch", "shifts", "others"), [(3, 1, 1), (4, 2, 2), (3, 5, 2)])
+def test_batch_pairs_add_each_frame_against_the_same_step_of_the_next_samples(batch, shifts, others):
+    # each frame meets the same step of the next `shifts` samples, at most every other sample once
+    objective, latents, joints, scale = _inverse_dynamics_case(batch=batch, window=3, pairs="batch", shifts=shifts)
     errors = []
-    for b in range(3):
+    for b in range(batch):
         pairs = [((b, t), (b, later)) for t in range(3) for later in range(t + 1, 3)]  # 3 window pairs
-        pairs += [((b, t), ((b + 1) % 3, t)) for t in range(3)]  # 3 pairs with the next sample
+        pairs += [((b, t), ((b + k) % batch, t)) for k in range(1, others + 1) for t in range(3)]
         for (b0, t0), (b1, t1) in pairs:
             pair = torch.cat([latents[b0, t0].flatten(), latents[b1, t1].flatten()])
             moved = (joints[b1, t1] - joints[b0, t0]) / scale
             errors.append((objective.inverse_dynamics(pair) - moved).abs())
     expected = torch.stack(errors).mean()
     torch.testing.assert_close(objective._inverse_dynamics_loss(latents, joints), expected)
+
+
+def test_bad_inverse_dynamics_pairings_are_refused():
     with pytest.raises(ValueError, match="inverse_dynamics_pairs='episode'"):
         TrainConfig(inverse_dynamics_pairs="episode")
+    with pytest.raises(ValueError, match="inverse_dynamics_batch_shifts=0: expected >= 1"):
+        TrainConfig(inverse_dynamics_batch_shifts=0)
 
 
 def test_joint_weights_scale_each_joints_share_of_the_inverse_dynamics_loss():

@@ -232,6 +232,9 @@ class TrainConfig:
     # Which frame pairs the head reads: "window" (t, t+k) inside each training window, or "batch":
     # those plus pairs across the batch (other episodes), whose displacement spans the workspace.
     inverse_dynamics_pairs: Literal["window", "batch"] = "window"
+    # With "batch": how many other samples each frame is paired with (the next 1, 2, ... in the
+    # batch); more pairings show more of the workspace per encoded frame, at the head's small cost.
+    inverse_dynamics_batch_shifts: int = 1
     # The head itself: "mlp" (one hidden layer) reads the displacement however the latent holds it;
     # "linear" makes every joint's position a linear function of the latent, so latent distances
     # (the planner's cost) move with joint distances.
@@ -268,6 +271,10 @@ class TrainConfig:
         _require(
             self.inverse_dynamics_pairs in ("window", "batch"),
             f"train.inverse_dynamics_pairs={self.inverse_dynamics_pairs!r}: expected 'window' or 'batch'",
+        )
+        _require(
+            self.inverse_dynamics_batch_shifts >= 1,
+            f"train.inverse_dynamics_batch_shifts={self.inverse_dynamics_batch_shifts}: expected >= 1",
         )
         _require(
             self.inverse_dynamics_head in ("mlp", "linear"),

@@ -204,7 +204,7 @@ class JEPAObjective(nn.Module):
         sample with 1 <= k <= W-1 (a window's span): pairs several steps apart see moves several
         times larger than one step's, and the small wrist joints, a few pixels per step, first become
         visible there. "batch" adds each frame paired with the same step of the next sample in the
-        batch (another episode): their displacement spans the workspace, so the latent must show
+        batch (another episode; the next ``inverse_dynamics_batch_shifts`` samples): their displacement spans the workspace, so the latent must show
         where every joint is, not only how it moved. The target is the measured displacement
         (rad / action_scale), which is what the two images show.
         """
@@ -215,9 +215,10 @@ class JEPAObjective(nn.Module):
         before, after = latents[:, first], latents[:, second]  # [B, P, N, D]
         moved = joint_positions[:, second] - joint_positions[:, first]  # [B, P, J]
         if self.config.inverse_dynamics_pairs == "batch" and latents.shape[0] > 1:
-            before = torch.cat([before, latents], dim=1)
-            after = torch.cat([after, latents.roll(-1, dims=0)], dim=1)
-            moved = torch.cat([moved, joint_positions.roll(-1, dims=0) - joint_positions], dim=1)
+            shifts = range(1, min(self.config.inverse_dynamics_batch_shifts, latents.shape[0] - 1) + 1)
+            before = torch.cat([before, *(latents for _ in shifts)], dim=1)
+            after = torch.cat([after, *(latents.roll(-s, dims=0) for s in shifts)], dim=1)
+            moved = torch.cat([moved, *(joint_positions.roll(-s, dims=0) - joint_positions for s in shifts)], dim=1)
         pairs = torch.cat([before.flatten(2), after.flatten(2)], dim=-1)  # [B, P, 2*N*D]
         error = self.inverse_dynamics(pairs) - moved / self.model.config.action_scale  # [B, P, J]
         error = error.abs() if self.config.inverse_dynamics_loss == "l1" else error.square()
