@@ -144,3 +144,13 @@ def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():
     stage2 = metadata["init"]  # the model whose latent the third stage kept
     assert as_made(stage2["train"]) == finetune
     assert "config/finetune.yaml" in stage2["command"]
+
+
+@pytest.mark.parametrize("name", ["train", "finetune", "predictor", "train_fast"])
+def test_shipped_training_configs_load(name):
+    from jepa_wm.config import TrainConfig, load_yaml, package_share
+
+    config = load_yaml(package_share() / "config" / f"{name}.yaml", TrainConfig, "train")
+    assert config.mode == ("frozen_encoder" if name == "predictor" else "joint")
+    if name == "train_fast":  # the 20-minute first stage: eight episode pairings a frame
+        assert config.inverse_dynamics_pairs == "batch" and config.inverse_dynamics_batch_shifts == 8
