@@ -152,5 +152,5 @@ def test_shipped_training_configs_load(name):
 
     config = load_yaml(package_share() / "config" / f"{name}.yaml", TrainConfig, "train")
     assert config.mode == ("frozen_encoder" if name == "predictor" else "joint")
-    if name == "train_fast":  # the 20-minute first stage: eight episode pairings a frame
+    if name == "train_fast":  # the 10-minute first stage: eight episode pairings a frame
         assert config.inverse_dynamics_pairs == "batch" and config.inverse_dynamics_batch_shifts == 8

@@ -203,10 +203,10 @@ class JEPAObjective(nn.Module):
         latents [B, L, N, D], joint_positions [B, L, J]. "window" pairs are every (t, t+k) of the
         sample with 1 <= k <= W-1 (a window's span): pairs several steps apart see moves several
         times larger than one step's, and the small wrist joints, a few pixels per step, first become
-        visible there. "batch" adds each frame paired with the same step of the next sample in the
-        batch (another episode; the next ``inverse_dynamics_batch_shifts`` samples): their displacement spans the workspace, so the latent must show
-        where every joint is, not only how it moved. The target is the measured displacement
-        (rad / action_scale), which is what the two images show.
+        visible there. "batch" adds each frame paired with the same step of the next
+        ``inverse_dynamics_batch_shifts`` samples in the batch (other episodes): their displacement
+        spans the workspace, so the latent must show where every joint is, not only how it moved.
+        The target is the measured displacement (rad / action_scale), which is what the two images show.
         """
         L, W = latents.shape[1], self.config.window
         first, second = torch.triu_indices(L, L, offset=1, device=latents.device)  # all t < t+k
