@@ -138,6 +138,37 @@ def test_a_linear_head_is_exact_on_latents_that_hold_the_joints_linearly():
         TrainConfig(inverse_dynamics_head="deep")
 
 
+def test_proprio_mode_reads_standardised_joints_linearly_and_trains_the_encoder_alone():
+    torch.manual_seed(0)
+    config = TrainConfig(mode="proprio", proprio_joint_weights=(1.0, 2.0, 0.0))
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    model, head = objective.model, objective.proprio
+    joints = torch.randn(64, 1, 3) * torch.tensor([0.2, 1.0, 3.0]) + 1.0  # [B, 1, J]: unlike spreads
+    objective.set_joint_statistics(joints.flatten(0, 1))
+    mixing = torch.randn(3, 4 * 32)
+    latents = (((joints - objective.joint_mean) / objective.joint_std) @ mixing).unflatten(-1, (4, 32))
+    with torch.no_grad():  # the exact readout of those latents
+        head.weight.copy_(torch.linalg.pinv(mixing).T)
+        head.bias.zero_()
+    assert objective._proprio_losses(latents, joints)["proprio"].item() < 1e-6
+    # An error of one spread costs a joint its weight: 2 for the second, nothing for the third.
+    moved = joints.clone()
+    moved[..., 1] += objective.joint_std[1]
+    assert objective._proprio_losses(latents, moved)["proprio"].item() == pytest.approx(2.0, abs=1e-3)
+    moved[..., 1], moved[..., 2] = joints[..., 1], joints[..., 2] + 5.0
+    assert objective._proprio_losses(latents, moved)["proprio"].item() < 1e-6
+    # On images the gradient reaches the encoder and never the predictor (a later stage trains it).
+    losses = objective(_batch(B=4, W=1))
+    assert set(losses) == {"proprio", "loss"}
+    losses["loss"].backward()
+    assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.predictor.parameters())
+    with pytest.raises(ValueError, match="proprio_joint_weights has 2 values; expected one per joint"):
+        JEPAObjective(WorldModel(tiny_config()), TrainConfig(mode="proprio", proprio_joint_weights=(1.0, 1.0)))
+    with pytest.raises(ValueError, match="proprio_joint_weights=\\[1.0, -1.0\\]: expected finite values >= 0"):
+        TrainConfig(mode="proprio", proprio_joint_weights=(1.0, -1.0))
+
+
 def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():
     torch.manual_seed(0)
     config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.0, inverse_dynamics_weight=1.0)

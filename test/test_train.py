@@ -15,6 +15,7 @@ import yaml
 from jepa_wm.cli import main
 from jepa_wm.config import to_dict
 from jepa_wm.models.checkpoint import load_checkpoint, read_checkpoint_config
+from jepa_wm.models.world_model import WorldModel
 from jepa_wm.training import loss_terms
 from wm_fixtures import tiny_config, write_toy_bags
 
@@ -89,6 +90,29 @@ def test_frozen_encoder_mode_trains_the_predictor_only(setup):
         main(args)
 
 
+def test_a_proprio_stage_pretrains_the_encoder_for_a_joint_stage(setup):
+    root = setup
+    (root / "proprio.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "mode": "proprio", "batch_size": 16}}))
+    args = _args(root, "proprio", "--steps", "24")
+    args[args.index("--config") + 1] = str(root / "proprio.yaml")
+    assert main(args) == 0
+    metrics = json.loads((root / "proprio" / "metrics.json").read_text())
+    history = metrics["history"]
+    assert history[-1]["train_proprio"] < 0.5 * history[0]["train_proprio"]  # (one toy validation episode)
+    # No predictor was trained, so no prediction errors are reported; the probe is.
+    assert "h1_error_ratio" not in metrics["final"] and "probe_r2" in metrics["final"]
+    torch.manual_seed(TRAIN["seed"])
+    untrained = WorldModel(tiny_config())
+    trained = load_checkpoint(root / "proprio" / "checkpoint")
+    for key, value in untrained.predictor.state_dict().items():
+        assert torch.equal(value, trained.predictor.state_dict()[key]), key
+    assert not torch.equal(untrained.encoder.blocks[0].attn.qkv.weight, trained.encoder.blocks[0].attn.qkv.weight)
+    # A joint stage starts from it and records it.
+    args = _args(root, "after_proprio", "--steps", "4", "--init", str(root / "proprio" / "checkpoint"))
+    assert main(args) == 0
+    assert read_checkpoint_config(root / "after_proprio" / "checkpoint")[1]["init"]["train"]["mode"] == "proprio"
+
+
 def test_sequences_train_every_window_inside_them(setup):
     root = setup
     (root / "sequence.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "batch_size": 2, "sequence_steps": 10}}))
@@ -146,11 +170,11 @@ def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():
     assert "config/finetune.yaml" in stage2["command"]
 
 
-@pytest.mark.parametrize("name", ["train", "finetune", "predictor", "train_fast"])
+@pytest.mark.parametrize("name", ["train", "finetune", "predictor", "train_fast", "proprio"])
 def test_shipped_training_configs_load(name):
     from jepa_wm.config import TrainConfig, load_yaml, package_share
 
     config = load_yaml(package_share() / "config" / f"{name}.yaml", TrainConfig, "train")
-    assert config.mode == ("frozen_encoder" if name == "predictor" else "joint")
+    assert config.mode == {"predictor": "frozen_encoder", "proprio": "proprio"}.get(name, "joint")
     if name == "train_fast":  # the 10-minute first stage: eight episode pairings a frame
         assert config.inverse_dynamics_pairs == "batch" and config.inverse_dynamics_batch_shifts == 8

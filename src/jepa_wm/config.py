@@ -212,7 +212,11 @@ class PlannerConfig:
 class TrainConfig:
     """Training of the world model from episodes."""
 
-    mode: Literal["joint", "frozen_encoder"] = "joint"  # frozen_encoder: encoder, pooling, standardisation fixed
+    # joint: encoder and predictor; frozen_encoder: encoder, pooling and standardisation fixed, the
+    # predictor alone; proprio: the encoder alone, pretrained to hold the joint positions linearly
+    # (a linear readout of each frame's latent, squared error on standardised joints): a first stage
+    # that teaches the small wrist joints and the tool roll in minutes, before a joint stage.
+    mode: Literal["joint", "frozen_encoder", "proprio"] = "joint"
     batch_size: int = 32
     steps: int = 3000
     learning_rate: float = 1e-3
@@ -245,6 +249,8 @@ class TrainConfig:
     # The head's error: "l1" (absolute), or "mse" (squared), which weighs each pair by how far off
     # it is, so a joint read badly (the tool roll: 1 rad off) pulls harder than the ones read well.
     inverse_dynamics_loss: Literal["l1", "mse"] = "l1"
+    # mode proprio: per-joint weights of the readout's error (checkpoint joint order); empty: all 1.
+    proprio_joint_weights: tuple[float, ...] = ()
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -252,7 +258,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.mode in ("joint", "frozen_encoder"), f"train.mode={self.mode!r}: expected 'joint' or 'frozen_encoder'")
+        _require(self.mode in ("joint", "frozen_encoder", "proprio"),
+                 f"train.mode={self.mode!r}: expected 'joint', 'frozen_encoder' or 'proprio'")
         _require(self.batch_size >= 1, f"train.batch_size={self.batch_size}: expected >= 1")
         _require(self.steps >= 1, f"train.steps={self.steps}: expected >= 1")
         _require(self.learning_rate > 0, f"train.learning_rate={self.learning_rate}: expected > 0")
@@ -288,6 +295,10 @@ class TrainConfig:
             all(math.isfinite(w) and w >= 0 for w in self.inverse_dynamics_joint_weights),
             f"train.inverse_dynamics_joint_weights={list(self.inverse_dynamics_joint_weights)}: expected finite values >= 0",
         )
+        _require(
+            all(math.isfinite(w) and w >= 0 for w in self.proprio_joint_weights),
+            f"train.proprio_joint_weights={list(self.proprio_joint_weights)}: expected finite values >= 0",
+        )
 
     @property
     def window(self) -> int:
@@ -296,7 +307,9 @@ class TrainConfig:
 
     @property
     def sequence(self) -> int:
-        """Frames per training sample: sequence_steps, or one window when it is 0."""
+        """Frames per training sample: sequence_steps, or one window when it is 0; one frame in mode proprio."""
+        if self.mode == "proprio":
+            return 1
         return self.sequence_steps or self.window
 
 

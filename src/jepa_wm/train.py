@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         trainer.resume(out / "resume.pt")
     trainer.fit()
     if context.is_main:
-        final = evaluate_model(model, train_episodes, val_episodes)
+        # A proprio stage trains no predictor: its prediction errors would say nothing.
+        horizons = () if config.mode == "proprio" else (1, 2, 4, 8)
+        final = evaluate_model(model, train_episodes, val_episodes, horizons=horizons)
         trainer.write_report(final)
         metadata = {"command": " ".join(["jepa-ros", *sys.argv[1:]]), "train": dataclasses.asdict(config),
                     "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,

@@ -173,6 +173,7 @@ class Trainer:
                              f"predictor.max_steps >= {config.sequence - 1}, the model has {model.config.predictor.max_steps}")
         self.train_windows = EpisodeWindows(train_episodes, config.sequence, scale, device)
         self.val_windows = EpisodeWindows(val_episodes, config.sequence, scale, device)
+        self.objective.set_joint_statistics(self.train_windows.joint_positions)
         if self.objective.frozen:
             # The latent never changes: standardise it with the training frames' statistics and
             # encode every frame once; each step then runs the predictor only.
@@ -268,7 +269,7 @@ class Trainer:
             self.train_seconds += time.perf_counter() - started
             running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in losses.items()}
             bar.update(1)
-            bar.set_postfix(loss=f"{running['loss']:.4f}", rollout=f"{running['rollout']:.4f}")
+            bar.set_postfix({k: f"{running[k]:.4f}" for k in ("loss", "rollout", "proprio") if k in running})
             last = self.step == cfg.steps
             if self.step % cfg.val_every == 0 or last:
                 record = {"step": self.step, "lr": learning_rate(self.step - 1, cfg),
@@ -334,11 +335,14 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
 
 def evaluate_model(model: WorldModel, train_episodes: list, val_episodes: list,
                    horizons: tuple[int, ...] = (1, 2, 4, 8), probe_frames: int = 4000) -> dict[str, float]:
-    """Held-out quality: horizon errors vs copy-last, latent collapse checks, joint-position probe R^2."""
+    """Held-out quality: horizon errors vs copy-last (none for no ``horizons``), latent collapse checks,
+    joint-position probe R^2."""
     model = model.cpu().eval()
     val_latents = [encode_frames(model, e.frames) for e in val_episodes]
-    result = horizon_errors(model, val_latents, [e.joint_positions for e in val_episodes],
-                            [e.actions for e in val_episodes], horizons)
+    result: dict[str, float] = {}
+    if horizons:
+        result.update(horizon_errors(model, val_latents, [e.joint_positions for e in val_episodes],
+                                     [e.actions for e in val_episodes], horizons))
     val_all = torch.cat(val_latents)
     result.update(latent_statistics(val_all))
     rng = np.random.default_rng(0)

@@ -8,7 +8,9 @@
   Epps-Pulley test on their empirical characteristic function, so the embedding cannot
   collapse, with no EMA teacher and no stop-gradient;
 * optionally an EMA target encoder (V-JEPA) instead, or a frozen latent (``frozen_encoder``: encoder,
-  pooling and standardisation fixed, the predictor trained alone, as V-JEPA 2-AC does).
+  pooling and standardisation fixed, the predictor trained alone, as V-JEPA 2-AC does);
+* or, before all that, ``proprio``: the encoder alone learns a linear readout of the joint positions
+  from each frame's latent (proprioception read from the image), with no predictor.
 
 Under ``torchrun`` the batch-wide parts (the latent standardisation's batch statistics, SIGReg and
 the inverse-dynamics pairs across the batch) see the windows of every process, gathered with
@@ -101,30 +103,51 @@ class JEPAObjective(nn.Module):
         self.config = config
         self.target_encoder: nn.Module | None = None
         self.frozen = config.mode == "frozen_encoder"
+        self.proprio: nn.Linear | None = None
         if self.frozen:  # the latent is fixed: encoder, pooling and (in train()) standardisation
             model.encoder.requires_grad_(False)
             if model.latent_pool is not None:
                 model.latent_pool.requires_grad_(False)
+        elif config.mode == "proprio":  # the encoder alone; the predictor waits for a later stage
+            model.predictor.requires_grad_(False)
+            self.proprio = nn.Linear(model.num_tokens * model.latent_dim, model.config.action_dim)
+            self.register_buffer("proprio_weights", self._joint_weights(config.proprio_joint_weights, "proprio"),
+                                 persistent=False)
+            # Joint statistics of the training frames (set_joint_statistics): the readout's targets
+            # are standardised, so each joint counts by its weight, not by its range.
+            self.register_buffer("joint_mean", torch.zeros(model.config.action_dim))
+            self.register_buffer("joint_std", torch.ones(model.config.action_dim))
         elif config.ema_momentum > 0:
             self.target_encoder = copy.deepcopy(model.encoder).requires_grad_(False)
         self.slice_generator = torch.Generator().manual_seed(config.seed)
         # Inverse dynamics (as in PLDM): recovering the joint motion between two latents makes the
         # latent sensitive to every joint's motion, so latent distances track the arm's pose.
         self.inverse_dynamics: nn.Module | None = None
-        if config.inverse_dynamics_weight > 0 and config.mode != "frozen_encoder":
+        if config.inverse_dynamics_weight > 0 and config.mode == "joint":
             mc = model.config
             width = 2 * mc.predictor.latent_grid**2 * mc.encoder.embed_dim
             if config.inverse_dynamics_head == "linear":
                 self.inverse_dynamics = nn.Linear(width, mc.action_dim)
             else:
                 self.inverse_dynamics = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, mc.action_dim))
-            weights = config.inverse_dynamics_joint_weights or (1.0,) * mc.action_dim
-            if len(weights) != mc.action_dim:
-                raise ValueError(
-                    f"train.inverse_dynamics_joint_weights has {len(weights)} values; expected one per joint "
-                    f"of {list(mc.joint_names)}"
-                )
-            self.register_buffer("joint_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
+            self.register_buffer("joint_weights", self._joint_weights(config.inverse_dynamics_joint_weights,
+                                                                      "inverse_dynamics"), persistent=False)
+
+    def _joint_weights(self, weights: tuple[float, ...], name: str) -> torch.Tensor:
+        """train.<name>_joint_weights as a tensor [J]; empty: every joint weighs 1."""
+        joint_names = self.model.config.joint_names
+        weights = weights or (1.0,) * len(joint_names)
+        if len(weights) != len(joint_names):
+            raise ValueError(f"train.{name}_joint_weights has {len(weights)} values; expected one per joint "
+                             f"of {list(joint_names)}")
+        return torch.tensor(weights, dtype=torch.float32)
+
+    @torch.no_grad()
+    def set_joint_statistics(self, joint_positions: torch.Tensor) -> None:
+        """Mode proprio: standardise the readout's targets with these training frames' joints [M, J]."""
+        if self.proprio is not None:
+            self.joint_mean.copy_(joint_positions.mean(0))
+            self.joint_std.copy_(joint_positions.std(0).clamp_min(1e-3))
 
     def train(self, mode: bool = True) -> JEPAObjective:
         """As nn.Module.train; a frozen latent keeps its standardisation statistics (never the batch's)."""
@@ -171,6 +194,8 @@ class JEPAObjective(nn.Module):
         else:
             targets = latents
         q, a = batch.joint_positions, batch.actions
+        if self.proprio is not None:
+            return self._proprio_losses(latents, q)
 
         # Teacher forcing: steps 0..L-2 predict 1..L-1 in one block-causal pass.
         predicted, _ = model.predictor(latents[:, :-1], q[:, :-1], a[:, :-1])
@@ -196,6 +221,16 @@ class JEPAObjective(nn.Module):
             total = total + cfg.inverse_dynamics_weight * inverse
         losses["loss"] = total
         return losses
+
+    def _proprio_losses(self, latents: torch.Tensor, joint_positions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mode proprio: squared error of the joint positions [B, L, J] read linearly from latents [B, L, N, D].
+
+        Per joint the mean over frames, in units of the joint's spread, weighted, summed over joints.
+        """
+        read = self.proprio(latents.flatten(2))  # [B, L, J]
+        error = (read - (joint_positions - self.joint_mean) / self.joint_std).square().mean(dim=(0, 1))  # [J]
+        proprio = (error * self.proprio_weights).sum()
+        return {"proprio": proprio, "loss": proprio}
 
     def _inverse_dynamics_loss(self, latents: torch.Tensor, joint_positions: torch.Tensor) -> torch.Tensor:
         """Error (L1 or squared: train.inverse_dynamics_loss) of the joint displacement read from pairs of frames.
