@@ -214,8 +214,9 @@ class TrainConfig:
 
     # joint: encoder and predictor; frozen_encoder: encoder, pooling and standardisation fixed, the
     # predictor alone; proprio: the encoder alone, pretrained to hold the joint positions linearly
-    # (a linear readout of each frame's latent, squared error on standardised joints): a first stage
-    # that teaches the small wrist joints and the tool roll in minutes, before a joint stage.
+    # (a linear readout of each frame's latent, squared error on standardised joints): a first stage,
+    # cheap a step (one frame a sample, no predictor), that teaches the wrist joints and the tool roll,
+    # which the joint objective reads late or never (docs/checkpoint.md, "Proprioception first").
     mode: Literal["joint", "frozen_encoder", "proprio"] = "joint"
     batch_size: int = 32
     steps: int = 3000
