@@ -169,7 +169,8 @@ class JEPAObjective(nn.Module):
         return self.model.standardise(pooled).unflatten(0, (-1, W))
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Teacher-forcing + rollout L1 in latent space, plus SIGReg on the online latents."""
+        """Teacher-forcing + rollout L1 in latent space, plus SIGReg on the online latents (mode proprio:
+        the joint readout's error alone)."""
         cfg, model = self.config, self.model
         C, R = cfg.context_steps, cfg.rollout_steps
         L = batch.joint_positions.shape[1]
