@@ -169,6 +169,40 @@ def test_proprio_mode_reads_standardised_joints_linearly_and_trains_the_encoder_
         TrainConfig(mode="proprio", proprio_joint_weights=(1.0, -1.0))
 
 
+def test_the_channels_readout_is_the_latents_first_features_and_joins_the_joint_objective():
+    torch.manual_seed(0)
+    config = TrainConfig(context_steps=1, rollout_steps=2, proprio_readout="channels", proprio_weight=0.5,
+                         proprio_joint_weights=(1.0, 2.0, 1.0))
+    objective = JEPAObjective(WorldModel(tiny_config()), config)
+    assert objective.proprio is None  # no readout parameters: the features themselves
+    joints = torch.randn(64, 1, 3) * torch.tensor([0.2, 1.0, 3.0]) - 0.5
+    objective.set_joint_statistics(joints.flatten(0, 1))
+    latents = torch.randn(64, 1, 4, 32)
+    latents[..., 0, :3] = (joints - objective.joint_mean) / objective.joint_std  # token 0, channels 0..2
+    assert objective._proprio_losses(latents, joints)["proprio"].item() < 1e-10
+    latents[..., 1, :3] += 1.0  # other features are free
+    assert objective._proprio_losses(latents, joints)["proprio"].item() < 1e-10
+    latents[..., 0, 1] += 1.0  # one spread off on the second joint costs its weight
+    assert objective._proprio_losses(latents, joints)["proprio"].item() == pytest.approx(2.0, abs=1e-4)
+    # In mode joint it is a weighted term of the total, and its gradient reaches the encoder.
+    losses = objective(_batch())
+    assert set(losses) == {"teacher_forcing", "rollout", "sigreg", "proprio", "loss"}
+    total = losses["teacher_forcing"] + losses["rollout"] + 0.05 * losses["sigreg"] + 0.5 * losses["proprio"]
+    assert losses["loss"].item() == pytest.approx(total.item(), rel=1e-5)
+    losses["proprio"].backward()
+    assert objective.model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in objective.model.predictor.parameters())
+    # Without the weight nothing reads the joints; a readout needs a feature per joint.
+    assert "proprio" not in JEPAObjective(WorldModel(tiny_config()), TrainConfig(context_steps=1, rollout_steps=2))(_batch())
+    few = dataclasses.replace(tiny_config(), joint_names=tuple(f"j{i}" for i in range(200)))
+    with pytest.raises(ValueError, match="needs a feature per joint: 200 joints, 128 latent features"):
+        JEPAObjective(WorldModel(few), TrainConfig(mode="proprio", proprio_readout="channels"))
+    with pytest.raises(ValueError, match="proprio_readout='pixels': expected 'linear' or 'channels'"):
+        TrainConfig(proprio_readout="pixels")
+    with pytest.raises(ValueError, match="proprio_weight=nan: expected a finite value >= 0"):
+        TrainConfig(proprio_weight=float("nan"))
+
+
 def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():
     torch.manual_seed(0)
     config = TrainConfig(context_steps=1, rollout_steps=2, sigreg_weight=0.0, inverse_dynamics_weight=1.0)

@@ -13,10 +13,10 @@ import torch
 import yaml
 
 from jepa_wm.cli import main
-from jepa_wm.config import to_dict
+from jepa_wm.config import TrainConfig, to_dict
 from jepa_wm.models.checkpoint import load_checkpoint, read_checkpoint_config
 from jepa_wm.models.world_model import WorldModel
-from jepa_wm.training import loss_terms
+from jepa_wm.training import learning_rate, loss_terms
 from wm_fixtures import tiny_config, write_toy_bags
 
 TRAIN = {"batch_size": 8, "warmup_steps": 5, "learning_rate": 3e-3, "context_steps": 1, "rollout_steps": 3,
@@ -178,3 +178,16 @@ def test_shipped_training_configs_load(name):
     assert config.mode == {"predictor": "frozen_encoder", "proprio": "proprio"}.get(name, "joint")
     if name == "train_fast":  # the 10-minute first stage: eight episode pairings a frame
         assert config.inverse_dynamics_pairs == "batch" and config.inverse_dynamics_batch_shifts == 8
+
+
+def test_the_learning_rate_warms_up_then_decays_to_a_tenth_or_stays_at_its_peak():
+    cosine = TrainConfig(steps=100, warmup_steps=10, learning_rate=1e-3)
+    assert learning_rate(0, cosine) == pytest.approx(1e-4)
+    assert learning_rate(10, cosine) == pytest.approx(1e-3)
+    assert learning_rate(55, cosine) == pytest.approx(0.55e-3)
+    assert learning_rate(100, cosine) == pytest.approx(1e-4)
+    constant = dataclasses.replace(cosine, lr_schedule="constant")
+    assert learning_rate(0, constant) == pytest.approx(1e-4)
+    assert [learning_rate(s, constant) for s in (10, 55, 100)] == [1e-3] * 3
+    with pytest.raises(ValueError, match="lr_schedule='step': expected 'cosine' or 'constant'"):
+        TrainConfig(lr_schedule="step")

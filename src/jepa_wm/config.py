@@ -252,6 +252,15 @@ class TrainConfig:
     inverse_dynamics_loss: Literal["l1", "mse"] = "l1"
     # mode proprio: per-joint weights of the readout's error (checkpoint joint order); empty: all 1.
     proprio_joint_weights: tuple[float, ...] = ()
+    # The joint readout (mode proprio, or mode joint with proprio_weight > 0): "linear", a learned
+    # linear map of the whole latent; "channels", the latent's first J features themselves (token 0,
+    # channels 0..J-1) hold the standardised joints, so the pose sits in a few features and the
+    # other features stay free for prediction (docs/checkpoint.md, "The pose in its own features").
+    proprio_readout: Literal["linear", "channels"] = "linear"
+    # mode joint: weight of the readout's error on every frame of the sample; 0 disables it.
+    proprio_weight: float = 0.0
+    # "cosine": linear warm-up, then cosine decay to a tenth of the peak; "constant": warm-up, then the peak.
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -299,6 +308,18 @@ class TrainConfig:
         _require(
             all(math.isfinite(w) and w >= 0 for w in self.proprio_joint_weights),
             f"train.proprio_joint_weights={list(self.proprio_joint_weights)}: expected finite values >= 0",
+        )
+        _require(
+            self.proprio_readout in ("linear", "channels"),
+            f"train.proprio_readout={self.proprio_readout!r}: expected 'linear' or 'channels'",
+        )
+        _require(
+            math.isfinite(self.proprio_weight) and self.proprio_weight >= 0,
+            f"train.proprio_weight={self.proprio_weight}: expected a finite value >= 0",
+        )
+        _require(
+            self.lr_schedule in ("cosine", "constant"),
+            f"train.lr_schedule={self.lr_schedule!r}: expected 'cosine' or 'constant'",
         )
 
     @property

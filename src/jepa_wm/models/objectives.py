@@ -10,7 +10,9 @@
 * optionally an EMA target encoder (V-JEPA) instead, or a frozen latent (``frozen_encoder``: encoder,
   pooling and standardisation fixed, the predictor trained alone, as V-JEPA 2-AC does);
 * or, before all that, ``proprio``: the encoder alone learns a linear readout of the joint positions
-  from each frame's latent (proprioception read from the image), with no predictor.
+  from each frame's latent (proprioception read from the image), with no predictor; the same readout
+  can also be a term of the joint objective (``proprio_weight``), and can be the latent's first J
+  features themselves (``proprio_readout: channels``).
 
 Under ``torchrun`` the batch-wide parts (the latent standardisation's batch statistics, SIGReg and
 the inverse-dynamics pairs across the batch) see the windows of every process, gathered with
@@ -103,20 +105,28 @@ class JEPAObjective(nn.Module):
         self.config = config
         self.target_encoder: nn.Module | None = None
         self.frozen = config.mode == "frozen_encoder"
-        self.proprio: nn.Linear | None = None
+        # The joint readout (proprioception read from the image): all of mode proprio, or a term of mode joint.
+        self.reads_joints = config.mode == "proprio" or (config.mode == "joint" and config.proprio_weight > 0)
+        self.proprio: nn.Linear | None = None  # the learned readout ("linear"); "channels" has none
+        if self.reads_joints:
+            features, joints = model.num_tokens * model.latent_dim, model.config.action_dim
+            if config.proprio_readout == "linear":
+                self.proprio = nn.Linear(features, joints)
+            elif joints > features:
+                raise ValueError(f"train.proprio_readout='channels' needs a feature per joint: {joints} joints, "
+                                 f"{features} latent features")
+            self.register_buffer("proprio_weights", self._joint_weights(config.proprio_joint_weights, "proprio"),
+                                 persistent=False)
+            # Joint statistics of the training frames (set_joint_statistics): the readout's targets
+            # are standardised, so each joint counts by its weight, not by its range.
+            self.register_buffer("joint_mean", torch.zeros(joints))
+            self.register_buffer("joint_std", torch.ones(joints))
         if self.frozen:  # the latent is fixed: encoder, pooling and (in train()) standardisation
             model.encoder.requires_grad_(False)
             if model.latent_pool is not None:
                 model.latent_pool.requires_grad_(False)
         elif config.mode == "proprio":  # the encoder alone; the predictor waits for a later stage
             model.predictor.requires_grad_(False)
-            self.proprio = nn.Linear(model.num_tokens * model.latent_dim, model.config.action_dim)
-            self.register_buffer("proprio_weights", self._joint_weights(config.proprio_joint_weights, "proprio"),
-                                 persistent=False)
-            # Joint statistics of the training frames (set_joint_statistics): the readout's targets
-            # are standardised, so each joint counts by its weight, not by its range.
-            self.register_buffer("joint_mean", torch.zeros(model.config.action_dim))
-            self.register_buffer("joint_std", torch.ones(model.config.action_dim))
         elif config.ema_momentum > 0:
             self.target_encoder = copy.deepcopy(model.encoder).requires_grad_(False)
         self.slice_generator = torch.Generator().manual_seed(config.seed)
@@ -144,8 +154,8 @@ class JEPAObjective(nn.Module):
 
     @torch.no_grad()
     def set_joint_statistics(self, joint_positions: torch.Tensor) -> None:
-        """Mode proprio: standardise the readout's targets with these training frames' joints [M, J]."""
-        if self.proprio is not None:
+        """The joint readout's targets are standardised with these training frames' joints [M, J]."""
+        if self.reads_joints:
             self.joint_mean.copy_(joint_positions.mean(0))
             self.joint_std.copy_(joint_positions.std(0).clamp_min(1e-3))
 
@@ -195,7 +205,7 @@ class JEPAObjective(nn.Module):
         else:
             targets = latents
         q, a = batch.joint_positions, batch.actions
-        if self.proprio is not None:
+        if cfg.mode == "proprio":
             return self._proprio_losses(latents, q)
 
         # Teacher forcing: steps 0..L-2 predict 1..L-1 in one block-causal pass.
@@ -220,15 +230,21 @@ class JEPAObjective(nn.Module):
             inverse = self._inverse_dynamics_loss(everyone, everyone_q)
             losses["inverse_dynamics"] = inverse
             total = total + cfg.inverse_dynamics_weight * inverse
+        if self.reads_joints:
+            proprio = self._proprio_losses(latents, q)["proprio"]
+            losses["proprio"] = proprio
+            total = total + cfg.proprio_weight * proprio
         losses["loss"] = total
         return losses
 
     def _proprio_losses(self, latents: torch.Tensor, joint_positions: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Mode proprio: squared error of the joint positions [B, L, J] read linearly from latents [B, L, N, D].
+        """Squared error of the joint positions [B, L, J] read from latents [B, L, N, D].
 
+        Read linearly (train.proprio_readout "linear") or as the first J latent features ("channels").
         Per joint the mean over frames, in units of the joint's spread, weighted, summed over joints.
         """
-        read = self.proprio(latents.flatten(2))  # [B, L, J]
+        features = latents.flatten(2)  # [B, L, N*D]
+        read = features[..., : len(self.joint_std)] if self.proprio is None else self.proprio(features)  # [B, L, J]
         error = (read - (joint_positions - self.joint_mean) / self.joint_std).square().mean(dim=(0, 1))  # [J]
         proprio = (error * self.proprio_weights).sum()
         return {"proprio": proprio, "loss": proprio}
