@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from jepa_wm.config import TrainConfig
-from jepa_wm.models.objectives import Batch, JEPAObjective, sigreg
+from jepa_wm.models.objectives import Batch, JEPAObjective, roughness, sigreg
 from jepa_wm.models.world_model import WorldModel
 from wm_fixtures import tiny_config
 
@@ -201,6 +201,23 @@ def test_the_channels_readout_is_the_latents_first_features_and_joins_the_joint_
         TrainConfig(proprio_readout="pixels")
     with pytest.raises(ValueError, match="proprio_weight=nan: expected a finite value >= 0"):
         TrainConfig(proprio_weight=float("nan"))
+
+
+def test_roughness_is_zero_on_cubic_paths_and_a_term_of_the_joint_objective():
+    t = torch.arange(7.0)[None, :, None, None]
+    smooth = torch.cat([t**3 / 50, t**2 / 10, -t], dim=-1).expand(3, 7, 4, 3)  # [B, L, N, D], cubic in time
+    assert roughness(smooth).item() < 1e-6
+    jittered = smooth.clone()
+    jittered[:, 3] += 1.0  # one frame off the path by about a step
+    assert roughness(jittered).item() > 0.2
+    assert roughness(torch.randn(64, 9, 4, 8)).item() == pytest.approx(0.95, abs=0.1)  # white noise
+    torch.manual_seed(0)
+    config = TrainConfig(context_steps=1, rollout_steps=4, smoothness_weight=2.0)
+    losses = JEPAObjective(WorldModel(tiny_config()), config)(_batch(W=5))
+    total = losses["teacher_forcing"] + losses["rollout"] + 0.05 * losses["sigreg"] + 2.0 * losses["smoothness"]
+    assert losses["loss"].item() == pytest.approx(total.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="smoothness_weight=1.0 needs samples of at least 5 frames, not 4"):
+        TrainConfig(context_steps=1, rollout_steps=3, smoothness_weight=1.0)
 
 
 def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():

@@ -259,6 +259,10 @@ class TrainConfig:
     proprio_readout: Literal["linear", "channels"] = "linear"
     # mode joint: weight of the readout's error on every frame of the sample; 0 disables it.
     proprio_weight: float = 0.0
+    # mode joint: weight of the latent's roughness along each sample (a frame against the cubic through
+    # the two frames on each side, over the step's own change): the part of a step the predictor cannot
+    # fit (docs/checkpoint.md, "Smoothness"); 0 disables it. Needs samples of at least 5 frames.
+    smoothness_weight: float = 0.0
     # "cosine": linear warm-up, then cosine decay to a tenth of the peak; "constant": warm-up, then the peak.
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     val_fraction: float = 0.1
@@ -316,6 +320,15 @@ class TrainConfig:
         _require(
             math.isfinite(self.proprio_weight) and self.proprio_weight >= 0,
             f"train.proprio_weight={self.proprio_weight}: expected a finite value >= 0",
+        )
+        _require(
+            math.isfinite(self.smoothness_weight) and self.smoothness_weight >= 0,
+            f"train.smoothness_weight={self.smoothness_weight}: expected a finite value >= 0",
+        )
+        _require(
+            self.smoothness_weight == 0 or self.mode != "joint" or self.sequence >= 5,
+            f"train.smoothness_weight={self.smoothness_weight} needs samples of at least 5 frames, "
+            f"not {self.sequence} (context_steps + rollout_steps, or sequence_steps)",
         )
         _require(
             self.lr_schedule in ("cosine", "constant"),

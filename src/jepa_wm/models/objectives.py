@@ -53,6 +53,22 @@ def sigreg(embeddings: torch.Tensor, num_slices: int = 256, num_knots: int = 17,
     return torch.trapezoid(distance, t, dim=-1).mean() * M
 
 
+CUBIC_MIDPOINT = (-1 / 6, 2 / 3, 2 / 3, -1 / 6)  # Lagrange weights at t = 0 of the cubic through t = -2, -1, 1, 2
+
+
+def roughness(latents: torch.Tensor) -> torch.Tensor:
+    """How far each frame of latents [B, L, ...] (L >= 5) lies from the cubic through two frames on each side.
+
+    Mean L1 over the interior frames, divided by the mean L1 change of a step (not differentiated):
+    the share of a step's change that no function smooth over a few steps predicts.
+    """
+    L = latents.shape[1]
+    around = [latents[:, 2 + k : L - 2 + k] for k in (-2, -1, 1, 2)]
+    interpolated = sum(w * z for w, z in zip(CUBIC_MIDPOINT, around))
+    step = (latents[:, 1:] - latents[:, :-1]).abs().mean().detach()
+    return (latents[:, 2 : L - 2] - interpolated).abs().mean() / step.clamp_min(1e-8)
+
+
 def windows(sequence: torch.Tensor, size: int) -> torch.Tensor:
     """Every window of ``size`` consecutive steps: [B, L, ...] -> [B * (L - size + 1), size, ...]."""
     unfolded = sequence.unfold(1, size, 1)  # [B, L-size+1, ..., size]
@@ -230,6 +246,9 @@ class JEPAObjective(nn.Module):
             inverse = self._inverse_dynamics_loss(everyone, everyone_q)
             losses["inverse_dynamics"] = inverse
             total = total + cfg.inverse_dynamics_weight * inverse
+        if cfg.smoothness_weight > 0:
+            losses["smoothness"] = roughness(latents)
+            total = total + cfg.smoothness_weight * losses["smoothness"]
         if self.reads_joints:
             proprio = self._proprio_losses(latents, q)["proprio"]
             losses["proprio"] = proprio
