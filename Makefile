@@ -41,17 +41,18 @@ checkpoint: install
 	# a second set with little smoothing: the planner's candidate sequences are jerkier than a smooth walk
 	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out data/explore128_jerky
 	# one thread: on a shared 2-core CPU two BLAS threads per process slow training down severalfold
-	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/train.yaml \
-		--out runs/base --seed 0
-	# second stage: the wrist joints weigh more in a squared-error inverse-dynamics loss (config/finetune.yaml)
-	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/finetune.yaml \
-		--init runs/base/checkpoint --out runs/wrist --seed 0
+	# first stage: the encoder alone learns to read the joint positions linearly (config/proprio.yaml)
+	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/proprio.yaml \
+		--out runs/proprio --seed 0
+	# second stage: encoder and predictor, inverse dynamics and a smooth latent (config/joint.yaml)
+	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/joint.yaml \
+		--init runs/proprio/checkpoint --out runs/joint --seed 0
 	# a third set for the predictor-only stage: with the first two alone it over-fits when trained longer
 	$(VENV)/bin/jepa-ros collect --episodes 240 --steps 60 --seed 2000 --image-size 128 --out data/explore128_predictor
 	# third stage: that latent fixed, the predictor alone trains on (config/predictor.yaml)
 	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky data/explore128_predictor \
 		--config config/predictor.yaml \
-		--init runs/wrist/checkpoint --out runs/default --seed 0 --export checkpoints/default
+		--init runs/joint/checkpoint --out runs/default --seed 0 --export checkpoints/default
 
 clean:
 	rm -rf $(VENV) build install log reports runs

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,33 +152,34 @@ def test_two_process_torchrun_on_cpu(setup):
 
 
 def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():
-    """The default model is config/predictor.yaml applied to config/finetune.yaml's model, as its metadata records."""
+    """The default model's metadata chains the stages `make checkpoint` runs, each with its config's settings."""
     from jepa_wm.config import TrainConfig, load_yaml, package_share
 
     def as_made(train: dict) -> TrainConfig:  # the recorded settings; fields added since take their defaults
         return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in train.items()})
 
     share = package_share()
-    finetune = load_yaml(share / "config" / "finetune.yaml", TrainConfig, "train")
-    predictor = load_yaml(share / "config" / "predictor.yaml", TrainConfig, "train")
-    model = load_checkpoint(share / "checkpoints" / "default")
-    assert len(finetune.inverse_dynamics_joint_weights) == len(model.config.joint_names)
-    metadata = read_checkpoint_config(share / "checkpoints" / "default")[1]
-    assert as_made(metadata["train"]) == dataclasses.replace(predictor, inverse_dynamics_joint_weights=())
-    assert "config/predictor.yaml" in metadata["command"] and predictor.mode == "frozen_encoder"
-    stage2 = metadata["init"]  # the model whose latent the third stage kept
-    assert as_made(stage2["train"]) == finetune
-    assert "config/finetune.yaml" in stage2["command"]
+    recipe = (Path(__file__).resolve().parents[1] / "Makefile").read_text().split("\ncheckpoint:")[1].split("\nclean:")[0]
+    stages = re.findall(r"--config (config/\w+\.yaml)", recipe)
+    assert stages == ["config/proprio.yaml", "config/joint.yaml", "config/predictor.yaml"]
+    record = read_checkpoint_config(share / "checkpoints" / "default")[1]
+    for stage in reversed(stages):  # each stage's record holds the one it started from under "init"
+        assert stage in record["command"]
+        assert as_made(record["train"]) == load_yaml(share / stage, TrainConfig, "train")
+        record = record.get("init")
+    assert record is None  # the first stage started from scratch
 
 
-@pytest.mark.parametrize("name", ["train", "finetune", "predictor", "train_fast", "proprio"])
+@pytest.mark.parametrize("name", ["train", "finetune", "predictor", "train_fast", "proprio", "joint"])
 def test_shipped_training_configs_load(name):
     from jepa_wm.config import TrainConfig, load_yaml, package_share
 
     config = load_yaml(package_share() / "config" / f"{name}.yaml", TrainConfig, "train")
     assert config.mode == {"predictor": "frozen_encoder", "proprio": "proprio"}.get(name, "joint")
-    if name == "train_fast":  # the 10-minute first stage: eight episode pairings a frame
+    if name in ("train_fast", "joint"):  # eight episode pairings a frame
         assert config.inverse_dynamics_pairs == "batch" and config.inverse_dynamics_batch_shifts == 8
+    if name == "joint":  # the default's second stage: a smooth latent, the joint readout kept
+        assert config.smoothness_weight > 0 and config.proprio_weight > 0
 
 
 def test_the_learning_rate_warms_up_then_decays_to_a_tenth_or_stays_at_its_peak():

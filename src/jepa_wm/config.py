@@ -254,14 +254,14 @@ class TrainConfig:
     proprio_joint_weights: tuple[float, ...] = ()
     # The joint readout (mode proprio, or mode joint with proprio_weight > 0): "linear", a learned
     # linear map of the whole latent; "channels", the latent's first J features themselves (token 0,
-    # channels 0..J-1) hold the standardised joints, so the pose sits in a few features and the
-    # other features stay free for prediction (docs/checkpoint.md, "The pose in its own features").
+    # channels 0..J-1) hold the standardised joints, meant to keep the other features free for
+    # prediction; they turned out as rough (docs/checkpoint.md, "A smooth latent").
     proprio_readout: Literal["linear", "channels"] = "linear"
     # mode joint: weight of the readout's error on every frame of the sample; 0 disables it.
     proprio_weight: float = 0.0
     # mode joint: weight of the latent's roughness along each sample (a frame against the cubic through
     # the two frames on each side, over the step's own change): the part of a step the predictor cannot
-    # fit (docs/checkpoint.md, "Smoothness"); 0 disables it. Needs samples of at least 5 frames.
+    # fit (docs/checkpoint.md, "A smooth latent"); 0 disables it. Needs samples of at least 5 frames.
     smoothness_weight: float = 0.0
     # "cosine": linear warm-up, then cosine decay to a tenth of the peak; "constant": warm-up, then the peak.
     lr_schedule: Literal["cosine", "constant"] = "cosine"
