@@ -218,6 +218,10 @@ def test_roughness_is_zero_on_cubic_paths_and_a_term_of_the_joint_objective():
     assert losses["loss"].item() == pytest.approx(total.item(), rel=1e-5)
     with pytest.raises(ValueError, match="smoothness_weight=1.0 needs samples of at least 5 frames, not 4"):
         TrainConfig(context_steps=1, rollout_steps=3, smoothness_weight=1.0)
+    with pytest.raises(ValueError, match="smoothness_weight=1.0 applies to train.mode 'joint', not 'frozen_encoder'"):
+        TrainConfig(mode="frozen_encoder", smoothness_weight=1.0)
+    with pytest.raises(ValueError, match="proprio_weight=0.5 applies to train.mode 'joint', not 'proprio'"):
+        TrainConfig(mode="proprio", proprio_weight=0.5)
 
 
 def test_inverse_dynamics_head_trains_the_encoder_and_recovers_joint_motion():

@@ -325,6 +325,9 @@ class TrainConfig:
             math.isfinite(self.smoothness_weight) and self.smoothness_weight >= 0,
             f"train.smoothness_weight={self.smoothness_weight}: expected a finite value >= 0",
         )
+        for name in ("proprio_weight", "smoothness_weight"):  # terms of the joint objective only
+            _require(getattr(self, name) == 0 or self.mode == "joint",
+                     f"train.{name}={getattr(self, name)} applies to train.mode 'joint', not {self.mode!r}")
         _require(
             self.smoothness_weight == 0 or self.mode != "joint" or self.sequence >= 5,
             f"train.smoothness_weight={self.smoothness_weight} needs samples of at least 5 frames, "
