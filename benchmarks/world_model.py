@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ from jepa_wm.data import read_episodes  # noqa: E402
 from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
 from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
 from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores  # noqa: E402
+from jepa_wm.models.objectives import CUBIC_MIDPOINT  # noqa: E402
 from jepa_wm.models.world_model import WorldModel  # noqa: E402
 from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals  # noqa: E402
 from jepa_wm.training import DistributedContext, Trainer  # noqa: E402
@@ -141,8 +141,6 @@ def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> 
     a few steps can predict, even knowing the frames on both sides: held-out one-step error ratios
     have stayed 0.1-0.3 above it (docs/checkpoint.md).
     """
-    ts = (-1, 0, 2, 3)
-    weights = [math.prod((1 - b) / (a - b) for b in ts if b != a) for a in ts]  # Lagrange weights at t = 1
     rng = np.random.default_rng(5)
     frames = []
     with make_sim(model.config.encoder.image_size, 0) as sim:
@@ -152,7 +150,7 @@ def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> 
                 sim.reset(joint_positions=start + t * step * direction)
                 frames.append(sim.render())
     z = model.encode(torch.from_numpy(np.stack(frames))).view(lines, 5, -1)  # t = -1, 0, 1, 2, 3
-    interpolated = sum(w * z[:, i] for w, i in zip(weights, (0, 1, 3, 4)))
+    interpolated = sum(w * z[:, i] for w, i in zip(CUBIC_MIDPOINT, (0, 1, 3, 4)))  # the cubic at t = 1
     error = (interpolated - z[:, 2]).abs().mean().item()
     return {"latent_roughness": error / (z[:, 1] - z[:, 2]).abs().mean().item()}
 
