@@ -191,5 +191,11 @@ def test_the_learning_rate_warms_up_then_decays_to_a_tenth_or_stays_at_its_peak(
     constant = dataclasses.replace(cosine, lr_schedule="constant")
     assert learning_rate(0, constant) == pytest.approx(1e-4)
     assert [learning_rate(s, constant) for s in (10, 55, 100)] == [1e-3] * 3
-    with pytest.raises(ValueError, match="lr_schedule='step': expected 'cosine' or 'constant'"):
+    wsd = dataclasses.replace(cosine, lr_schedule="wsd", lr_decay_fraction=0.2)  # decays over steps 80..100
+    assert [learning_rate(s, wsd) for s in (10, 55, 80)] == [1e-3] * 3
+    assert learning_rate(90, wsd) == pytest.approx(0.5e-3)
+    assert learning_rate(99, wsd) == pytest.approx(0.05e-3)
+    with pytest.raises(ValueError, match="lr_schedule='step': expected 'cosine', 'constant' or 'wsd'"):
         TrainConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match=r"lr_decay_fraction=1.5: expected a fraction of the steps in \(0, 1\]"):
+        TrainConfig(lr_schedule="wsd", lr_decay_fraction=1.5)

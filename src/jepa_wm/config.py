@@ -263,8 +263,11 @@ class TrainConfig:
     # the two frames on each side, over the step's own change): the part of a step the predictor cannot
     # fit (docs/checkpoint.md, "A smooth latent"); 0 disables it. Needs samples of at least 5 frames.
     smoothness_weight: float = 0.0
-    # "cosine": linear warm-up, then cosine decay to a tenth of the peak; "constant": warm-up, then the peak.
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    # "cosine": linear warm-up, then cosine decay to a tenth of the peak; "constant": warm-up, then the peak;
+    # "wsd" (warm-up, stable, decay): the peak, then a linear decay to zero over the last lr_decay_fraction
+    # of the steps, so a long run at the peak still ends at a minimum rather than wherever its noise left it.
+    lr_schedule: Literal["cosine", "constant", "wsd"] = "cosine"
+    lr_decay_fraction: float = 0.2
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -334,9 +337,11 @@ class TrainConfig:
             f"not {self.sequence} (context_steps + rollout_steps, or sequence_steps)",
         )
         _require(
-            self.lr_schedule in ("cosine", "constant"),
-            f"train.lr_schedule={self.lr_schedule!r}: expected 'cosine' or 'constant'",
+            self.lr_schedule in ("cosine", "constant", "wsd"),
+            f"train.lr_schedule={self.lr_schedule!r}: expected 'cosine', 'constant' or 'wsd'",
         )
+        _require(0 < self.lr_decay_fraction <= 1,
+                 f"train.lr_decay_fraction={self.lr_decay_fraction}: expected a fraction of the steps in (0, 1]")
 
     @property
     def window(self) -> int:

@@ -150,11 +150,15 @@ class EpisodeWindows:
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak (train.lr_schedule "constant": the peak)."""
+    """Linear warm-up, then (train.lr_schedule) cosine decay to a tenth of the peak, the peak ("constant"),
+    or the peak and a linear decay to zero over the last lr_decay_fraction of the steps ("wsd")."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
     if config.lr_schedule == "constant":
         return config.learning_rate
+    if config.lr_schedule == "wsd":
+        decay_steps = max(1, round(config.lr_decay_fraction * config.steps))
+        return config.learning_rate * min(1.0, (config.steps - step) / decay_steps)
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
     return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
