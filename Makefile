@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
+TRAIN_THREADS ?= 2
 ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-sensor-msgs ros-std-msgs ros-geometry-msgs \
 	ros-trajectory-msgs ros-std-srvs ros-rosgraph-msgs ros-builtin-interfaces ros-diagnostic-msgs
 
@@ -35,24 +36,33 @@ demo: install
 bench: install
 	for b in sim world_model planner closed_loop replay; do $(PY) benchmarks/$$b.py || exit 1; done
 
-# Reproduces the embedded default checkpoint (see README).
-checkpoint: install
-	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 0 --image-size 128 --out data/explore128
-	# a second set with little smoothing: the planner's candidate sequences are jerkier than a smooth walk
-	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out data/explore128_jerky
-	# one thread: on a shared 2-core CPU two BLAS threads per process slow training down severalfold
+# The exploration data of `make checkpoint`; a folder that exists is kept (remove it to collect again).
+data/explore128: | install
+	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 0 --image-size 128 --out $@
+# a second set with little smoothing: the planner's candidate sequences are jerkier than a smooth walk
+data/explore128_jerky: | install
+	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out $@
+# a third set: more frames for the joint readout and the predictor-only stage (both over-fit two sets)
+data/explore128_predictor: | install
+	$(VENV)/bin/jepa-ros collect --episodes 240 --steps 60 --seed 2000 --image-size 128 --out $@
+# a fourth for the joint readout alone: the tool roll is read from a few pixels and needs many frames
+data/explore128_extra: | install
+	$(VENV)/bin/jepa-ros collect --episodes 480 --steps 60 --seed 3000 --image-size 128 --out $@
+
+# Reproduces the embedded default checkpoint (see README and docs/checkpoint.md).
+checkpoint: install data/explore128 data/explore128_jerky data/explore128_predictor data/explore128_extra
+	# TRAIN_THREADS (2) BLAS threads: one run at a time on this 2-core CPU; where other work shares the
+	# cores, TRAIN_THREADS=1 (two threads per process then slow training down severalfold)
 	# first stage: the encoder alone learns to read the joint positions linearly (config/proprio.yaml)
-	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/proprio.yaml \
-		--out runs/proprio --seed 0
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train \
+		--bags data/explore128 data/explore128_jerky data/explore128_predictor data/explore128_extra \
+		--config config/proprio.yaml --out runs/proprio --seed 0
 	# second stage: encoder and predictor, inverse dynamics and a smooth latent (config/joint.yaml)
-	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky --config config/joint.yaml \
-		--init runs/proprio/checkpoint --out runs/joint --seed 0
-	# a third set for the predictor-only stage: with the first two alone it over-fits when trained longer
-	$(VENV)/bin/jepa-ros collect --episodes 240 --steps 60 --seed 2000 --image-size 128 --out data/explore128_predictor
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky \
+		--config config/joint.yaml --init runs/proprio/checkpoint --out runs/joint --seed 0
 	# third stage: that latent fixed, the predictor alone trains on (config/predictor.yaml)
-	OMP_NUM_THREADS=1 $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky data/explore128_predictor \
-		--config config/predictor.yaml \
-		--init runs/joint/checkpoint --out runs/default --seed 0 --export checkpoints/default
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky data/explore128_predictor \
+		--config config/predictor.yaml --init runs/joint/checkpoint --out runs/default --seed 0 --export checkpoints/default
 
 clean:
 	rm -rf $(VENV) build install log reports runs

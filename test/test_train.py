@@ -159,12 +159,16 @@ def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():
         return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in train.items()})
 
     share = package_share()
-    recipe = (Path(__file__).resolve().parents[1] / "Makefile").read_text().split("\ncheckpoint:")[1].split("\nclean:")[0]
-    stages = re.findall(r"--config (config/\w+\.yaml)", recipe)
-    assert stages == ["config/proprio.yaml", "config/joint.yaml", "config/predictor.yaml"]
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    threads = int(re.search(r"^TRAIN_THREADS \?= (\d+)$", makefile, re.MULTILINE)[1])
+    recipe = makefile.split("\ncheckpoint:")[1].split("\nclean:")[0].replace("\\\n", " ")
+    commands = re.findall(r"jepa-ros train\s+--bags ([\w/ ]+?)\s+--config (config/\w+\.yaml)", recipe)
+    assert [stage for _, stage in commands] == ["config/proprio.yaml", "config/joint.yaml", "config/predictor.yaml"]
     record = read_checkpoint_config(share / "checkpoints" / "default")[1]
-    for stage in reversed(stages):  # each stage's record holds the one it started from under "init"
+    for bags, stage in reversed(commands):  # each stage's record holds the one it started from under "init"
         assert stage in record["command"]
+        assert record["bags"] == bags.split()
+        assert record["machine"]["threads"] == threads
         assert as_made(record["train"]) == load_yaml(share / stage, TrainConfig, "train")
         record = record.get("init")
     assert record is None  # the first stage started from scratch
