@@ -7,7 +7,9 @@ trained on). The last line printed is one JSON object with encoder_ms, rollout_s
 train_samples_per_s (train.yaml's samples, each a sequence of frames), train_windows_per_s (the
 context + rollout windows trained inside them) and train_frames_per_s, h1/h2/h4/h8 error ratios
 (model / copy-last), latent std and effective
-rank, probe_r2 (linear probe latent -> joint positions, fit and scored on different episodes), and
+rank, probe_r2 (linear probe latent -> joint positions, fit on 24 of the held-out episodes and scored on
+the other 16), probe_r2_fit240 (the same probe fit on 240 exploration episodes of another seed, scored on
+all the held-out ones: a 385-weight probe per joint fit on 24 episodes under-reads what the latent holds), and
 nearest_latent_ee_error_m: for seeded reaching goals, how far from the goal's end effector is the
 pose, among random ones, whose latent is nearest the goal image's (what a perfect planner would reach);
 and latent_roughness, the share of a step's latent change that is not smooth in the joints.
@@ -42,7 +44,8 @@ from jepa_wm.models.world_model import WorldModel  # noqa: E402
 from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals  # noqa: E402
 from jepa_wm.training import DistributedContext, Trainer  # noqa: E402
 
-HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0 and 1000
+HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0, 1000 and 2000
+PROBE_FIT_SEED = 8000  # the second probe's fitting episodes
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
@@ -89,8 +92,10 @@ def training_speed(model: WorldModel, episodes: list, steps: int = 6) -> dict[st
             "train_frames_per_s": samples_per_s * config.sequence}
 
 
-def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6) -> dict[str, float]:
-    """Horizon errors vs copy-last on all held-out episodes; probe fit on some episodes, scored on the rest."""
+def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6, fit_episodes: list | None = None,
+            ) -> dict[str, float]:
+    """Horizon errors vs copy-last on all held-out episodes; probe fit on some episodes, scored on the rest
+    (and, given ``fit_episodes``, fit on those and scored on all held-out episodes: probe_r2_fit{count})."""
     latents = [encode_frames(model, e.frames) for e in episodes]
     result = horizon_errors(model, latents, [e.joint_positions for e in episodes], [e.actions for e in episodes])
     result.update(latent_statistics(torch.cat(latents)))
@@ -104,6 +109,12 @@ def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6) -> d
         fit_ee = np.concatenate([e.ee_positions for e in episodes[:split]])
         val_ee = np.concatenate([e.ee_positions for e in episodes[split:]])
         result["probe_r2_end_effector"] = float(linear_probe_scores(fit_z, fit_ee, val_z, val_ee).mean())
+    if fit_episodes:
+        name = f"probe_r2_fit{len(fit_episodes)}"
+        scores = linear_probe_scores(torch.cat([encode_frames(model, e.frames) for e in fit_episodes]),
+                                     np.concatenate([e.joint_positions for e in fit_episodes]),
+                                     torch.cat(latents), np.concatenate([e.joint_positions for e in episodes]))
+        result[name], result[f"{name}_per_joint"] = float(scores.mean()), [round(float(v), 4) for v in scores]
     return result
 
 
@@ -155,24 +166,32 @@ def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> 
     return {"latent_roughness": error / (z[:, 1] - z[:, 2]).abs().mean().item()}
 
 
+def held_out(model: WorldModel, episodes: int, steps: int, seed: int) -> list:
+    """Exploration episodes of a seed no training set uses, collected here."""
+    with tempfile.TemporaryDirectory() as folder:
+        collect(CollectConfig(out=folder, episodes=episodes, steps=steps, seed=seed,
+                              image_size=model.config.encoder.image_size, workers=1), progress=False)
+        return read_episodes(folder, image_size=model.config.encoder.image_size, progress=False)
+
+
 def main() -> int:
     """Collect held-out episodes, measure, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "default"))
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--probe-fit-episodes", type=int, default=240,
+                        help="exploration episodes (another seed) the second probe is fit on; 0 skips it")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = load_checkpoint(args.checkpoint)
     results: dict[str, float] = {}
     with torch.inference_mode():
         results.update(speed(model))
-    with tempfile.TemporaryDirectory() as folder:
-        collect(CollectConfig(out=folder, episodes=args.episodes, steps=args.steps, seed=HELD_OUT_SEED,
-                              image_size=model.config.encoder.image_size, workers=1), progress=False)
-        episodes = read_episodes(folder, image_size=model.config.encoder.image_size, progress=False)
+    episodes = held_out(model, args.episodes, args.steps, HELD_OUT_SEED)
+    fit_episodes = held_out(model, args.probe_fit_episodes, args.steps, PROBE_FIT_SEED) if args.probe_fit_episodes else None
     results.update(training_speed(model, episodes))
-    results.update(quality(model, episodes))
+    results.update(quality(model, episodes, fit_episodes=fit_episodes))
     with torch.inference_mode():
         results.update(latent_metric(model))
         results.update(latent_roughness(model))
