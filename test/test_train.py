@@ -186,7 +186,7 @@ def test_shipped_training_configs_load(name):
         assert config.smoothness_weight > 0 and config.proprio_weight > 0
 
 
-def test_the_learning_rate_warms_up_then_decays_to_a_tenth_or_stays_at_its_peak():
+def test_the_learning_rate_warms_up_then_decays_to_a_tenth_stays_at_its_peak_or_ends_with_a_decay_to_zero():
     cosine = TrainConfig(steps=100, warmup_steps=10, learning_rate=1e-3)
     assert learning_rate(0, cosine) == pytest.approx(1e-4)
     assert learning_rate(10, cosine) == pytest.approx(1e-3)
