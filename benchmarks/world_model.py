@@ -44,7 +44,7 @@ from jepa_wm.models.world_model import WorldModel  # noqa: E402
 from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals  # noqa: E402
 from jepa_wm.training import DistributedContext, Trainer  # noqa: E402
 
-HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0, 1000 and 2000
+HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0, 1000, 2000 and 3000
 PROBE_FIT_SEED = 8000  # the second probe's fitting episodes
 
 
@@ -166,7 +166,7 @@ def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> 
     return {"latent_roughness": error / (z[:, 1] - z[:, 2]).abs().mean().item()}
 
 
-def held_out(model: WorldModel, episodes: int, steps: int, seed: int) -> list:
+def collect_episodes(model: WorldModel, episodes: int, steps: int, seed: int) -> list:
     """Exploration episodes of a seed no training set uses, collected here."""
     with tempfile.TemporaryDirectory() as folder:
         collect(CollectConfig(out=folder, episodes=episodes, steps=steps, seed=seed,
@@ -188,8 +188,10 @@ def main() -> int:
     results: dict[str, float] = {}
     with torch.inference_mode():
         results.update(speed(model))
-    episodes = held_out(model, args.episodes, args.steps, HELD_OUT_SEED)
-    fit_episodes = held_out(model, args.probe_fit_episodes, args.steps, PROBE_FIT_SEED) if args.probe_fit_episodes else None
+    episodes = collect_episodes(model, args.episodes, args.steps, HELD_OUT_SEED)
+    fit_episodes = None
+    if args.probe_fit_episodes:
+        fit_episodes = collect_episodes(model, args.probe_fit_episodes, args.steps, PROBE_FIT_SEED)
     results.update(training_speed(model, episodes))
     results.update(quality(model, episodes, fit_episodes=fit_episodes))
     with torch.inference_mode():
