@@ -92,8 +92,9 @@ def training_speed(model: WorldModel, episodes: list, steps: int = 6) -> dict[st
             "train_frames_per_s": samples_per_s * config.sequence}
 
 
-def quality(model: WorldModel, episodes: list, probe_fraction: float = 0.6, fit_episodes: list | None = None,
-            ) -> dict[str, float]:
+def quality(
+    model: WorldModel, episodes: list, probe_fraction: float = 0.6, fit_episodes: list | None = None
+) -> dict[str, float]:
     """Horizon errors vs copy-last on all held-out episodes; probe fit on some episodes, scored on the rest
     (and, given ``fit_episodes``, fit on those and scored on all held-out episodes: probe_r2_fit{count})."""
     latents = [encode_frames(model, e.frames) for e in episodes]
