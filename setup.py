@@ -45,6 +45,7 @@ setup(
         "xacro",
         "matplotlib",
         "imageio",
+        "pillow",
         "tqdm",
     ],
     extras_require={"test": ["pytest", "pytest-timeout"]},

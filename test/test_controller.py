@@ -154,7 +154,7 @@ def test_commands_stay_in_the_explored_range(model):
         assert np.all(out.command >= explored[0] - 1e-12) and np.all(out.command <= explored[1] + 1e-12)
         outside += bool(out.warnings)
     assert outside > 0  # wide actions really pushed against the explored range
-    with pytest.raises(ConfigError, match=r"explored joint range has shapes \(2,\)"):
+    with pytest.raises(ConfigError, match=r"explored joint range has shapes \[2\], \[2\]; expected \[3\]"):
         LatentMPC(model, PLANNER, ROBOT, explored_range=(np.zeros(2), np.ones(2)))
 
 

@@ -1,6 +1,9 @@
 """Message <-> numpy conversions: round trips on real message classes, and bad input refused."""
 
 import array
+import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,6 +13,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from jepa_ros import conversions as conv
 from jepa_ros.conversions import ConversionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from adversarial import declare_size, encoded, png_bomb  # noqa: E402 - the fuzz benchmark's malformed images
 
 JOINTS = ("joint1", "joint2", "joint3")
 
@@ -90,8 +96,38 @@ def test_compressed_images(frame):
     assert conv.compressed_to_rgb(msg).shape == (32, 32, 3)
     with pytest.raises(ConversionError, match="'tiff'"):
         conv.compressed_to_rgb(CompressedImage(format="tiff", data=png.data))
-    with pytest.raises(ConversionError, match="could not be decoded"):
+    with pytest.raises(ConversionError, match="not a readable JPEG or PNG"):
         conv.compressed_to_rgb(CompressedImage(format="png", data=array.array("B", b"not a png")))
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_a_compressed_image_declaring_a_huge_size_is_refused_before_decoding(fmt):
+    # a 97-byte PNG / 631-byte JPEG declaring 65500 x 65500 made cv2.imdecode raise cv2.error
+    small = encoded(np.zeros((16, 16, 3), np.uint8), fmt)
+    for size, message in ((65500, "declares too many pixels"), (4000, r"declares 4000x4000 = 16000000 pixels")):
+        msg = CompressedImage(format=fmt, data=array.array("B", declare_size(small, size, size)))
+        with pytest.raises(ConversionError, match=message):
+            conv.compressed_to_rgb(msg)
+    bomb = CompressedImage(format="png", data=array.array("B", png_bomb(128, 96)))
+    assert conv.compressed_to_rgb(bomb).shape == (96, 128, 3)
+    with pytest.raises(ConversionError, match=r"declares 128x96 = 12288 pixels; expected at most 10000"):
+        conv.compressed_to_rgb(bomb, max_pixels=10_000)
+
+
+def test_a_raw_image_larger_than_the_limit_is_refused_naming_its_size(frame):
+    with pytest.raises(ConversionError, match=r"declares 5x6 = 30 pixels; expected at most 20"):
+        conv.image_to_rgb(conv.rgb_to_image(frame), max_pixels=20)
+
+
+def test_joint_states_with_very_many_names_are_refused_at_once():
+    started = time.perf_counter()
+    many = JointState(name=["joint1"] * 60_000, position=[0.0] * 60_000)
+    with pytest.raises(ConversionError, match=r"names 60000 joints; expected at most 256"):
+        conv.joint_state_positions(many, ("joint1",))
+    duplicated = JointState(name=[f"j{i % 100}" for i in range(200)], position=[0.0] * 200)
+    with pytest.raises(ConversionError, match=r"names joints more than once: \['j0', 'j1'.* and 90 more"):
+        conv.joint_state_positions(duplicated, ("j0",))
+    assert time.perf_counter() - started < 1.0  # was 100 s for 60000 duplicated names (a quadratic check)
 
 
 def test_camera_info():

@@ -81,7 +81,10 @@ def _write_broken(tmp_path: Path, **changes: object) -> Path:
     [
         ({"joint_lower": [-1.0] * 5}, r"joint_lower has 5 values, expected 6"),
         ({"velocity_limits": [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]}, r"joint6 velocity limit 0.0"),
-        ({"joint_upper": [3.0, 2.0, 2.6, 3.0, -3.0, 3.0]}, r"joint5 lower=-2.2 is not below upper=-3.0"),
+        ({"joint_upper": [3.0, 2.0, 2.6, 3.0, -3.0, 3.0]}, r"joint5 limits \[-2.2, -3.0\]: expected finite values"),
+        ({"joint_upper": [3.0, 2.0, 2.6, 3.0, float("inf"), 3.0]}, r"joint5 limits \[-2.2, inf\]: expected finite"),
+        ({"velocity_limits": [1.0, 1.0, float("inf"), 1.0, 1.0, 1.0]}, r"joint3 velocity limit inf: expected a finite"),
+        ({"velocity_limits": [1.0, 1.0, float("nan"), 1.0, 1.0, 1.0]}, r"joint3 velocity limit nan: expected a finite"),
         ({"command_interface": "velocity"}, r"command_interface='velocity'"),
         ({"control_rate": "fast"}, r"control_rate='fast': expected a number"),
         ({"contol_rate": 5.0}, r"unknown keys \['contol_rate'\]"),

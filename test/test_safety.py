@@ -60,17 +60,60 @@ def test_one_warning_per_joint_even_when_both_limits_apply():
 
 
 def test_clamping_never_passes_a_limit():
+    # the velocity limit is the last word; a position limit holds whenever a command can keep both
     rng = np.random.default_rng(0)
+    checked = refused = 0
     for _ in range(2000):
         target = rng.uniform(-10, 10, 3)
         current = rng.uniform(-3, 3, 3)  # sometimes already outside the limits
         dt = rng.uniform(1e-3, 1.0)
-        command = clamp_command(target, current, LOWER, UPPER, VMAX, dt, NAMES).command
+        explored = np.sort(rng.uniform(LOWER - 0.5, UPPER + 0.5, (2, 3)), axis=0)
+        explored = (np.minimum(explored[0], UPPER), np.maximum(explored[1], LOWER))
+        explored = (np.minimum(explored[0], explored[1]), explored[1])
+        try:
+            command = clamp_command(target, current, LOWER, UPPER, VMAX, dt, NAMES, explored).command
+        except CommandError as err:
+            # only when a joint is further outside its limits than one step can bring it back
+            assert "outside their position limits by more than one step" in str(err)
+            assert np.any((current < LOWER - VMAX * dt) | (current > UPPER + VMAX * dt))
+            refused += 1
+            continue
+        checked += 1
         assert np.all(command >= LOWER) and np.all(command <= UPPER)
-        inside = (current >= LOWER) & (current <= UPPER)
-        step = np.abs(command - current)
-        assert np.all(step[inside] <= VMAX[inside] * dt + 1e-12)
+        assert np.all(np.abs(command - current) <= VMAX * dt + 1e-12)
         assert np.all(clamp_to_limits(target, LOWER, UPPER, NAMES).command <= UPPER)
+    assert checked > 100 and refused > 100
+
+
+def test_a_pose_outside_the_allowed_range_is_left_at_the_velocity_limit_never_jumped_from():
+    # the arm at joint1 = 2.0 rad, the model's explored range ends at 0.95 rad: 0.3 rad per 0.2 s step
+    names, lower, upper = ("joint1",), np.array([-np.pi]), np.array([np.pi])
+    result = clamp_command([0.5], [2.0], lower, upper, [1.5], 0.2, names, (np.array([-1.1]), np.array([0.95])))
+    assert result.command == pytest.approx([1.7])
+    assert "velocity limit 1.5000 rad/s" in result.warnings[0] and "commanded 1.7000 rad" in result.warnings[0]
+    beyond = clamp_command([0.0], [0.5], lower, upper, [1.5], 0.2, names, (np.array([0.2]), np.array([0.95])))
+    assert beyond.command == pytest.approx([0.2]) and "allowed range [0.2000, 0.9500]" in beyond.warnings[0]
+    # inside the range again, an ordinary step is left alone
+    assert clamp_command([0.5], [0.6], lower, upper, [1.5], 0.2, names, (np.array([-1.1]), np.array([0.95]))).warnings == []
+
+
+def test_a_joint_just_past_its_limit_is_brought_back_within_one_step():
+    result = clamp_command([5.0, 0.0, 0.0], [1.05, 0.0, 0.0], LOWER, UPPER, VMAX, 0.1, NAMES)
+    assert result.command[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("allowed", [(np.array([0.5, -1, 0]), np.array([0.4, 1, 0.5])),
+                                     (np.array([np.nan, -1, 0]), np.array([0.4, 1, 0.5])),
+                                     (np.array([-1, -1, 0]), np.array([np.inf, 1, 0.5]))])
+def test_an_inverted_or_non_finite_allowed_range_is_refused_naming_the_joint(allowed):
+    with pytest.raises(CommandError, match="joint1: allowed range"):
+        clamp_command([0.0] * 3, [0.0] * 3, LOWER, UPPER, VMAX, 0.1, NAMES, allowed)
+
+
+@pytest.mark.parametrize("vmax", [[1.0, np.inf, 1.0], [1.0, np.nan, 1.0]])
+def test_non_finite_velocity_limits_are_refused(vmax):
+    with pytest.raises(CommandError, match="velocity_limits"):
+        clamp_command([0.0] * 3, [0.0] * 3, LOWER, UPPER, vmax, 0.1, NAMES)
 
 
 @pytest.mark.parametrize("dt", [0.0, -0.1, np.nan])
@@ -80,7 +123,7 @@ def test_bad_dt_is_refused(dt):
 
 
 def test_bad_limits_are_refused():
-    with pytest.raises(CommandError, match="joint2: lower limit 3.0 is above upper limit 2.0"):
+    with pytest.raises(CommandError, match=r"joint2: limits \[3.0, 2.0\]: expected finite values with lower <= upper"):
         clamp_to_limits([0.0] * 3, [-1.0, 3.0, 0.0], UPPER, NAMES)
     with pytest.raises(CommandError, match="velocity_limits"):
         clamp_command([0.0] * 3, [0.0] * 3, LOWER, UPPER, [1.0, 0.0, 1.0], 0.1, NAMES)

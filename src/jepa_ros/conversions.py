@@ -9,6 +9,7 @@ position); stamps are int64 nanoseconds. Every malformed message raises
 from __future__ import annotations
 
 import array
+import collections
 import math
 from collections.abc import Sequence
 
@@ -21,20 +22,16 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from jepa_wm import images
+
 
 class ConversionError(ValueError):
     """A message cannot be converted: wrong size, unknown encoding, missing or bad joints."""
 
 
-# encoding -> (channels, cv2 conversion to RGB or None when already RGB)
-_ENCODINGS: dict[str, tuple[int, int | None]] = {
-    "rgb8": (3, None),
-    "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB),
-    "mono8": (1, cv2.COLOR_GRAY2RGB),
-}
 NS_PER_S = 1_000_000_000
+# far more joints than any robot has; a message naming more is refused before it is read
+MAX_JOINT_NAMES = 256
 
 
 # ---------------------------------------------------------------------------------------
@@ -76,43 +73,20 @@ def clock_message(ns: int) -> Clock:
 # images
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def image_to_rgb(msg: Image, max_pixels: int = images.MAX_IMAGE_PIXELS) -> np.ndarray:
     """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8; row padding allowed) -> uint8 [H, W, 3]."""
-    if msg.encoding not in _ENCODINGS:
-        raise ConversionError(f"image encoding {msg.encoding!r} is not supported; expected one of {sorted(_ENCODINGS)}")
-    channels, to_rgb = _ENCODINGS[msg.encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    row_bytes = width * channels
-    if height <= 0 or width <= 0:
-        raise ConversionError(f"image size {width}x{height} ({msg.encoding}): expected a positive width and height")
-    if step < row_bytes:
-        raise ConversionError(
-            f"image step {step} is smaller than width {width} x {channels} bytes per pixel ({msg.encoding}) = {row_bytes}"
-        )
-    buffer = np.frombuffer(msg.data, dtype=np.uint8)
-    if buffer.size != step * height:
-        raise ConversionError(
-            f"image data has {buffer.size} bytes; expected step {step} x height {height} = {step * height} "
-            f"for a {width}x{height} {msg.encoding} image"
-        )
-    # [H, step] -> drop row padding -> [H, W, C]
-    pixels = buffer.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
-    if to_rgb is None:
-        return np.ascontiguousarray(pixels)
-    return cv2.cvtColor(np.ascontiguousarray(pixels), to_rgb)
+    try:
+        return images.raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, "image", max_pixels)
+    except images.ImageError as err:
+        raise ConversionError(str(err)) from None
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg or png) -> uint8 [H, W, 3] RGB."""
-    # image_transport writes e.g. "jpeg", "png" or "rgb8; jpeg compressed bgr8"
-    fmt = msg.format.lower()
-    if "jpeg" not in fmt and "jpg" not in fmt and "png" not in fmt:
-        raise ConversionError(f"compressed image format {msg.format!r} is not supported; expected 'jpeg' or 'png'")
-    buffer = np.frombuffer(msg.data, dtype=np.uint8)
-    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
-    if bgr is None:
-        raise ConversionError(f"compressed image ({msg.format!r}, {buffer.size} bytes) could not be decoded")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def compressed_to_rgb(msg: CompressedImage, max_pixels: int = images.MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png) -> uint8 [H, W, 3] RGB; its header is checked before decoding."""
+    try:
+        return images.compressed_to_rgb(msg.format, msg.data, "compressed image", max_pixels)
+    except images.ImageError as err:
+        raise ConversionError(str(err)) from None
 
 
 def rgb_to_image(rgb: np.ndarray, stamp_ns: int = 0, frame_id: str = "") -> Image:
@@ -167,16 +141,20 @@ def camera_info(intrinsics: dict[str, float], stamp_ns: int = 0, frame_id: str =
 
 
 def _check_names(names: Sequence[str], what: str) -> None:
+    """Refuse more than MAX_JOINT_NAMES names (before any other work) and duplicated names; linear time."""
+    if len(names) > MAX_JOINT_NAMES:
+        raise ConversionError(f"{what} names {len(names)} joints; expected at most {MAX_JOINT_NAMES}")
     if len(set(names)) != len(names):
-        duplicates = sorted({name for name in names if list(names).count(name) > 1})
-        raise ConversionError(f"{what} names joints more than once: {duplicates}")
+        duplicates = sorted(name for name, count in collections.Counter(names).items() if count > 1)
+        raise ConversionError(f"{what} names joints more than once: {duplicates[:10]}"
+                              + (f" and {len(duplicates) - 10} more" if len(duplicates) > 10 else ""))
 
 
 def joint_state_positions(msg: JointState, joint_names: Sequence[str]) -> np.ndarray:
     """sensor_msgs/JointState -> float64 [J] positions in ``joint_names`` order (by name)."""
+    _check_names(msg.name, "joint_state")
     if len(msg.position) != len(msg.name):
         raise ConversionError(f"joint_state has {len(msg.name)} names but {len(msg.position)} positions; expected equal")
-    _check_names(msg.name, "joint_state")
     index = {name: i for i, name in enumerate(msg.name)}
     missing = [name for name in joint_names if name not in index]
     if missing:

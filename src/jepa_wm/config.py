@@ -409,13 +409,22 @@ class RobotConfig:
             values = getattr(self, key)
             _require(len(values) == n, f"robot {self.name!r}: {key} has {len(values)} values, expected {n} (one per joint)")
         for joint, lo, hi, vmax in zip(self.joint_names, self.joint_lower, self.joint_upper, self.velocity_limits):
-            _require(lo < hi, f"robot {self.name!r}: joint {joint} lower={lo} is not below upper={hi}")
-            _require(vmax > 0, f"robot {self.name!r}: joint {joint} velocity limit {vmax}: expected > 0")
+            _require(
+                math.isfinite(lo) and math.isfinite(hi) and lo < hi,
+                f"robot {self.name!r}: joint {joint} limits [{lo}, {hi}]: expected finite values with lower < upper",
+            )
+            _require(
+                math.isfinite(vmax) and vmax > 0,
+                f"robot {self.name!r}: joint {joint} velocity limit {vmax}: expected a finite value > 0 rad/s",
+            )
         _require(
             self.command_interface in ("position", "trajectory"),
             f"robot {self.name!r}: command_interface={self.command_interface!r}: expected 'position' or 'trajectory'",
         )
-        _require(self.control_rate > 0, f"robot {self.name!r}: control_rate={self.control_rate}: expected > 0")
+        _require(
+            math.isfinite(self.control_rate) and self.control_rate > 0,
+            f"robot {self.name!r}: control_rate={self.control_rate}: expected a finite rate > 0 Hz",
+        )
 
 
 # ---------------------------------------------------------------------------------------

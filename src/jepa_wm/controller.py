@@ -75,6 +75,22 @@ def read_image_file(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def check_device(name: str, where: str = "device") -> torch.device:
+    """``name`` as a torch device that exists here, else ConfigError naming it and what was expected."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{where}={name!r} is not a torch device; expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where}={name!r}, but torch finds no CUDA GPU on this machine; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"{where}={name!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif device.type != "cpu":
+        raise ConfigError(f"{where}={name!r}: expected cpu or cuda[:N]")
+    return device
+
+
 def native_bfloat16(device: str | torch.device) -> bool:
     """Whether ``device`` computes bfloat16 in hardware (AVX-512 BF16 / AMX CPUs, bf16-capable GPUs)."""
     device = torch.device(device)
@@ -121,6 +137,23 @@ def match_joints(model_joints: tuple[str, ...], robot: RobotConfig) -> np.ndarra
     return np.array([robot.joint_names.index(name) for name in model_joints])
 
 
+def check_joint_range(
+    joint_range: tuple[np.ndarray, np.ndarray], joint_names: tuple[str, ...], what: str = "explored joint range"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower [J], upper [J]) as float64, finite and lower <= upper per joint, else ConfigError naming the joint."""
+    lower, upper = (np.asarray(values, dtype=np.float64) for values in joint_range)
+    if lower.shape != (len(joint_names),) or upper.shape != (len(joint_names),):
+        raise ConfigError(
+            f"{what} has shapes {list(lower.shape)}, {list(upper.shape)}; expected [{len(joint_names)}] for "
+            f"{list(joint_names)}"
+        )
+    bad = [f"{name} [{low}, {high}]" for name, low, high in zip(joint_names, lower, upper)
+           if not (math.isfinite(low) and math.isfinite(high) and low <= high)]
+    if bad:
+        raise ConfigError(f"{what}: {', '.join(bad)}; expected finite values with lower <= upper")
+    return lower, upper
+
+
 class LatentMPC:
     """Plans toward a goal image with a WorldModel and returns safe joint-position commands."""
 
@@ -152,17 +185,9 @@ class LatentMPC:
         self.lower = np.asarray(robot.joint_lower, dtype=np.float64)
         self.upper = np.asarray(robot.joint_upper, dtype=np.float64)
         self.velocity_limits = np.asarray(robot.velocity_limits, dtype=np.float64)
-        if explored_range is not None:
-            # The model has never seen poses outside the joint range of its training data: planning
-            # there follows its errors, so commands stay inside (robot order, rad).
-            explored_lower, explored_upper = (np.asarray(v, dtype=np.float64) for v in explored_range)
-            if explored_lower.shape != self.lower.shape or explored_upper.shape != self.upper.shape:
-                raise ConfigError(
-                    f"explored joint range has shapes {explored_lower.shape}, {explored_upper.shape}; "
-                    f"expected [{len(robot.joint_names)}] for {list(robot.joint_names)}"
-                )
-            self.lower = np.clip(explored_lower, self.lower, self.upper)
-            self.upper = np.clip(explored_upper, self.lower, self.upper)
+        # The model has never seen poses outside the joint range of its training data: planning there
+        # follows its errors, so commands stay inside it (robot order, rad), approached at the velocity limit.
+        self.explored_range = None if explored_range is None else check_joint_range(explored_range, robot.joint_names)
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given
@@ -240,7 +265,8 @@ class LatentMPC:
         action = result.actions[0].double().cpu().numpy()[self.to_robot_order]  # [J] robot order
         target = start + action * self.model_config.action_scale
         clamped = clamp_command(
-            target, current, self.lower, self.upper, self.velocity_limits, self.control_period, self.robot.joint_names
+            target, current, self.lower, self.upper, self.velocity_limits, self.control_period,
+            self.robot.joint_names, self.explored_range,
         )
         self.pending = (clamped.command, current)
         return ControlOutput(

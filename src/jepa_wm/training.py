@@ -16,6 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from jepa_wm.config import TrainConfig, WorldModelConfig
+from jepa_wm.models.checkpoint import load_torch_file
 from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores
 from jepa_wm.models.objectives import Batch, JEPAObjective
 from jepa_wm.models.world_model import WorldModel
@@ -202,7 +203,7 @@ class Trainer:
         """Continue from a resume.pt written by this trainer."""
         if not path.is_file():
             raise FileNotFoundError(f"--resume: {path} does not exist; train once without --resume first")
-        state = torch.load(path, map_location=self.context.device, weights_only=True)
+        state = load_torch_file(path, self.context.device)
         self.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"][self.context.rank % len(state["generator"])])

@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(node: Node, callback: F) -> F:
+    """``callback`` made unable to end the node: an exception is logged with its traceback instead.
+
+    rclpy re-raises a callback's exception out of spin, which ends the node. Subscription and
+    timer callbacks then return None; a service callback (request, response) returns its response
+    with ``success`` false and the error in ``message`` where the response has those fields.
+    """
+
+    @functools.wraps(callback)
+    def run(*args: Any) -> Any:
+        try:
+            return callback(*args)
+        except Exception as err:  # noqa: BLE001 - any bug or unforeseen input: logged, and the node lives on
+            node.get_logger().error(
+                f"{callback.__name__} failed, input dropped:\n{traceback.format_exc()}", throttle_duration_sec=5.0
+            )
+            if len(args) == 2 and hasattr(args[1], "success"):  # a service's (request, response)
+                response = args[1]
+                response.success = False
+                if hasattr(response, "message"):
+                    response.message = f"internal error {type(err).__name__}: {err} (traceback in the log)"
+                return response
+            return None
+
+    return run  # type: ignore[return-value]
 
 
 class BackgroundSpinner:

@@ -38,13 +38,15 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
-from jepa_ros.nodes import spin_node
+from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot, package_share
-from jepa_wm.controller import ControlError, LatentMPC, read_image_file
+from jepa_wm import images
+from jepa_wm.controller import ControlError, LatentMPC, check_device, match_joints, read_image_file
 from jepa_wm.models import CheckpointError, load_checkpoint
 from jepa_wm.models.checkpoint import explored_joint_range
 from jepa_wm.planning import PlanningError
+from jepa_wm.safety import CommandError
 
 JOINT_HISTORY = 128  # joint states kept for matching to frames: > 1 s at 100 Hz
 JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from the frame's stamp is no match
@@ -74,6 +76,7 @@ class WorldModelNodeConfig:
     torch_threads: int = 1  # torch intra-op threads; 0 keeps torch's default (one per core)
     stay_in_explored_range: bool = True  # command only joint positions the training data covered
     gil_switch_interval: float = 0.005  # s; Python's thread switch interval in this process (0.005: Python's)
+    max_image_pixels: int = images.MAX_IMAGE_PIXELS  # frames and goals declaring more are refused before decoding
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.control_rate) and self.control_rate > 0):
@@ -84,6 +87,9 @@ class WorldModelNodeConfig:
             raise ConfigError(f"world_model_node.gil_switch_interval={self.gil_switch_interval}: expected (0, 0.1] s")
         if self.torch_threads < 0:
             raise ConfigError(f"world_model_node.torch_threads={self.torch_threads}: expected >= 0 (0 = torch default)")
+        if self.max_image_pixels < 64:
+            raise ConfigError(f"world_model_node.max_image_pixels={self.max_image_pixels}: expected >= 64")
+        check_device(self.device, "world_model_node.device")
 
 
 class WorldModelNode(Node):
@@ -106,6 +112,7 @@ class WorldModelNode(Node):
         # 2-core CPU the median replan took 235 ms at 0.0002 s and 212 ms at 0.005 s.
         sys.setswitchinterval(self.config.gil_switch_interval)
         model = load_checkpoint(folder, self.config.device)
+        match_joints(model.config.joint_names, self.robot)  # refuses another robot's checkpoint, naming both
         period = 1.0 / self.config.control_rate
         explored = explored_joint_range(folder, self.robot.joint_names) if self.config.stay_in_explored_range else None
         self.controller = LatentMPC(model, self.planner, self.robot, period, self.config.device, explored)
@@ -129,18 +136,19 @@ class WorldModelNode(Node):
         if self.config.image_transport == "compressed":
             camera_type, camera_topic = CompressedImage, f"{camera_topic}/compressed"  # image_transport's naming
         sensor_qos = qos_profile_sensor_data
-        self.create_subscription(camera_type, camera_topic, self._on_frame, sensor_qos)
-        self.create_subscription(JointState, self.config.joint_states_topic, self._on_joints, sensor_qos)
-        self.create_subscription(Image, "~/goal_image", self._on_goal, 1)
-        self.create_service(SetBool, "~/enable", self._on_enable)
-        self.create_service(Trigger, "~/set_goal_from_current", self._on_set_goal_from_current)
+        # no callback may end the node: each one logs what it raised and drops that input
+        self.create_subscription(camera_type, camera_topic, guarded(self, self._on_frame), sensor_qos)
+        self.create_subscription(JointState, self.config.joint_states_topic, guarded(self, self._on_joints), sensor_qos)
+        self.create_subscription(Image, "~/goal_image", guarded(self, self._on_goal), 1)
+        self.create_service(SetBool, "~/enable", guarded(self, self._on_enable))
+        self.create_service(Trigger, "~/set_goal_from_current", guarded(self, self._on_set_goal_from_current))
         command_type = JointTrajectory if self.config.command_interface == "trajectory" else Float64MultiArray
         self.command_pub = self.create_publisher(command_type, self.config.command_topic, 10)
         self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
         # The timer (node clock: simulated time under use_sim_time) only wakes the control thread;
         # ticks it misses while a plan overruns fold into one.
         self._tick_due, self._stopping = threading.Event(), threading.Event()
-        self.create_timer(period, self._tick_due.set)
+        self.create_timer(period, guarded(self, self._tick_due.set))
         self._control_thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._control_thread.start()
         self.get_logger().info(
@@ -196,13 +204,15 @@ class WorldModelNode(Node):
         return response
 
     def _on_set_goal_from_current(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        age = self._age(self._frame)
+        frame = self._frame  # one snapshot: the callback may replace it meanwhile
+        age = self._age(frame)
         try:
             if age > self.config.max_staleness:
                 limit = self.config.max_staleness
                 raise ControlError(f"no camera frame younger than max_staleness={limit} s (newest: {age:.2f} s old)")
+            rgb = self._frame_rgb(frame[0])
             with self._controller_lock:
-                self.controller.set_goal(self._frame_rgb())
+                self.controller.set_goal(rgb)
             response.success, response.message = True, "goal set from the current camera frame"
         except (ControlError, conv.ConversionError) as err:
             response.success, response.message = False, f"goal not set: {err}"
@@ -214,9 +224,11 @@ class WorldModelNode(Node):
     def _age(self, stamped: tuple[object, int] | None) -> float:
         return math.inf if stamped is None else (self._now_ns() - stamped[1]) * 1e-9
 
-    def _frame_rgb(self) -> np.ndarray:
-        msg = self._frame[0]
-        return conv.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conv.image_to_rgb(msg)
+    def _frame_rgb(self, msg: Image | CompressedImage) -> np.ndarray:
+        limit = self.config.max_image_pixels
+        if isinstance(msg, CompressedImage):
+            return conv.compressed_to_rgb(msg, limit)
+        return conv.image_to_rgb(msg, limit)
 
     def _control_loop(self) -> None:
         while True:
@@ -244,32 +256,37 @@ class WorldModelNode(Node):
             self._tick_locked()
 
     def _tick_locked(self) -> None:
-        image_age, joint_age = self._age(self._frame), self._age(self._joints)
+        # one snapshot of the inputs: the executor thread replaces them while this tick runs
+        frame, joints_in = self._frame, self._joints
+        image_age, joint_age = self._age(frame), self._age(joints_in)
         energy = encode_ms = plan_ms = math.nan
         goal_msg, self._goal_msg = self._goal_msg, None
         try:
             if goal_msg is not None:
-                self.controller.set_goal(conv.image_to_rgb(goal_msg))
+                self.controller.set_goal(conv.image_to_rgb(goal_msg, self.config.max_image_pixels))
                 self.get_logger().info(f"new goal image {goal_msg.width}x{goal_msg.height} ({goal_msg.encoding})")
             state, reason = self._blocked(image_age, joint_age)
             if not state:
-                joints = conv.joint_state_positions(self._joints[0], self.robot.joint_names)
-                seen = conv.joint_state_positions(self._joint_state_at_frame(), self.robot.joint_names)
-                out = self.controller.step(self._frame_rgb(), joints, seen)
+                joints = conv.joint_state_positions(joints_in[0], self.robot.joint_names)
+                seen = conv.joint_state_positions(self._joint_state_at_frame(frame[0], joints_in[0]), self.robot.joint_names)
+                out = self.controller.step(self._frame_rgb(frame[0]), joints, seen)
                 energy, encode_ms, plan_ms = out.energy, out.encode_ms, out.encode_ms + out.plan_ms
                 if math.isfinite(plan_ms):
                     self._note_replan_time(plan_ms)
                 if out.command is None:
                     state, reason = "no_goal", out.reason
-                elif not self.enabled:  # ~/enable turned it off while this tick was planning
-                    state, reason = "disabled", "commanding is disabled; call ~/enable"
+                else:
+                    # again at publish time: ~/enable may have turned commanding off, or the inputs the
+                    # command was planned from aged past max_staleness, while this tick was planning
+                    state, reason = self._blocked(self._age(frame), self._age(joints_in))
+                if state:
                     self.controller.reset()  # the planned command is not sent: nothing is under way
                 else:
                     self._publish_command(out.command)
                     state, reason = "commanding", ""
                     for warning in out.warnings:
                         self.get_logger().warning(f"safety clamp: {warning}", throttle_duration_sec=2.0)
-        except (ControlError, PlanningError, conv.ConversionError) as err:
+        except (ControlError, CommandError, PlanningError, conv.ConversionError) as err:
             state, reason = "error", str(err)
         except Exception as err:  # a bug: stop commanding and say so, but keep ~/enable and ~/status alive
             self.get_logger().error(f"control tick failed:\n{traceback.format_exc()}", throttle_duration_sec=10.0)
@@ -304,19 +321,19 @@ class WorldModelNode(Node):
                 throttle_duration_sec=30.0,
             )
 
-    def _joint_state_at_frame(self) -> JointState:
-        """The joint state stamped nearest the newest frame (within JOINT_MATCH_TOLERANCE_NS), else the newest.
+    def _joint_state_at_frame(self, frame: Image | CompressedImage, newest: JointState) -> JointState:
+        """The joint state stamped nearest ``frame`` (within JOINT_MATCH_TOLERANCE_NS), else ``newest``.
 
         A camera at 15-30 Hz lags joint states at 100+ Hz by up to a frame period, and the arm moves
         a good part of a command in that time; the model was trained on frames paired by stamp.
         """
-        frame_ns = conv.stamp_to_ns(self._frame[0].header.stamp)
+        frame_ns = conv.stamp_to_ns(frame.header.stamp)
         if frame_ns > 0:  # an unstamped camera (stamp 0) has nothing to match on
             gaps = [(abs(conv.stamp_to_ns(msg.header.stamp) - frame_ns), msg) for msg in list(self._joint_history)]
             gap, nearest = min(gaps, key=lambda pair: pair[0], default=(math.inf, None))
             if gap <= JOINT_MATCH_TOLERANCE_NS:
                 return nearest
-        return self._joints[0]
+        return newest
 
     def _blocked(self, image_age: float, joint_age: float) -> tuple[str, str]:
         """(state, reason) when this tick must not command; ('', '') when it may plan."""

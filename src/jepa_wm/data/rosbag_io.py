@@ -22,6 +22,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from jepa_wm import images
 from jepa_wm.data.salvage import describe_readable
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -256,37 +257,20 @@ class BagWriter:
 
 def decode_image(message: Any, where: str = "") -> np.ndarray:
     """sensor_msgs/Image -> uint8 [H, W, 3] RGB; rows may be padded (step > width * channels)."""
-    channels_of = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc1": 1, "8uc3": 3}
-    encoding = message.encoding.lower()
-    if encoding not in channels_of:
-        raise BagError(f"{where}unknown image encoding {message.encoding!r}: expected one of "
-                       "rgb8, bgr8, rgba8, bgra8, mono8")
-    height, width, step, channels = int(message.height), int(message.width), int(message.step), channels_of[encoding]
-    data = np.frombuffer(message.data, dtype=np.uint8) if not isinstance(message.data, np.ndarray) else message.data
-    if step < width * channels or data.size < height * step:
-        raise BagError(f"{where}{encoding} image {width}x{height}: step={step} and {data.size} data bytes; "
-                       f"expected step >= {width * channels} and {height * step} bytes")
-    pixels = data[: height * step].reshape(height, step)[:, : width * channels].reshape(height, width, channels)
-    if encoding in ("bgr8", "8uc3"):
-        return np.ascontiguousarray(pixels[..., ::-1])
-    if encoding == "rgba8":
-        return np.ascontiguousarray(pixels[..., :3])
-    if encoding == "bgra8":
-        return np.ascontiguousarray(pixels[..., 2::-1])
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=2)  # grey as RGB
-    return np.ascontiguousarray(pixels)
+    data = message.data if isinstance(message.data, np.ndarray) else np.frombuffer(message.data, dtype=np.uint8)
+    try:
+        return images.raw_to_rgb(message.encoding, message.height, message.width, message.step, data, f"{where}image")
+    except images.ImageError as err:
+        raise BagError(str(err)) from None
 
 
 def decode_compressed_image(message: Any, where: str = "") -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg / png) -> uint8 [H, W, 3] RGB, decoded by OpenCV."""
-    fmt = message.format.lower()
-    if not any(name in fmt for name in ("jpeg", "jpg", "png")) and fmt not in ("", "rgb8", "bgr8"):
-        raise BagError(f"{where}unknown compressed image format {message.format!r}: expected jpeg or png")
-    image = cv2.imdecode(np.asarray(message.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise BagError(f"{where}OpenCV could not decode a {len(message.data)}-byte {message.format!r} image")
-    return np.ascontiguousarray(image[..., ::-1])
+    """sensor_msgs/CompressedImage (jpeg / png) -> uint8 [H, W, 3] RGB; its header is checked before decoding."""
+    data = np.asarray(message.data, dtype=np.uint8)
+    try:
+        return images.compressed_to_rgb(message.format, data, f"{where}compressed image")
+    except images.ImageError as err:
+        raise BagError(str(err)) from None
 
 
 def header_stamp_ns(message: Any) -> int:

@@ -22,11 +22,13 @@ may carry ``module.`` and ``backbone.`` prefixes; they are read with
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from jepa_wm.config import ConfigError, WorldModelConfig, from_dict, to_dict
@@ -68,53 +70,93 @@ def read_checkpoint_config(folder: str | Path) -> tuple[WorldModelConfig, dict[s
     if not path.is_file():
         raise CheckpointError(f"{folder}: no {CONFIG}; expected a folder written by save_checkpoint")
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{path}: not UTF-8 text ({err}); expected the JSON written by save_checkpoint") from None
     except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{path}: holds a JSON {type(document).__name__}; expected an object with 'format'")
     if document.get("format") != FORMAT or "world_model" not in document:
         raise CheckpointError(f"{path}: format={document.get('format')!r}, expected {FORMAT!r} with a 'world_model' key")
+    metadata = document.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: metadata is a {type(metadata).__name__}; expected an object")
     try:
         config = from_dict(WorldModelConfig, document["world_model"], f"{path}:world_model")
     except ConfigError as err:
-        raise CheckpointError(str(err)) from err
-    return config, document.get("metadata", {})
+        raise CheckpointError(str(err)) from None
+    return config, metadata
 
 
 def explored_joint_range(folder: str | Path, joint_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Joint range of the training data stored with a checkpoint, in ``joint_names`` order (None if absent)."""
+    """Joint range of the training data stored with a checkpoint, in ``joint_names`` order (None if absent).
+
+    Refuses, naming the file: joints other than the checkpoint's, a malformed range, a non-finite
+    or inverted (lower > upper) value.
+    """
     config, metadata = read_checkpoint_config(folder)
     explored = metadata.get("explored_joint_range")
     if explored is None:
         return None
-    order = [config.joint_names.index(name) for name in joint_names]
-    lower, upper = np.asarray(explored["lower"], dtype=np.float64), np.asarray(explored["upper"], dtype=np.float64)
+    where = f"{Path(folder) / CONFIG}: metadata.explored_joint_range"
+    if sorted(joint_names) != sorted(config.joint_names):
+        raise CheckpointError(
+            f"checkpoint {folder} joints {list(config.joint_names)} do not match the robot's joints {list(joint_names)}"
+        )
+    try:
+        lower = np.asarray(explored["lower"], dtype=np.float64)
+        upper = np.asarray(explored["upper"], dtype=np.float64)
+    except (TypeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{where} is {explored!r}; expected lists 'lower' and 'upper' of numbers") from err
     if lower.shape != (len(config.joint_names),) or upper.shape != lower.shape:
-        raise CheckpointError(f"{folder}: explored_joint_range has {lower.shape} / {upper.shape} values, "
+        raise CheckpointError(f"{where} has {lower.shape} / {upper.shape} values, "
                               f"expected {len(config.joint_names)} (one per joint)")
+    bad = [f"{name} [{low}, {high}]" for name, low, high in zip(config.joint_names, lower, upper)
+           if not (np.isfinite(low) and np.isfinite(high) and low <= high)]
+    if bad:
+        raise CheckpointError(f"{where}: {', '.join(bad)}; expected finite values with lower <= upper")
+    order = [config.joint_names.index(name) for name in joint_names]
     return lower[order], upper[order]
 
 
 def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
-    """Rebuild the WorldModel stored in ``folder`` (no pickle); a shape/key mismatch names what differs."""
+    """Rebuild the WorldModel stored in ``folder`` (no pickle); a shape/key mismatch names what differs.
+
+    The weights file's header is checked against the architecture in config.json before anything
+    is allocated: a corrupt file or an architecture larger than its weights is refused, naming the file.
+    """
     config, _ = read_checkpoint_config(folder)
     weights = Path(folder) / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{folder}: no {WEIGHTS}")
+    try:
+        with safe_open(str(weights), framework="pt") as header:
+            shapes = {key: tuple(header.get_slice(key).get_shape()) for key in header.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
+    with torch.device("meta"):  # shapes only: nothing is allocated for a config that does not fit
+        skeleton = WorldModel(config)
+    check_state_shapes(skeleton, shapes, f"{weights}")
     model = WorldModel(config)
-    load_state_checked(model, load_file(str(weights), device=str(map_location)), f"{weights}")
+    try:
+        state = load_file(str(weights), device=str(map_location))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{weights}: could not be read ({err})") from None
+    load_state_checked(model, state, f"{weights}")
     return model.to(map_location).eval()
 
 
-def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+def check_state_shapes(module: torch.nn.Module, shapes: dict[str, tuple[int, ...]], source: str,
                        allow_missing: tuple[str, ...] = ()) -> None:
-    """load_state_dict that raises CheckpointError listing missing, unexpected and mis-shaped keys."""
+    """Raise CheckpointError listing the missing, unexpected and mis-shaped keys of ``shapes`` for ``module``."""
     own = module.state_dict()
-    missing = [k for k in own if k not in state and not k.startswith(allow_missing)]
-    unexpected = [k for k in state if k not in own]
+    missing = [k for k in own if k not in shapes and not k.startswith(allow_missing)]
+    unexpected = [k for k in shapes if k not in own]
     mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        f"{k}: checkpoint {tuple(shapes[k])} vs model {tuple(own[k].shape)}"
         for k in own
-        if k in state and state[k].shape != own[k].shape
+        if k in shapes and tuple(shapes[k]) != tuple(own[k].shape)
     ]
     problems = []
     if missing:
@@ -125,6 +167,15 @@ def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], 
         problems.append(f"shapes differ: {_short(mismatched)}")
     if problems:
         raise CheckpointError(f"{source} does not fit {type(module).__name__}: " + "; ".join(problems))
+
+
+def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+                       allow_missing: tuple[str, ...] = ()) -> None:
+    """load_state_dict that raises CheckpointError listing missing, unexpected and mis-shaped keys."""
+    check_state_shapes(module, {key: tuple(value.shape) for key, value in state.items()}, source, allow_missing)
+    bad = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(f"{source}: non-finite weights in {_short(bad)}; expected finite values")
     module.load_state_dict({k: v for k, v in state.items()}, strict=False)
 
 
@@ -159,13 +210,30 @@ def encoder_state_from_vjepa2(state: dict[str, torch.Tensor], grid_size: int) ->
     return state
 
 
+def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """A ``.pt`` file read with ``torch.load(weights_only=True)``: tensors and plain containers, never code.
+
+    A file that holds anything else (code, arbitrary objects) is refused as it is: it is not loaded.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} holds code or Python objects other than tensors and plain containers; this project loads "
+            f"only weights from .pt files and will not load it"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable torch file ({type(err).__name__}: {err})") from None
+
+
 def load_vjepa2(path: str | Path, config: WorldModelConfig, encoder_key: str = "target_encoder",
                 load_predictor: bool = True) -> WorldModel:
     """WorldModel with weights from an official V-JEPA 2 (or 2-AC) ``.pt`` file; ``config`` must match its sizes."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"V-JEPA 2 checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_torch_file(path)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: expected a dict with 'encoder'/'target_encoder'/'predictor', got {type(checkpoint).__name__}")
     key = encoder_key if encoder_key in checkpoint else "encoder"
