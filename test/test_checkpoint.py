@@ -2,12 +2,19 @@
 
 import dataclasses
 import json
+import time
 
 import pytest
 import torch
 
 from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
-from jepa_wm.models.checkpoint import CheckpointError, load_checkpoint, load_vjepa2, save_checkpoint
+from jepa_wm.models.checkpoint import (
+    CheckpointError,
+    explored_joint_range,
+    load_checkpoint,
+    load_vjepa2,
+    save_checkpoint,
+)
 from jepa_wm.models.world_model import WorldModel
 from wm_fixtures import tiny_config
 
@@ -100,3 +107,91 @@ def test_vjepa2_rope_encoder_loads_and_mismatch_is_named(tmp_path):
                                                    use_rope=True), predictor=config.predictor, joint_names=("a", "b"))
     with pytest.raises(CheckpointError, match=r"patch_embed.proj.weight: checkpoint \(48, 3, 8, 8\) vs model \(64, 3, 8, 8\)"):
         load_vjepa2(tmp_path / "rope.pt", wrong)
+
+
+def _saved(tmp_path, **metadata):
+    return save_checkpoint(WorldModel(tiny_config()), tmp_path / "ckpt", metadata)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda folder: (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:500]),
+         r"model.safetensors: not a readable safetensors file"),
+        (lambda folder: (folder / "model.safetensors").write_bytes(bytes(range(256)) * 40),
+         r"model.safetensors: not a readable safetensors file"),
+        (lambda folder: (folder / "config.json").write_text("[1, 2, 3]"), r"config.json: holds a JSON list"),
+        (lambda folder: (folder / "config.json").write_bytes(b"\xff\xfe{}"), r"config.json: not UTF-8 text"),
+    ],
+)
+def test_a_corrupt_checkpoint_is_refused_in_one_line_naming_the_file(tmp_path, damage, message):
+    folder = _saved(tmp_path)
+    damage(folder)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(folder)
+
+
+def test_an_architecture_larger_than_its_weights_is_refused_before_anything_is_allocated(tmp_path):
+    # a config.json edited to a 100-billion-parameter encoder ran out of memory after 25 s
+    folder = _saved(tmp_path)
+    document = json.loads((folder / "config.json").read_text())
+    document["world_model"]["encoder"].update(embed_dim=65536, depth=2000, num_heads=64)
+    (folder / "config.json").write_text(json.dumps(document))
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"model.safetensors does not fit WorldModel: missing keys"):
+        load_checkpoint(folder)
+    assert time.perf_counter() - started < 20
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path):
+    model = WorldModel(tiny_config())
+    with torch.no_grad():
+        model.encoder.patch_embed.proj.weight[0, 0, 0, 0] = float("nan")
+    folder = save_checkpoint(model, tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match=r"non-finite weights in \[encoder.patch_embed.proj.weight"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize(
+    ("explored", "message"),
+    [
+        ({"lower": [0.5, 0.0, 0.0], "upper": [0.4, 1.0, 1.0]}, r"joint1 \[0.5, 0.4\]; expected finite values"),
+        ({"lower": [float("nan"), 0.0, 0.0], "upper": [1.0, 1.0, 1.0]}, r"joint1 \[nan, 1.0\]"),
+        ({"lower": [0.0, 0.0], "upper": [1.0, 1.0]}, r"has \(2,\) / \(2,\) values, expected 3"),
+        ({"low": [0.0]}, r"expected lists 'lower' and 'upper'"),
+    ],
+)
+def test_a_bad_explored_joint_range_is_refused_naming_the_file_and_joint(tmp_path, explored, message):
+    folder = _saved(tmp_path, explored_joint_range=explored)
+    with pytest.raises(CheckpointError, match=r"config.json: metadata.explored_joint_range.*" + message):
+        explored_joint_range(folder, ("joint1", "joint2", "joint3"))
+
+
+def test_the_explored_range_of_another_robots_checkpoint_names_both_joint_sets(tmp_path):
+    folder = _saved(tmp_path, explored_joint_range={"lower": [0.0] * 3, "upper": [1.0] * 3})
+    with pytest.raises(CheckpointError, match=r"joints \['joint1', 'joint2', 'joint3'\] do not match .*\['shoulder'"):
+        explored_joint_range(folder, ("shoulder", "elbow"))
+    lower, upper = explored_joint_range(folder, ("joint3", "joint1", "joint2"))
+    assert lower.tolist() == [0.0] * 3 and upper.tolist() == [1.0] * 3
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_a_pickle_with_code_is_refused_plainly_naming_the_file(tmp_path, capsys):
+    path = tmp_path / "vjepa2.pt"
+    torch.save({"encoder": _Payload()}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_vjepa2(path, tiny_config())
+    message = str(error.value)
+    assert str(path) in message and "will not load it" in message
+    assert "weights_only" not in message  # never suggests disabling the guard
+    assert "this ran" not in capsys.readouterr().out
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"vjepa2.pt: not a readable torch file"):
+        load_vjepa2(path, tiny_config())
+    with pytest.raises(CheckpointError) as error:
+        load_vjepa2(path, tiny_config())
+    assert "weights_only" not in str(error.value)

@@ -218,7 +218,11 @@ def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        # torch's own text advises turning the guard off: only its reason is repeated here
+        reason = str(err).split("WeightsUnpickler error:")[-1].split("Check the documentation")[0].strip()
+        if "Unsupported global" not in reason:  # not a pickle of objects at all: damaged or another format
+            raise CheckpointError(f"{path}: not a readable torch file ({reason})") from None
         raise CheckpointError(
             f"{path} holds code or Python objects other than tensors and plain containers; this project loads "
             f"only weights from .pt files and will not load it"
