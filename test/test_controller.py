@@ -158,6 +158,26 @@ def test_commands_stay_in_the_explored_range(model):
         LatentMPC(model, PLANNER, ROBOT, explored_range=(np.zeros(2), np.ones(2)))
 
 
+def test_an_arm_outside_the_explored_range_is_brought_back_at_the_velocity_limit(model):
+    # joint1 at 2.0 rad (legal) with the explored range ending at 0.95 rad was commanded to 0.95 rad in one
+    # period: 5.25 rad/s against a 1.5 rad/s limit
+    explored = (np.array(ROBOT.joint_lower) * 0.3, np.array(ROBOT.joint_upper) * 0.3)
+    planner = dataclasses.replace(PLANNER, action_bound=5.0, init_std=3.0, max_std=5.0)
+    period = 0.2
+    mpc = LatentMPC(model, planner, ROBOT, control_period=period, explored_range=explored)
+    mpc.set_goal(frame(1))
+    current = np.array(ROBOT.joint_upper) * 0.9  # every joint far past the explored range
+    max_step = np.array(ROBOT.velocity_limits) * period
+    first = mpc.step(frame(10), current)
+    np.testing.assert_allclose(first.command, current - max_step)  # toward the range, one step at the limit
+    assert len(first.warnings) == 3 and all("exceeds velocity limit" in warning for warning in first.warnings)
+    for tick in range(8):
+        out = mpc.step(frame(tick + 11), current)
+        assert np.all(np.abs(out.command - current) <= max_step + 1e-12), (current, out.command)
+        current = out.command  # a servo that follows exactly
+    assert np.all(current >= explored[0] - 1e-12) and np.all(current <= explored[1] + 1e-12)  # back inside
+
+
 def test_mismatched_joints_refused_naming_both(model):
     other = dataclasses.replace(ROBOT, name="other", joint_names=("shoulder", "elbow", "wrist"))
     with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1', 'joint2', 'joint3'\].*'other'.*'shoulder'"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import math
 import os
 import signal
@@ -29,6 +30,9 @@ from jepa_ros.nodes import BackgroundSpinner
 from jepa_ros.nodes.world_model_node import WorldModelNode
 from jepa_wm.config import ConfigError, EncoderConfig, PredictorConfig, WorldModelConfig, load_robot, package_share
 from jepa_wm.models import WorldModel, save_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from adversarial import declare_size, encoded  # noqa: E402 - the fuzz benchmark's malformed images
 
 TINY = WorldModelConfig(
     encoder=EncoderConfig(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2),
@@ -167,6 +171,7 @@ class FakeCamera(rclpy.node.Node):
     def __init__(self, context, joint_names) -> None:
         super().__init__("fake_camera", context=context)
         self.joint_names, self.camera_on, self.joint_value = joint_names, True, 0.1
+        self.payload: bytes | None = None  # compressed bytes sent instead of the frame (malformed input)
         self.camera_pub = self.create_publisher(CompressedImage, "camera/image_raw/compressed", 5)
         self.joint_pub = self.create_publisher(JointState, "joint_states", 5)
         self.frame = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
@@ -174,7 +179,10 @@ class FakeCamera(rclpy.node.Node):
 
     def _publish(self) -> None:
         if self.camera_on:
-            self.camera_pub.publish(conv.rgb_to_compressed(self.frame, "png"))
+            msg = conv.rgb_to_compressed(self.frame, "png")
+            if self.payload is not None:
+                msg.data = array.array("B", self.payload)
+            self.camera_pub.publish(msg)
         # Joint names reversed on purpose: the node must order them by name.
         names = list(reversed(self.joint_names))
         self.joint_pub.publish(JointState(name=names, position=[self.joint_value] * len(names)))
@@ -329,3 +337,83 @@ def test_the_model_sees_the_joint_state_stamped_with_the_frame(ros, tiny_checkpo
         np.testing.assert_allclose(seen, 0.03)  # the one stamped nearest the frame (30 ms vs 32 ms)
     # ticks land anywhere in the burst; most see a newer joint state than the frame's
     assert any(joints[0] > 0.035 for joints, _ in calls), [joints[0] for joints, _ in calls]
+
+
+def test_malformed_frames_never_end_the_node_and_goals_from_them_are_refused(ros, tiny_checkpoint):
+    # a 97-byte PNG declaring 65500 x 65500 pixels made ~/set_goal_from_current raise cv2.error, ending the node
+    context, executor, probe = ros
+    robot = load_robot("jepa_arm")
+    camera = FakeCamera(context, robot.joint_names)
+    executor.add_node(camera)
+    start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)),
+               Parameter("image_transport", value="compressed"), *FAST_PLANNER)
+    wait_for(lambda: state(probe) == "no_goal", 15, "no_goal status")
+    small = encoded(np.zeros((16, 16, 3), np.uint8), "png")
+    for payload, message in ((declare_size(small, 65500, 65500), "declares too many pixels"),
+                             (declare_size(small, 6000, 5000), "declares 6000x5000 = 30000000 pixels"),
+                             (b"\x89PNG garbage", "not a readable JPEG or PNG")):
+        camera.payload = payload
+        time.sleep(0.15)
+        answer = probe.call(Trigger, "world_model_node/set_goal_from_current", Trigger.Request())
+        assert not answer.success and message in answer.message, answer.message
+    camera.payload = None
+    time.sleep(0.15)
+    assert probe.call(Trigger, "world_model_node/set_goal_from_current", Trigger.Request()).success
+    wait_for(lambda: state(probe) == "commanding", 10, "commanding on good frames")
+    camera.payload = declare_size(small, 65500, 65500)  # the control tick refuses it too, and says why
+    wait_for(lambda: state(probe) == "error", 5, "error status on a bomb frame")
+    assert "declares too many pixels" in probe.statuses[-1]["reason"]
+    count = len(probe.commands)
+    time.sleep(0.5)
+    assert len(probe.commands) == count
+    camera.payload = None
+    wait_for(lambda: state(probe) == "commanding", 10, "commanding again")
+
+
+def test_no_command_goes_out_on_inputs_that_aged_past_max_staleness_while_planning(ros, tiny_checkpoint):
+    # staleness was checked only before planning: a slow plan sent commands on frames up to 2.2 s old
+    context, executor, probe = ros
+    robot = load_robot("jepa_arm")
+    camera = FakeCamera(context, robot.joint_names)
+    executor.add_node(camera)
+    node = start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)),
+                      Parameter("image_transport", value="compressed"), Parameter("max_staleness", value=0.3),
+                      *FAST_PLANNER)
+    goal_pub = probe.create_publisher(Image, "world_model_node/goal_image", 1)
+    wait_for(lambda: goal_pub.get_subscription_count() > 0, 5, "goal subscriber")
+    goal_pub.publish(conv.rgb_to_image(camera.frame[::-1].copy()))
+    wait_for(lambda: state(probe) == "commanding", 10, "commanding")
+    step = node.controller.step
+
+    def slow_step(*args):
+        camera.camera_on = False  # the camera stops while this plan runs past max_staleness
+        time.sleep(0.6)
+        return step(*args)
+
+    node.controller.step = slow_step
+    count = len(probe.commands)
+    wait_for(lambda: state(probe) == "stale", 5, "stale status after the slow plan")
+    assert "camera frame" in probe.statuses[-1]["reason"]
+    time.sleep(0.8)
+    assert len(probe.commands) == count
+    assert node.controller.pending is None  # the command was not sent: nothing is under way
+
+
+@pytest.mark.parametrize("preset", ["ur5e", "fr3", "so101"])
+def test_every_other_preset_refuses_the_default_checkpoint_naming_both_joint_sets(ros, preset):
+    # this crashed with "tuple.index(x): x not in tuple" before the documented refusal
+    context, _, _ = ros
+    robot = load_robot(preset)
+    with pytest.raises(ConfigError, match=rf"checkpoint joints \['joint1'.*robot '{preset}' joints \['{robot.joint_names[0]}'"):
+        WorldModelNode(context=context, parameter_overrides=[Parameter("robot", value=preset)])
+
+
+@pytest.mark.parametrize(("device", "message"), [("garbage", "is not a torch device"), ("cuda:0", "no CUDA GPU")])
+def test_a_device_that_is_not_here_is_refused_by_name(ros, tiny_checkpoint, device, message):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.device_count()}"
+        message = "CUDA GPU"
+    context, _, _ = ros
+    with pytest.raises(ConfigError, match=rf"world_model_node.device='{device}'.*{message}"):
+        WorldModelNode(context=context, parameter_overrides=[Parameter("checkpoint", value=str(tiny_checkpoint)),
+                                                             Parameter("device", value=device)])
