@@ -12,10 +12,13 @@ import ast
 import dataclasses
 import functools
 import inspect
+import re
 import textwrap
 import typing
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import yaml
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
 from rclpy.node import Node
@@ -141,3 +144,99 @@ def load_config(
     """Declare the parameters of ``cls`` and read them back: the usual first line of a node's __init__."""
     declare_config(node, cls, prefix, defaults, descriptions)
     return read_config(node, cls, prefix)
+
+
+# ---------------------------------------------------------------------------------------
+# overrides of the wrong type: rcl drops them silently when another source (a params file) also
+# sets the parameter, and the node would start with the file's value; they are refused here instead
+
+_YAML_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
+               str: Parameter.Type.STRING}
+_ARRAY_OF = {Parameter.Type.BOOL: Parameter.Type.BOOL_ARRAY, Parameter.Type.INTEGER: Parameter.Type.INTEGER_ARRAY,
+             Parameter.Type.DOUBLE: Parameter.Type.DOUBLE_ARRAY, Parameter.Type.STRING: Parameter.Type.STRING_ARRAY}
+
+
+def _yaml_type(value: Any) -> Parameter.Type | None:
+    """The ROS parameter type rcl gives a YAML value (None: an empty list or a type ROS has no parameter for)."""
+    if isinstance(value, list):
+        types = {_YAML_TYPES.get(type(item)) for item in value}
+        return _ARRAY_OF.get(types.pop()) if len(types) == 1 else None
+    return _YAML_TYPES.get(type(value))
+
+
+def _node_matches(key: str, node: Node) -> bool:
+    """Whether a params-file node key (``/**``, ``name``, ``/ns/name``, with * and ** wildcards) selects ``node``."""
+    full = node.get_fully_qualified_name()
+    pattern = key if key.startswith("/") else f"/{key}"
+    expression = re.escape(pattern).replace(r"/\*\*", "(/[^/]+)*").replace(r"\*", "[^/]*")
+    return key in (node.get_name(), full) or re.fullmatch(expression, full) is not None
+
+
+def _flatten(parameters: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def command_line_overrides(node: Node, argv: list[str]) -> list[tuple[str, Any, str]]:
+    """(parameter, value, source) for every value ``argv``'s ROS arguments give ``node``, in order.
+
+    Sources are ``--params-file`` files (the sections that select this node) and ``-p`` / ``--param``
+    ``[node:]name:=value`` arguments, as rcl reads them.
+    """
+    overrides: list[tuple[str, Any, str]] = []
+    inside, index = False, 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--ros-args":
+            inside = True
+        elif token == "--":
+            inside = False
+        elif inside and token in ("-p", "--param") and index + 1 < len(argv):
+            index += 1
+            target, _, text = argv[index].partition(":=")
+            node_name, _, name = target.rpartition(":")
+            if not node_name or _node_matches(node_name, node):
+                try:
+                    value = yaml.safe_load(text) if text else ""
+                except yaml.YAMLError:
+                    value = text
+                overrides.append((name, value, f"-p {argv[index]}"))
+        elif inside and token == "--params-file" and index + 1 < len(argv):
+            index += 1
+            try:
+                document = yaml.safe_load(Path(argv[index]).read_text()) or {}
+            except (OSError, yaml.YAMLError) as err:
+                raise ConfigError(f"--params-file {argv[index]}: {err}") from None
+            for key, section in document.items() if isinstance(document, dict) else ():
+                if _node_matches(str(key), node) and isinstance(section, dict):
+                    for name, value in _flatten(section.get("ros__parameters") or {}).items():
+                        overrides.append((name, value, f"--params-file {argv[index]}"))
+        index += 1
+    return overrides
+
+
+def check_override_types(node: Node, argv: list[str]) -> None:
+    """Refuse a command-line or params-file value whose type the declared parameter does not take.
+
+    rcl keeps the first value of a parameter when a later one has another type, so
+    ``--params-file f.yaml -p planner.horizon:=abc`` would start with the file's horizon, silently.
+    """
+    for name, value, source in command_line_overrides(node, argv):
+        if not node.has_parameter(name):
+            continue
+        descriptor = node.describe_parameter(name)
+        declared = Parameter.Type(descriptor.type)
+        given = _yaml_type(value)
+        if given is None or given == declared:
+            continue
+        if descriptor.dynamic_typing and {declared, given} <= {Parameter.Type.DOUBLE, Parameter.Type.INTEGER}:
+            continue  # an integer for a float field is read as a float
+        raise ConfigError(
+            f"parameter {name}={value!r} ({source}) is {given.name.lower()}; expected {declared.name.lower()} "
+            f"({descriptor.description})"
+        )

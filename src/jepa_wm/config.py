@@ -374,6 +374,8 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         _require(64 <= self.image_size <= 256, f"sim.image_size={self.image_size}: expected 64..256")
+        _require(self.seed >= 0, f"sim.seed={self.seed}: expected an integer >= 0")
+        _require(self.num_objects >= 0, f"sim.num_objects={self.num_objects}: expected >= 0")
         _require(1 <= self.supersampling <= 4, f"sim.supersampling={self.supersampling}: expected 1..4")
         _require(self.control_period > 0, f"sim.control_period={self.control_period}: expected > 0")
         _require(

@@ -12,12 +12,18 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import rclpy
+from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException, InvalidServiceNameException, InvalidTopicNameException
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 
+from jepa_ros.params import check_override_types
+from jepa_wm.config import ConfigError
+
 F = TypeVar("F", bound=Callable[..., Any])
+# a topic, service or node name given as a parameter or remap that ROS refuses: a start-up error like a bad value
+NAME_ERRORS = (InvalidTopicNameException, InvalidServiceNameException, InvalidNodeNameException, InvalidNamespaceException)
 
 
 def guarded(node: Node, callback: F) -> F:
@@ -122,8 +128,13 @@ def spin_node(
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = make_node()
-            except startup_errors as err:
-                print(f"{name}: {err}", file=sys.stderr)
+                try:
+                    check_override_types(node, sys.argv if args is None else args)
+                except ConfigError:
+                    node.destroy_node()
+                    raise
+            except (*startup_errors, *NAME_ERRORS, ConfigError) as err:
+                print(f"{name}: {' '.join(str(err).split())}", file=sys.stderr)  # one line
                 return 2
             executor = SingleThreadedExecutor() if num_threads == 1 else MultiThreadedExecutor(num_threads=num_threads)
             executor.add_node(node)

@@ -9,6 +9,7 @@ and stops commanding as soon as joint states go stale.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
 
 from jepa_ros import conversions as conv
-from jepa_ros.nodes import spin_node
+from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError
 from jepa_wm.sim import RandomWalkExplorer
@@ -55,11 +56,13 @@ class ExploreConfig:
         for key in ("box_lower", "box_upper"):
             _require(len(getattr(self, key)) == n, f"explore_node.{key} has {len(getattr(self, key))} values; expected {n}")
         for name, lo, hi in zip(self.joint_names, self.box_lower, self.box_upper):
-            _require(lo < hi, f"explore_node: joint {name} box_lower={lo} is not below box_upper={hi}")
+            _require(math.isfinite(lo) and math.isfinite(hi) and lo < hi,
+                     f"explore_node: joint {name} box_lower={lo}, box_upper={hi}: expected finite values, lower < upper")
         _require(self.max_delta > 0, f"explore_node.max_delta={self.max_delta}: expected > 0")
         _require(0 <= self.smoothing < 1, f"explore_node.smoothing={self.smoothing}: expected [0, 1)")
         _require(self.rate > 0, f"explore_node.rate={self.rate}: expected > 0 Hz")
         _require(self.stale_after > 0, f"explore_node.stale_after={self.stale_after}: expected > 0 s")
+        _require(self.seed >= 0, f"explore_node.seed={self.seed}: expected an integer >= 0")
 
 
 class ExploreNode(Node):
@@ -81,9 +84,9 @@ class ExploreNode(Node):
         self._received_at = -float("inf")  # monotonic wall time of the last joint_states
         self.commands_sent = 0
         self.command_pub = self.create_publisher(Float64MultiArray, "forward_position_controller/commands", 10)
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data)
-        self.create_service(SetBool, "~/enable", self._on_enable)
-        self.create_timer(1.0 / self.config.rate, self._tick)
+        self.create_subscription(JointState, "joint_states", guarded(self, self._on_joint_state), qos_profile_sensor_data)
+        self.create_service(SetBool, "~/enable", guarded(self, self._on_enable))
+        self.create_timer(1.0 / self.config.rate, guarded(self, self._tick))
         self.get_logger().info(
             f"exploring {list(self.config.joint_names)} inside [{list(self.config.box_lower)}, "
             f"{list(self.config.box_upper)}] at {self.config.rate} Hz; "

@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros import conversions as conv
-from jepa_ros.nodes import spin_node
+from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
 from jepa_wm.config import ConfigError, SimConfig
 from jepa_wm.safety import CommandError, check_command, clamp_to_limits
@@ -97,9 +97,12 @@ class SimNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", SENSOR_PUB_QOS)
         self.ee_pub = self.create_publisher(PointStamped, "end_effector_position", SENSOR_PUB_QOS)
         self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        self.create_subscription(Float64MultiArray, "forward_position_controller/commands", self._on_command, 10)
-        self.create_subscription(JointTrajectory, "joint_trajectory_controller/joint_trajectory", self._on_trajectory, 10)
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        # no callback may end the node: each one logs what it raised and drops that input
+        self.create_subscription(Float64MultiArray, "forward_position_controller/commands",
+                                 guarded(self, self._on_command), 10)
+        self.create_subscription(JointTrajectory, "joint_trajectory_controller/joint_trajectory",
+                                 guarded(self, self._on_trajectory), 10)
+        self.create_service(Trigger, "~/reset", guarded(self, self._on_reset))
         self.get_logger().info(
             f"MuJoCo arm with joints {list(self.joint_names)}: camera {self.sim_config.image_size} px at "
             f"{self.config.camera_rate} Hz, joint_states at {self.config.joint_state_rate} Hz, "
@@ -183,7 +186,8 @@ class SimNode(Node):
         terminated the EGL display.
         """
         super().destroy_node()
-        self.sim.close()
+        if hasattr(self, "sim"):  # not when __init__ failed before building it
+            self.sim.close()
 
     def run_physics(self, stop: threading.Event) -> None:
         """Step, publish and pace the simulation until ``stop`` is set or the context shuts down.
