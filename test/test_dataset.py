@@ -160,6 +160,44 @@ def test_bad_bags_fail_clearly(tmp_path: Path) -> None:
         find_bags([tmp_path / "empty_dir"])
 
 
+def _small_bag(path: Path, joint3=lambda k: 0.1 * k, command=lambda k: [0.0, 0.0, 0.1 * k + 0.1],
+               size=lambda k: (48, 64)) -> None:
+    """Six steps; joint states and commands serialized by rclpy as a recorder stores them (NaN included)."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+
+    with BagWriter(path) as bag:
+        for k in range(6):
+            stamp = T0 + k * 100_000_000
+            bag.write_image("/camera/image_raw", stamp, frame_at(k, size(k)))
+            state = JointState(name=list(NAMES), position=[0.0, 0.0, float(joint3(k))])
+            state.header.stamp.sec, state.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            bag.write_serialized("/joint_states", "sensor_msgs/msg/JointState", stamp, serialize_message(state))
+            bag.write_serialized("/forward_position_controller/commands", "std_msgs/msg/Float64MultiArray",
+                                 stamp + 10_000_000,
+                                 serialize_message(Float64MultiArray(data=[float(v) for v in command(k)])))
+
+
+def test_non_finite_data_is_refused_naming_bag_topic_joint_and_time(tmp_path: Path) -> None:
+    # a bag whose joint_c was NaN gave a prediction error of 0.0 in evaluate, and loss=nan in train
+    _small_bag(tmp_path / "nan_joint", joint3=lambda k: np.nan if k == 3 else 0.1 * k)
+    with pytest.raises(BagError, match=rf"nan_joint: /joint_states at {T0 + 300_000_000} ns has non-finite values: "
+                                       r"joint_c=nan"):
+        read_episode(tmp_path / "nan_joint")
+    _small_bag(tmp_path / "inf_command", command=lambda k: [np.inf if k == 2 else 0.0, 0.0, 0.0])
+    with pytest.raises(BagError, match=rf"inf_command: /forward_position_controller/commands at {T0 + 210_000_000} ns "
+                                       r"has non-finite values: joint_a=inf"):
+        read_episode(tmp_path / "inf_command")
+
+
+def test_a_bag_mixing_image_sizes_is_refused_naming_the_sizes(tmp_path: Path) -> None:
+    # 128x128 mixed with 37x91 frames were trained on, the odd ones squashed
+    _small_bag(tmp_path / "mixed", size=lambda k: (37, 91) if k == 4 else (48, 64))
+    with pytest.raises(BagError, match=r"mixed: frame 4 on /camera/image_raw is 91x37, earlier frames 64x48"):
+        read_episode(tmp_path / "mixed", image_size=32)
+
+
 def test_read_episodes_finds_every_bag(tmp_path: Path) -> None:
     write_robot_bag(tmp_path / "robot" / "day1" / "run_a", seconds=1.0, seed=1)
     write_robot_bag(tmp_path / "robot" / "day2" / "run_b", seconds=1.0, seed=2, commands=None)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from jepa_wm.cli import main
+from jepa_wm.cli import console_main, main
 from jepa_wm.config import TrainConfig, to_dict
 from jepa_wm.models.checkpoint import load_checkpoint, read_checkpoint_config
 from jepa_wm.models.world_model import WorldModel
@@ -203,3 +203,17 @@ def test_the_learning_rate_warms_up_then_decays_to_a_tenth_stays_at_its_peak_or_
         TrainConfig(lr_schedule="step")
     with pytest.raises(ValueError, match=r"lr_decay_fraction=1.5: expected a fraction of the steps in \(0, 1\]"):
         TrainConfig(lr_schedule="wsd", lr_decay_fraction=1.5)
+
+
+def test_training_stops_at_the_first_non_finite_loss_naming_step_and_episodes(setup, capsys):
+    # a run that diverged trained every step at loss=nan, wrote its files, then failed in an svd
+    root = setup
+    (root / "diverging.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "learning_rate": 1e30}}))
+    args = ["train", "--bags", str(root / "bags"), "--config", str(root / "diverging.yaml"),
+            "--model-config", str(root / "model.yaml"), "--out", str(root / "diverging"), "--steps", "24"]
+    assert console_main(args) == 2
+    error = capsys.readouterr().err
+    match = re.search(r"step (\d+): the loss is (nan|inf).*the batch came from \d+ episodes: .*episode_\d+", error)
+    assert match, error
+    assert int(match.group(1)) < 8  # the first non-finite loss, long before the run's end
+    assert not (root / "diverging" / "checkpoint").exists()

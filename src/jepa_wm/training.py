@@ -122,6 +122,9 @@ class EpisodeWindows:
             starts.append(torch.arange(offset, offset + len(e.frames) - length + 1))
             offset += len(e.frames)
         self.starts = torch.cat(starts)  # first index of every sample that fits
+        self.episode_starts = np.cumsum([0] + [len(e.frames) for e in usable])  # first frame of each episode
+        self.sources = [f"{e.source} (from {e.stamps_ns[0]} ns)" for e in usable]
+        self.last_sampled = self.starts[:0]  # the window starts of the latest batch
         self.length = length
         self.latents: torch.Tensor | None = None  # [M, N, D] after encode_all
 
@@ -143,11 +146,22 @@ class EpisodeWindows:
         """A batch of random windows: images normalised by ``preprocess`` (uint8 [M,H,W,3] -> [M,3,S,S]),
         or their latents after :meth:`encode_all`."""
         chosen = self.starts[torch.randint(len(self.starts), (batch_size,), generator=generator)]
+        self.last_sampled = chosen
         index = (chosen[:, None] + torch.arange(self.length)).to(self.joint_positions.device)  # [B, L]
         if self.latents is not None:
             return Batch(None, self.joint_positions[index], self.actions[index], latents=self.latents[index])
         images = preprocess(self.frames[index.flatten()])  # [B*W, 3, S, S]
         return Batch(images.unflatten(0, index.shape), self.joint_positions[index], self.actions[index])
+
+
+    def episodes_of(self, starts: torch.Tensor) -> list[str]:
+        """The episodes (bag and first stamp) that windows starting at ``starts`` come from, each once."""
+        numbers = np.searchsorted(self.episode_starts, starts.cpu().numpy(), side="right") - 1
+        return [self.sources[i] for i in sorted(set(numbers.tolist()))]
+
+
+class TrainingError(ValueError):
+    """Training cannot go on: a non-finite loss, with the step and the episodes of its batch."""
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -232,6 +246,13 @@ class Trainer:
         self.wrapped.train()
         batch = self.train_windows.sample(self.local_batch, self.generator, self.model.encoder.preprocess)
         losses = self.wrapped(batch)
+        if not torch.isfinite(losses["loss"]):  # before the optimiser spreads it through every weight
+            episodes = self.train_windows.episodes_of(self.train_windows.last_sampled)
+            raise TrainingError(
+                f"step {self.step}: the loss is {losses['loss'].item()} "
+                f"({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); the batch came from "
+                f"{len(episodes)} episodes: {'; '.join(episodes[:8])}{' ...' if len(episodes) > 8 else ''}"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg.grad_clip)

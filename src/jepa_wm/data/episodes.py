@@ -147,25 +147,27 @@ class _Streams:
             raise BagError(f"bag {path}: {len(self.frame_stamps)} frames on {self.image_topic} and {len(joint_msgs)} "
                            f"joint states on {topics.joint_states}; expected both to have messages")
         self.joint_names = joint_names or joint_msgs[0][1].names
-        self.joint_stamps, self.joint_positions = self._joint_matrix(path, joint_msgs)
-        self.command_stamps, self.commands = self._command_matrix(path, command_msgs)
+        self.joint_stamps, self.joint_positions = self._joint_matrix(path, joint_msgs, topics.joint_states)
+        self.command_stamps, self.commands = self._command_matrix(path, command_msgs, topics)
         self.ee_stamps = np.array([s for s, _ in ee], dtype=np.int64)
         self.ee = np.array([p for _, p in ee]).reshape(-1, 3)
 
-    def _joint_matrix(self, path: Path, messages: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def _joint_matrix(self, path: Path, messages: list[tuple[int, Any]], topic: str) -> tuple[np.ndarray, np.ndarray]:
         stamps, rows = [], []
         for stamp, sample in messages:
             position_of = dict(zip(sample.names, sample.positions))
             if all(name in position_of for name in self.joint_names):  # other sources (a gripper) are skipped
                 stamps.append(stamp)
                 rows.append([position_of[name] for name in self.joint_names])
+                _require_finite(rows[-1], self.joint_names, f"bag {path}: {topic} at {stamp} ns")
         if not rows:
             raise BagError(f"bag {path}: no joint state names all of {list(self.joint_names)}; "
                            f"the first one names {list(messages[0][1].names)}")
         order = np.argsort(stamps, kind="stable")  # header stamps may arrive out of order
         return np.asarray(stamps, dtype=np.int64)[order], np.asarray(rows, dtype=np.float64)[order]
 
-    def _command_matrix(self, path: Path, messages: list[tuple[int, str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def _command_matrix(self, path: Path, messages: list[tuple[int, str, Any]],
+                        topics: BagTopics) -> tuple[np.ndarray, np.ndarray]:
         joints = len(self.joint_names)
         stamps, rows = [], []
         for stamp, msgtype, payload in messages:
@@ -174,15 +176,27 @@ class _Streams:
                 if len(payload) != joints:
                     raise BagError(f"bag {path}: a command at {stamp} ns has {len(payload)} values; "
                                    f"expected {joints} for joints {list(self.joint_names)}")
+                _require_finite(payload, self.joint_names, f"bag {path}: {topics.commands} at {stamp} ns")
                 rows.append(payload)
             else:
                 if len(payload.positions) == 0:
                     continue
+                _require_finite(payload.positions[-1], payload.joint_names,
+                                f"bag {path}: {topics.trajectory} at {stamp} ns (its last point)")
                 target = dict(zip(payload.joint_names, payload.positions[-1]))  # the goal the controller moves to
                 rows.append([target.get(name, np.nan) for name in self.joint_names])  # NaN: joint not commanded
             stamps.append(stamp)
         order = np.argsort(stamps, kind="stable")
         return np.asarray(stamps, dtype=np.int64)[order], np.asarray(rows, dtype=np.float64).reshape(-1, joints)[order]
+
+
+def _require_finite(values: Any, names: tuple[str, ...], where: str) -> None:
+    """BagError naming each joint whose value is NaN or infinite (where: bag, topic and stamp)."""
+    values = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        details = ", ".join(f"{names[i]}={values[i]}" for i in bad)
+        raise BagError(f"{where} has non-finite values: {details}; expected finite joint positions in rad")
 
 
 def _segments(valid: np.ndarray, breaks: np.ndarray) -> list[np.ndarray]:
@@ -304,11 +318,17 @@ def _with_frames(bag: BagReader, streams: _Streams, frame_order: np.ndarray, fra
     frames: list[np.ndarray | None] = [None] * len(runs)
     number = -1
     path = bag.path
+    camera_size: tuple[int, int] | None = None  # (H, W) of the bag's first used frame, as recorded
     for topic, msgtype, _, message in bag.raw_messages([streams.image_topic]):
         number += 1
         if number not in wanted:
             continue
-        image = resize_frame(decode_message(msgtype, message, f"{path} {topic}: "), image_size)
+        decoded = decode_message(msgtype, message, f"{path} {topic}: ")
+        camera_size = camera_size or decoded.shape[:2]
+        if decoded.shape[:2] != camera_size:  # one camera, one size: resizing would hide a mix-up
+            raise BagError(f"bag {path}: frame {number} on {topic} is {decoded.shape[1]}x{decoded.shape[0]}, "
+                           f"earlier frames {camera_size[1]}x{camera_size[0]}; expected one image size per bag")
+        image = resize_frame(decoded, image_size)
         for run_number, row in wanted[number]:
             if frames[run_number] is None:
                 frames[run_number] = np.empty((len(runs[run_number][0]), *image.shape), np.uint8)
