@@ -124,7 +124,10 @@ def test_node_parameters_of_every_graph_are_declared_by_the_nodes() -> None:
                 continue
             unknown = _parameter_names(node) - declared[node.executable] - {"use_sim_time"}
             assert not unknown, f"graph {graph.name}: {node.name} sets undeclared parameters {sorted(unknown)}"
-            for path in node.param_files:
+            for path in node.param_files:  # a str is an argument's file: its default is checked with the arguments
+                if not isinstance(path, SharePath):
+                    argument = next(a for a in graph.arguments if f"{{{a.name}}}" == path)
+                    path = argument.default
                 unknown = _param_file_keys(path) - declared[node.executable] - {"use_sim_time"}
                 assert not unknown, f"{path.path}: keys {sorted(unknown)} are not parameters of {node.executable}"
 
@@ -184,6 +187,22 @@ def test_launch_file_builds_from_its_graph_and_documents_arguments(path: Path) -
         assert not (isinstance(argument.default, str) and ABSOLUTE_PATH.match(argument.default)), argument.name
 
 
+def shown_description(argument) -> str:
+    """An argument's description as the launch framework shows it: choices are appended to it."""
+    if not argument.choices:
+        return argument.description
+    text = argument.description if argument.description.endswith(".") else f"{argument.description}."
+    return f"{text} Valid choices are: {list(argument.choices)}"
+
+
+def test_shown_description_matches_the_launch_frameworks_wording() -> None:
+    # launch 3.7 (ros2/launch DeclareLaunchArgument.__init__) appends the choices to the description
+    choices = next(a for graph in GRAPHS.values() for a in graph.arguments if a.choices)
+    shown = shown_description(choices)
+    assert shown.startswith(choices.description.rstrip(".")) and shown.endswith(f"Valid choices are: {list(choices.choices)}")
+    assert ". Valid choices are: [" in shown and ".. Valid" not in shown
+
+
 def _launch_unavailable() -> str:
     try:
         import launch
@@ -210,7 +229,7 @@ def test_launch_description_nodes_match_the_runner_graph(path: Path) -> None:  #
     graph = GRAPHS[path.name.removesuffix(".launch.py")]
     entities = description.entities
     declared = {e.name: e.description for e in entities if isinstance(e, DeclareLaunchArgument)}
-    assert declared == {a.name: a.description for a in graph.arguments}
+    assert declared == {a.name: shown_description(a) for a in graph.arguments}
     context = LaunchContext()
     nodes = [e for e in entities if isinstance(e, Node)]
     def text(value: object) -> str:

@@ -156,6 +156,21 @@ def test_after_ordering_and_failure_stop_everything(tmp_path: Path) -> None:
     assert all(_gone(pid) for pid in runner.pids())
 
 
+def test_a_process_that_ends_the_graph_stops_it_when_it_exits(tmp_path: Path) -> None:
+    # a replay whose playback ended (or failed) kept world_model_node running forever
+    for code, failure in ((0, None), (4, "playback exited with code 4")):
+        graph = _shell_graph(_sh("long", "sleep 30"), _sh("playback", f"sleep 0.3; exit {code}", oneshot=True,
+                                                           ends_graph=True))
+        runner = GraphRunner(build_commands(graph, {"unused": ""}, tmp_path), graph_environment(graph, {}), io.StringIO())
+        try:
+            assert _run_until_done(runner, timeout=10.0), "the graph kept running after playback ended"
+        finally:
+            runner.stop(sigint_timeout=2.0, sigterm_timeout=2.0)
+        assert runner.failure == failure
+    replay = next(node for node in GRAPHS["replay"].nodes if node.name == "bag_play")
+    assert replay.ends_graph and "--clock" in replay.arguments
+
+
 def test_stop_escalates_to_sigterm_and_sigkill_and_reaches_grandchildren(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
     graph = _shell_graph(
@@ -330,7 +345,7 @@ def test_every_share_path_of_every_graph_exists() -> None:
     for graph in GRAPHS.values():
         paths = [a.default for a in graph.arguments if isinstance(a.default, SharePath)]
         for node in graph.nodes:
-            paths += list(node.param_files)
+            paths += [path for path in node.param_files if isinstance(path, SharePath)]
             paths += [v for _, v in node.parameters if isinstance(v, SharePath)]
             paths += [v for v in node.arguments if isinstance(v, SharePath)]
         for path in paths:

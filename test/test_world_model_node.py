@@ -417,3 +417,21 @@ def test_a_device_that_is_not_here_is_refused_by_name(ros, tiny_checkpoint, devi
     with pytest.raises(ConfigError, match=rf"world_model_node.device='{device}'.*{message}"):
         WorldModelNode(context=context, parameter_overrides=[Parameter("checkpoint", value=str(tiny_checkpoint)),
                                                              Parameter("device", value=device)])
+
+
+def test_without_clock_under_use_sim_time_the_status_says_so(ros, tiny_checkpoint):
+    # a replay whose `ros2 bag play` never published /clock left the node silent: no status at all
+    from rosgraph_msgs.msg import Clock
+
+    context, executor, probe = ros
+    start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)),
+               Parameter("use_sim_time", value=True), *FAST_PLANNER)
+    wait_for(lambda: state(probe) == "waiting", 10, "a waiting status without /clock")
+    assert "nothing publishes /clock" in probe.statuses[-1]["reason"]
+    clock_pub = probe.create_publisher(Clock, "/clock", 10)
+    for k in range(1, 40):
+        clock_pub.publish(conv.clock_message(k * 100_000_000))
+        time.sleep(0.05)
+        if state(probe) == "no_goal":
+            break
+    assert state(probe) == "no_goal"  # ticks run on the simulated clock once it advances

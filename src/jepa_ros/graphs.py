@@ -71,13 +71,14 @@ class NodeSpec:
     package: str
     executable: str
     name: str
-    param_files: tuple[SharePath, ...] = ()
+    param_files: tuple[SharePath | str, ...] = ()  # a str is a path that may hold {argument} placeholders
     parameters: tuple[tuple[str, Value], ...] = ()
     remaps: tuple[tuple[str, str], ...] = ()
     arguments: tuple[Value, ...] = ()  # before --ros-args
     condition: str = ""  # "arg": runs when the argument is true; "!arg": when it is false
     after: str = ""  # name of the node whose successful exit starts this one
     oneshot: bool = False  # expected to exit on its own (spawners, `create`)
+    ends_graph: bool = False  # its exit, whatever the code, stops the whole graph (a playback that ended or failed)
     ros_args: bool = True  # False: a plain command (`ros2 bag ...`), no --ros-args section
 
 
@@ -163,7 +164,7 @@ def placeholders_of(item: NodeSpec | IncludeSpec) -> set[str]:
     """Names of the arguments an entry refers to (in values, remaps and its condition)."""
     values: list[object] = []
     if isinstance(item, NodeSpec):
-        values += [v for _, v in item.parameters] + list(item.arguments)
+        values += [v for _, v in item.parameters] + list(item.arguments) + list(item.param_files)
         values += [text for pair in item.remaps for text in pair]
     else:
         values += [v for _, v in item.arguments] + list(item.command)
@@ -183,12 +184,13 @@ _CHECKPOINT = Argument("checkpoint", "", "world model checkpoint folder; empty: 
 _ENABLE = Argument("enable", "false", "world_model_node commands the arm from the start (else call its ~/enable)", kind="bool")
 
 
-def _world_model(*, remaps: tuple[tuple[str, str], ...] = (), extra: tuple[tuple[str, Value], ...] = ()) -> NodeSpec:
+def _world_model(*, remaps: tuple[tuple[str, str], ...] = (), extra: tuple[tuple[str, Value], ...] = (),
+                 param_files: tuple[str, ...] = ()) -> NodeSpec:
     return NodeSpec(
         PACKAGE,
         "world_model_node",
         "world_model_node",
-        param_files=(SharePath("config/world_model_node.yaml"),),
+        param_files=(SharePath("config/world_model_node.yaml"), *param_files),
         parameters=(("use_sim_time", "{use_sim_time}"), ("checkpoint", "{checkpoint}"), ("start_enabled", "{enable}"), *extra),
         remaps=remaps,
     )
@@ -334,9 +336,16 @@ ROBOT = Graph(
         Argument("camera_topic", PresetField("camera_topic"), "camera image topic (sensor_msgs/Image); default: the preset's"),
         Argument("joint_states_topic", PresetField("joint_states_topic"), "joint state topic; default: the preset's"),
         Argument("command_topic", PresetField("command_topic"), "arm controller command topic; default: the preset's"),
+        Argument(
+            "params_file",
+            SharePath("config/world_model_node.yaml"),
+            "world_model_node parameters loaded after the packaged config/world_model_node.yaml, e.g. the planner's "
+            "num_samples, iterations or control_rate for a slower CPU (a file with only those keys is enough)",
+        ),
     ),
     nodes=(
         _world_model(
+            param_files=("{params_file}",),
             extra=(
                 ("robot", "{robot}"),
                 ("camera_topic", "{camera_topic}"),
@@ -360,7 +369,9 @@ REPLAY = Graph(
         Argument("output", "replay_evaluation", "bag folder written when record:=true"),
     ),
     nodes=(
-        NodeSpec("ros2bag", "ros2", "bag_play", arguments=("bag", "play", "--clock", "--rate", "{rate}", "{bag}"), oneshot=True, ros_args=False),
+        # the bag's /clock drives the node (use_sim_time); when playback ends or fails, the graph stops
+        NodeSpec("ros2bag", "ros2", "bag_play", arguments=("bag", "play", "--clock", "--rate", "{rate}", "{bag}"),
+                 oneshot=True, ros_args=False, ends_graph=True),
         # The bag's recorded commands keep their topic; the model's go to evaluation/commands, not to a robot.
         NodeSpec(
             PACKAGE,

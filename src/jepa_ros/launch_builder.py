@@ -113,10 +113,11 @@ def node_action(node: NodeSpec, arguments: dict[str, Argument]) -> Any:
         from launch.substitutions import FindExecutable
 
         command = [FindExecutable(name=node.executable), *[substitution(a) for a in node.arguments]]
-        return ExecuteProcess(cmd=command, name=node.name, output="screen", condition=_condition(node.condition))
+        return ExecuteProcess(cmd=command, name=node.name, output="screen", condition=_condition(node.condition),
+                              **_on_exit(node))
     from launch_ros.actions import Node
 
-    parameters: list[Any] = [_share_path(path) for path in node.param_files]
+    parameters: list[Any] = [substitution(path) for path in node.param_files]
     if node.parameters:
         parameters.append({name: _parameter(value, arguments) for name, value in node.parameters})
     return Node(
@@ -128,7 +129,17 @@ def node_action(node: NodeSpec, arguments: dict[str, Argument]) -> Any:
         remappings=[(_text(source), _text(target)) for source, target in node.remaps],
         arguments=[substitution(argument) for argument in node.arguments],
         condition=_condition(node.condition),
+        **_on_exit(node),
     )
+
+
+def _on_exit(node: NodeSpec) -> dict[str, Any]:
+    """``on_exit`` that shuts the launch down when ``node`` ends the graph (as the runner stops it)."""
+    if not node.ends_graph:
+        return {}
+    from launch.actions import Shutdown
+
+    return {"on_exit": [Shutdown(reason=f"{node.name} exited: the graph stops")]}
 
 
 def include_action(include: IncludeSpec) -> Any:

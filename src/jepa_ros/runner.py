@@ -155,6 +155,7 @@ class Command:
     argv: list[str]
     after: str = ""
     oneshot: bool = False
+    ends_graph: bool = False
     process: subprocess.Popen | None = None
     reader: threading.Thread | None = None
 
@@ -198,7 +199,7 @@ def _node_command(node: NodeSpec, values: dict[str, str], workdir: Path, program
     argv = [program]
     argv += [render_value(argument, values) for argument in node.arguments]
     if not node.ros_args:
-        return Command(node.name, argv, node.after, node.oneshot)
+        return Command(node.name, argv, node.after, node.oneshot, node.ends_graph)
     argv += ["--ros-args", "-r", f"__node:={node.name}"]
     for param_file in node.param_files:
         argv += ["--params-file", render_value(param_file, values)]
@@ -215,7 +216,7 @@ def _node_command(node: NodeSpec, values: dict[str, str], workdir: Path, program
             text = render_value(value, values)
             # rcl reads a -p value as YAML: strings are quoted so "", "true" or "64" stay strings
             argv += ["-p", f"{name}:={json.dumps(text) if is_text(value, arguments) or not text else text}"]
-    return Command(node.name, argv, node.after, node.oneshot)
+    return Command(node.name, argv, node.after, node.oneshot, node.ends_graph)
 
 
 # Resolved in the parent: between fork and exec the child only calls an already loaded function.
@@ -281,6 +282,9 @@ class GraphRunner:
                     self._start(command)
                 continue
             code = command.process.poll()
+            if code is not None and command.ends_graph and code == 0:
+                self._say("runner", f"{command.name} finished: the graph stops")
+                return False
             if code is None or (command.oneshot and code == 0):
                 continue
             self.failure = f"{command.name} exited with code {code}"

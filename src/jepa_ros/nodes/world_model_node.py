@@ -21,6 +21,7 @@ import collections
 import math
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -52,6 +54,7 @@ JOINT_HISTORY = 128  # joint states kept for matching to frames: > 1 s at 100 Hz
 JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from the frame's stamp is no match
 REPLAN_WINDOW = 25  # recent replanning times (5 s at 5 Hz) whose median is compared with the control period
 MIN_REPLANS = 5  # replans before judging: the first ones after start-up or a new goal run slower
+CLOCK_TIMEOUT_S = 2.0  # wall seconds without simulated time advancing (use_sim_time) before ~/status says so
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
 POSITION_TOPIC = "forward_position_controller/commands"
 LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
@@ -149,6 +152,9 @@ class WorldModelNode(Node):
         # ticks it misses while a plan overruns fold into one.
         self._tick_due, self._stopping = threading.Event(), threading.Event()
         self.create_timer(period, guarded(self, self._tick_due.set))
+        # Under use_sim_time the timer above waits for /clock: a steady-clock watch says so when none comes.
+        self._sim_ns, self._sim_advanced_at = self._now_ns(), time.monotonic()
+        self.create_timer(CLOCK_TIMEOUT_S / 2, guarded(self, self._watch_clock), clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._control_thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._control_thread.start()
         self.get_logger().info(
@@ -218,6 +224,22 @@ class WorldModelNode(Node):
             response.success, response.message = False, f"goal not set: {err}"
         self.get_logger().info(response.message)
         return response
+
+    def _watch_clock(self) -> None:
+        """Publish a 'waiting' status while use_sim_time holds the control timer and no /clock arrives."""
+        now = self._now_ns()
+        if now != self._sim_ns or not self.get_parameter("use_sim_time").value:
+            self._sim_ns, self._sim_advanced_at = now, time.monotonic()
+            return
+        still = time.monotonic() - self._sim_advanced_at
+        if still < CLOCK_TIMEOUT_S:
+            return
+        reason = (f"simulated time has not advanced for {still:.1f} s: use_sim_time is true and nothing publishes "
+                  f"/clock (ros2 bag play --clock, a simulator)")
+        if self.state != "waiting" or not self.reason.startswith("simulated time"):
+            self.get_logger().warning(f"waiting: {reason}")
+        self.state, self.reason = "waiting", reason
+        self._publish_status(math.nan, math.nan, math.nan, self._age(self._frame), self._age(self._joints))
 
     # -- the control tick ------------------------------------------------------------------------
 
