@@ -313,10 +313,12 @@ class Run:
             raise RuntimeError(f"world_model_node did not start commanding; last status {fuzzer.statuses[-1:]}")
         started = time.monotonic()
         if self.transport == "compressed":
-            self.flood(fuzzer, "compressed images", lambda: bad_compressed(self.rng), fuzzer.compressed_pub, 150.0,
+            compressed = bad_compressed(self.rng)  # made once: a bomb takes a quarter second to compress
+            self.flood(fuzzer, "compressed images", lambda: list(compressed), fuzzer.compressed_pub, 150.0,
                        seconds=2 * self.seconds)
         else:
-            self.flood(fuzzer, "raw images", lambda: bad_images(self.rng), fuzzer.image_pub, 150.0)
+            images = bad_images(self.rng)
+            self.flood(fuzzer, "raw images", lambda: list(images), fuzzer.image_pub, 150.0)
             self.flood(fuzzer, "joint states", lambda: bad_joint_states(fuzzer.latest_state, self.rng),
                        fuzzer.joints_pub, 200.0, extra=lambda: many_names(int(self.rng.choice([30_000, 60_000]))))
             self.flood(fuzzer, "goals", lambda: bad_goals(self.rng), fuzzer.goal_pub, 40.0)

@@ -5,6 +5,9 @@
 - dds_image_hz: camera frames per second that a separate subscriber process receives from
   sim_node (its own process) with camera_rate 30 Hz at 128 px, real_time_factor 1.
 - collect_fps: frames per second written by `jepa-ros collect` (jepa_wm.data.collect).
+- sim_free_velocity_ratio, sim_free_past_limit_rad: the worst joint velocity over its URDF limit and
+  the worst position past a URDF limit while each joint alone is commanded from one limit to the
+  other; sim_collision_*: the same with every joint commanded to a limit at once (collisions).
 
 Targets on the 2-core workplace: sim_rtf_64 >= 5, dds_image_hz >= 28. Last line: one JSON object.
 
@@ -27,6 +30,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # DDS stays on loopba
 os.environ.setdefault("ROS_DOMAIN_ID", "42")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 TARGETS = {"sim_rtf_64": 5.0, "dds_image_hz": 28.0}
@@ -116,6 +120,41 @@ def collect_fps(episodes: int, steps: int) -> float:
         return episodes * steps / (time.perf_counter() - started)
 
 
+def limit_tracking(corners: int = 40) -> dict[str, float]:
+    """How far ArmSim's joints pass their URDF limits when commanded to them.
+
+    Free motion: each joint in turn (the others at home) commanded from its lower limit to its upper
+    and back, 1.5 s each. Collisions: every joint at once to a random one of its limits (a corner of
+    the joint box), which drives the arm into the table or itself. Each 2 ms physics step is checked.
+    """
+    from jepa_wm.config import SimConfig
+    from jepa_wm.sim import ArmSim
+
+    def worst(sim: ArmSim, target: np.ndarray, record: list[float]) -> None:
+        sim.set_target(target)
+        for _ in range(750):  # 1.5 s
+            sim.step(sim.config.physics_timestep)
+            q, qd = sim.joint_positions, sim.joint_velocities
+            record[0] = max(record[0], float(np.max(np.abs(qd) / sim.velocity_limits)))
+            record[1] = max(record[1], float(np.max(np.maximum(sim.joint_lower - q, q - sim.joint_upper))))
+
+    free, collision = [0.0, 0.0], [0.0, 0.0]
+    rng = np.random.default_rng(0)
+    with ArmSim(SimConfig(image_size=64, control_period=0.1)) as sim:
+        for joint in range(len(sim.joint_names)):
+            sim.reset()
+            for limit in (sim.joint_lower, sim.joint_upper, sim.joint_lower):
+                target = sim.home_joint_positions.copy()
+                target[joint] = limit[joint]
+                worst(sim, target, free)
+        sim.reset()
+        for _ in range(corners):
+            worst(sim, np.where(rng.random(len(sim.joint_names)) < 0.5, sim.joint_lower, sim.joint_upper), collision)
+    return {"sim_free_velocity_ratio": round(free[0], 3), "sim_free_past_limit_rad": round(max(free[1], 0.0), 4),
+            "sim_collision_velocity_ratio": round(collision[0], 2),
+            "sim_collision_past_limit_rad": round(max(collision[1], 0.0), 4)}
+
+
 def main() -> int:
     """Run every measurement; print the summary JSON as the last line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,6 +175,7 @@ def main() -> int:
     results["dds_image_hz"] = round(rates["image"], 2)
     results["dds_joint_state_hz"] = round(rates["joint_states"], 2)
     results["collect_fps"] = round(collect_fps(args.collect_episodes, args.collect_steps), 2)
+    results.update(limit_tracking())
     results["targets"] = TARGETS
     results["meets_targets"] = all(results[key] >= value for key, value in TARGETS.items())
     print(json.dumps(results))
