@@ -300,7 +300,7 @@ class WorldModelNode(Node):
                 else:
                     # again at publish time: ~/enable may have turned commanding off, or the inputs the
                     # command was planned from aged past max_staleness, while this tick was planning
-                    state, reason = self._blocked(self._age(frame), self._age(joints_in))
+                    state, reason = self._blocked(self._age(frame), self._age(joints_in), planned=True)
                 if state:
                     self.controller.reset()  # the planned command is not sent: nothing is under way
                 else:
@@ -357,8 +357,8 @@ class WorldModelNode(Node):
                 return nearest
         return newest
 
-    def _blocked(self, image_age: float, joint_age: float) -> tuple[str, str]:
-        """(state, reason) when this tick must not command; ('', '') when it may plan."""
+    def _blocked(self, image_age: float, joint_age: float, planned: bool = False) -> tuple[str, str]:
+        """(state, reason) when this tick must not command; ('', '') when it may plan (or publish, ``planned``)."""
         limit = self.config.max_staleness
         if not self.enabled:
             return "disabled", "commanding is disabled; call ~/enable"
@@ -370,7 +370,8 @@ class WorldModelNode(Node):
             if math.isinf(age):
                 return "waiting", f"no {what} received yet on {topic}"
             if age > limit:
-                return "stale", f"newest {what} on {topic} is {age:.2f} s old; max_staleness is {limit} s"
+                which = f"the {what} the command was planned from" if planned else f"newest {what}"
+                return "stale", f"{which} on {topic} is {age:.2f} s old; max_staleness is {limit} s"
         return "", ""
 
     def _publish_command(self, command: np.ndarray) -> None:
