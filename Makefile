@@ -28,6 +28,7 @@ $(VENV)/.installed: setup.py package.xml Makefile
 	touch $@
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q test
 
 demo: install

@@ -48,7 +48,7 @@ setup(
         "pillow",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "ruff"]},
     zip_safe=True,
     entry_points={
         "console_scripts": [

@@ -48,7 +48,6 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adversarial import declare_size, encoded, png_bomb  # noqa: E402
-
 from jepa_ros import conversions as conv  # noqa: E402
 from jepa_ros.nodes import BackgroundSpinner  # noqa: E402
 from jepa_wm.config import load_robot, package_share  # noqa: E402
@@ -397,7 +396,7 @@ class Run:
             fuzzer.call(fuzzer.enable_client, SetBool.Request(data=False))
             fuzzer.sim_trajectory_pub.publish(conv.positions_to_trajectory(pose, ROBOT.joint_names, 2.5))
             fuzzer.sent += 1
-            fuzzer.wait_for(lambda: np.abs(fuzzer.true_positions() - pose).max() < 0.02, 10)
+            fuzzer.wait_for(lambda pose=pose: np.abs(fuzzer.true_positions() - pose).max() < 0.02, 10)
             enabled_at = time.monotonic()
             fuzzer.call(fuzzer.enable_client, SetBool.Request(data=True))
             time.sleep(3.0)

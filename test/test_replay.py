@@ -138,6 +138,8 @@ def test_missing_topic_lists_what_the_bag_has(bags):
         main(["replay", "--bag", str(bags["mcap"]), "--topics", "/camera/image_raw", "/wrist/image"])
     message = str(caught.value)
     assert "/wrist/image" in message and "/joint_states [sensor_msgs/msg/JointState]" in message
+    with pytest.raises(BagReadError, match="'/wrist/image'"):  # every requested topic is checked, not only the last
+        main(["replay", "--bag", str(bags["mcap"]), "--topics", "/wrist/image", "/camera/image_raw"])
 
 
 def test_topic_of_a_type_without_python_package_is_left_out_unless_asked_for(bags, probe, tmp_path, capsys):

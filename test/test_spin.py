@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-from ros_processes import ProbeGraph
 
 from jepa_ros.nodes import BackgroundSpinner, stop_on_signals
+from ros_processes import ProbeGraph
 
 
 def test_a_callback_error_ends_the_spin_and_is_raised_by_stop():

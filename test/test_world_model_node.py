@@ -334,7 +334,7 @@ def test_the_model_sees_the_joint_state_stamped_with_the_frame(ros, tiny_checkpo
         camera_pub.publish(conv.rgb_to_image(frame, base_ns + 32_000_000))
         time.sleep(0.1)
     assert len(calls) >= 5, f"the node planned {len(calls)} times in 15 s"
-    for joints, seen in calls[-3:]:  # best effort may drop a message, but each burst sends the 30 ms one again
+    for _, seen in calls[-3:]:  # best effort may drop a message, but each burst sends the 30 ms one again
         np.testing.assert_allclose(seen, 0.03)  # the one stamped nearest the frame (30 ms vs 32 ms)
     # ticks land anywhere in the burst; most see a newer joint state than the frame's
     assert any(joints[0] > 0.035 for joints, _ in calls), [joints[0] for joints, _ in calls]

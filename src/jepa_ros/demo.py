@@ -30,7 +30,6 @@ from jepa_ros.conversions import image_to_rgb, rgb_to_image
 from jepa_ros.nodes import BackgroundSpinner
 from jepa_wm.reaching import Episode, Goal, ReachingConfig, make_sim, run_baseline, sample_goals, write_report
 
-
 # Share of pixels that may differ (by more than SCENE_LEVELS in a channel) between sim_node's camera
 # and the goals' renderer at the home pose; another scene seed moves the table objects: 2.5-3.2 %.
 SCENE_TOLERANCE = 0.005
@@ -156,7 +155,7 @@ class ReachingClient(Node):
             start_commands = self.commands
         self.call(self.enable_client, SetBool.Request(data=True))
         for step in range(1, config.max_steps + 1):
-            self.wait_for(lambda: self.commands >= start_commands + step, 10.0, f"command {step} of goal {index}")
+            self.wait_for(lambda step=step: self.commands >= start_commands + step, 10.0, f"command {step} of goal {index}")
             with self._lock:
                 if step > 1:  # command `step` arrives a period after the one before: `step - 1` carried out
                     episode.errors_m.append(self._error(goal))

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 def _select_topics(summary: BagSummary, args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Topics to publish and live command topics to record; missing requested topics list what the bag has."""
     if args.topics:
-        require_topics(summary, {"requested topic": t for t in args.topics})
+        require_topics(summary, {f"requested topic {i + 1}": topic for i, topic in enumerate(args.topics)})
         replayed = list(args.topics)
     else:
         replayed = [t.name for t in summary.topics.values() if t.msgtype not in COMMAND_TYPES and t.name != "/clock"]

@@ -12,7 +12,12 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import rclpy
-from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException, InvalidServiceNameException, InvalidTopicNameException
+from rclpy.exceptions import (
+    InvalidNamespaceException,
+    InvalidNodeNameException,
+    InvalidServiceNameException,
+    InvalidTopicNameException,
+)
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions

@@ -42,8 +42,8 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
-from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot, package_share
 from jepa_wm import images
+from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot, package_share
 from jepa_wm.controller import ControlError, LatentMPC, check_device, match_joints, read_image_file
 from jepa_wm.models import CheckpointError, load_checkpoint
 from jepa_wm.models.checkpoint import explored_joint_range

@@ -16,6 +16,7 @@ from rosbags.highlevel import AnyReader
 
 from jepa_wm.data.salvage import describe_readable
 
+
 class BagReadError(RuntimeError):
     """A bag cannot be read: missing, truncated, corrupt, or lacking the requested topics."""
 

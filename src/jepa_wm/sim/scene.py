@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import mujoco
+import numpy as np
 
 from jepa_wm.sim.description import ArmDescription, DescriptionError
 
