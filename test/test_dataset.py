@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from jepa_wm.data import (
     BagError,
     BagWriter,
     Episode,
+    EpisodeWindows,
     GapWarning,
-    WindowDataset,
     find_bags,
     read_episode,
     read_episode_segments,
@@ -209,7 +210,7 @@ def test_read_episodes_finds_every_bag(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# WindowDataset and the split
+# training windows and the split
 
 
 def make_episode(steps: int, offset: float, source: str, size: int = 24) -> Episode:
@@ -220,22 +221,20 @@ def make_episode(steps: int, offset: float, source: str, size: int = 24) -> Epis
                    joint_names=NAMES, source=source)
 
 
-def test_windows_stay_inside_episodes_and_resize_once() -> None:
+def test_training_windows_stay_inside_episodes_and_name_them() -> None:
     episodes = [make_episode(7, 0.0, "a"), make_episode(3, 100.0, "b"), make_episode(5, 200.0, "c")]
-    dataset = WindowDataset(episodes, window=4, image_size=12)
-    assert len(dataset) == 4 + 0 + 2
-    assert dataset.frames.shape == (15, 12, 12, 3) and dataset.frames.flags["C_CONTIGUOUS"]
-    for i in range(len(dataset)):
-        item = dataset[i]
-        assert item["frames"].shape == (4, 12, 12, 3) and item["frames"].dtype == np.uint8
-        assert item["joint_positions"].shape == (4, 3) and item["actions"].dtype == np.float32
-        # consecutive steps of one episode: positions rise by exactly one per step
-        np.testing.assert_array_equal(np.diff(item["joint_positions"][:, 0]), [1, 1, 1])
-    batch = dataset.batch([0, 5])
-    assert batch["frames"].shape == (2, 4, 12, 12, 3)
-    np.testing.assert_array_equal(batch["joint_positions"][:, 0, 0], [0.0, 201.0])
-    with pytest.raises(ValueError, match="window=9 steps"):
-        WindowDataset(episodes, window=9, image_size=12)
+    windows = EpisodeWindows(episodes, length=4, action_scale=0.5, device=torch.device("cpu"))
+    assert len(windows.starts) == 4 + 0 + 2  # b is shorter than a window
+    assert windows.frames.shape == (12, 24, 24, 3)  # a and c only, in one tensor
+    batch = windows.sample(64, torch.Generator().manual_seed(0), preprocess=lambda frames: frames.float())
+    assert batch.images.shape == (64, 4, 24, 24, 3) and batch.joint_positions.shape == (64, 4, 3)
+    # consecutive steps of one episode: positions rise by exactly one per step
+    assert torch.all(batch.joint_positions[:, :, 0].diff(dim=1) == 1)
+    assert torch.all(batch.actions == 2.0)  # actions are normalised by the action scale
+    assert windows.episodes_of(windows.last_sampled) == ["a (from 0 ns)", "c (from 0 ns)"]
+    assert windows.episodes_of(torch.tensor([3, 8])) == ["a (from 0 ns)", "c (from 0 ns)"]  # window start frames
+    with pytest.raises(ValueError, match=r"no episode has the 9 steps a training sample needs; lengths are \[3, 5, 7\]"):
+        EpisodeWindows(episodes, length=9, action_scale=0.5, device=torch.device("cpu"))
 
 
 def test_split_is_by_episode_and_seeded() -> None:

@@ -102,12 +102,13 @@ def test_unknown_preset_lists_the_presets() -> None:
 
 def test_checkpoint_with_other_joints_is_refused() -> None:
     robot = load_robot("ur5e")
-    check_joint_names(list(robot.joint_names), robot)
-    with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1'.*differ from robot 'ur5e' joints \['shoulder_pan_joint'"):
-        check_joint_names(load_robot("jepa_arm").joint_names, robot)
-    check_joint_names(tuple(reversed(robot.joint_names)), robot)  # joint order comes from names
-    with pytest.raises(ConfigError, match=r"robot joints the checkpoint lacks: \['wrist_3_joint'\]; checkpoint joints the robot lacks: \['gripper'\]"):
-        check_joint_names([*robot.joint_names[:5], "gripper"], robot)
+    check_joint_names(list(robot.joint_names), robot.joint_names, "robot 'ur5e'")
+    with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1'.*do not match robot 'ur5e' joints \['shoulder_pan"):
+        check_joint_names(load_robot("jepa_arm").joint_names, robot.joint_names, "robot 'ur5e'")
+    check_joint_names(tuple(reversed(robot.joint_names)), robot.joint_names)  # joint order comes from names
+    with pytest.raises(ConfigError, match=r"robot joints the checkpoint lacks: \['wrist_3_joint'\]; checkpoint joints the "
+                                          r"robot lacks: \['gripper'\]"):
+        check_joint_names([*robot.joint_names[:5], "gripper"], robot.joint_names)
 
 
 def test_robot_graph_takes_topic_defaults_from_the_preset() -> None:

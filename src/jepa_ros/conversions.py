@@ -23,6 +23,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from jepa_wm import images
+from jepa_wm.safety import non_finite
 
 
 class ConversionError(ValueError):
@@ -160,7 +161,7 @@ def joint_state_positions(msg: JointState, joint_names: Sequence[str]) -> np.nda
     if missing:
         raise ConversionError(f"joint_state lacks joints {missing}; it names {list(msg.name)}")
     positions = np.array([msg.position[index[name]] for name in joint_names], dtype=np.float64)
-    bad = [f"{name}={value}" for name, value in zip(joint_names, positions) if not math.isfinite(value)]
+    bad = non_finite(positions, joint_names)
     if bad:
         raise ConversionError(f"joint_state has non-finite positions: {', '.join(bad)}")
     return positions
@@ -228,7 +229,7 @@ def trajectory_points(
                 f"{list(msg.joint_names)}"
             )
         values = np.asarray(point.positions, dtype=np.float64)
-        bad = [f"{msg.joint_names[i]}={v}" for i, v in enumerate(values) if not math.isfinite(v)]
+        bad = non_finite(values, msg.joint_names)
         if bad:
             raise ConversionError(f"trajectory point {p} has non-finite positions: {', '.join(bad)}")
         positions[p, columns] = values

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -25,7 +26,8 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
-def _require(condition: bool, message: str) -> None:
+def require(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless ``condition``: the one check every config's __post_init__ uses."""
     if not condition:
         raise ConfigError(message)
 
@@ -53,25 +55,25 @@ class EncoderConfig:
     input_blur: float = 0.0
 
     def __post_init__(self) -> None:
-        _require(16 <= self.image_size <= 1024, f"encoder.image_size={self.image_size}: expected 16..1024")
-        _require(0.0 <= self.input_blur <= 4.0, f"encoder.input_blur={self.input_blur}: expected 0..4 pixels")
-        _require(self.patch_embed in ("linear", "conv"),
+        require(16 <= self.image_size <= 1024, f"encoder.image_size={self.image_size}: expected 16..1024")
+        require(0.0 <= self.input_blur <= 4.0, f"encoder.input_blur={self.input_blur}: expected 0..4 pixels")
+        require(self.patch_embed in ("linear", "conv"),
                  f"encoder.patch_embed={self.patch_embed!r}: expected 'linear' or 'conv'")
         if self.patch_embed == "conv":
             stride_two = self.patch_size.bit_length() - 2  # 3x3 stride-2 convolutions before the last 2x2 one
-            _require(self.patch_size >= 4 and self.patch_size & (self.patch_size - 1) == 0,
+            require(self.patch_size >= 4 and self.patch_size & (self.patch_size - 1) == 0,
                      f"encoder.patch_size={self.patch_size}: the conv patch_embed needs a power of two >= 4")
-            _require(self.embed_dim % 2**stride_two == 0,
+            require(self.embed_dim % 2**stride_two == 0,
                      f"encoder.embed_dim={self.embed_dim}: the conv patch_embed halves it {stride_two} times")
-        _require(
+        require(
             self.image_size % self.patch_size == 0,
             f"encoder.image_size={self.image_size} is not a multiple of patch_size={self.patch_size}",
         )
-        _require(
+        require(
             self.embed_dim % self.num_heads == 0,
             f"encoder.embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}",
         )
-        _require(self.depth >= 1, f"encoder.depth={self.depth}: expected >= 1")
+        require(self.depth >= 1, f"encoder.depth={self.depth}: expected >= 1")
 
     @property
     def grid_size(self) -> int:
@@ -93,13 +95,13 @@ class PredictorConfig:
     max_steps: int = 16  # longest sequence of time steps (context + rollout)
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.embed_dim % self.num_heads == 0,
             f"predictor.embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}",
         )
-        _require(self.latent_grid >= 1, f"predictor.latent_grid={self.latent_grid}: expected >= 1")
-        _require(self.max_steps >= 2, f"predictor.max_steps={self.max_steps}: expected >= 2")
-        _require(
+        require(self.latent_grid >= 1, f"predictor.latent_grid={self.latent_grid}: expected >= 1")
+        require(self.max_steps >= 2, f"predictor.max_steps={self.max_steps}: expected >= 2")
+        require(
             self.latent_pooling in ("mean", "linear"),
             f"predictor.latent_pooling={self.latent_pooling!r}: expected 'mean' or 'linear'",
         )
@@ -123,13 +125,13 @@ class WorldModelConfig:
     action_scale: float = 0.1
 
     def __post_init__(self) -> None:
-        _require(len(self.joint_names) >= 1, "world_model.joint_names is empty")
-        _require(
+        require(len(self.joint_names) >= 1, "world_model.joint_names is empty")
+        require(
             len(set(self.joint_names)) == len(self.joint_names),
             f"world_model.joint_names has duplicates: {list(self.joint_names)}",
         )
-        _require(self.action_scale > 0, f"world_model.action_scale={self.action_scale}: expected > 0")
-        _require(
+        require(self.action_scale > 0, f"world_model.action_scale={self.action_scale}: expected > 0")
+        require(
             self.encoder.grid_size % self.predictor.latent_grid == 0,
             f"predictor.latent_grid={self.predictor.latent_grid} does not divide the encoder "
             f"patch grid {self.encoder.grid_size}",
@@ -179,33 +181,33 @@ class PlannerConfig:
     rollout_graph: Literal["eager", "torchscript"] = "eager"
 
     def __post_init__(self) -> None:
-        _require(self.method in ("cem", "mppi"), f"planner.method={self.method!r}: expected 'cem' or 'mppi'")
-        _require(
+        require(self.method in ("cem", "mppi"), f"planner.method={self.method!r}: expected 'cem' or 'mppi'")
+        require(
             self.rollout_graph in ("eager", "torchscript"),
             f"planner.rollout_graph={self.rollout_graph!r}: expected 'eager' or 'torchscript'",
         )
-        _require(
+        require(
             self.precision in ("float32", "bfloat16", "auto"),
             f"planner.precision={self.precision!r}: expected 'float32', 'bfloat16' or 'auto'",
         )
-        _require(self.cost in ("l1", "l2"), f"planner.cost={self.cost!r}: expected 'l1' or 'l2'")
-        _require(self.horizon >= 1, f"planner.horizon={self.horizon}: expected >= 1")
-        _require(self.num_samples >= 2, f"planner.num_samples={self.num_samples}: expected >= 2")
-        _require(self.iterations >= 1, f"planner.iterations={self.iterations}: expected >= 1")
-        _require(
+        require(self.cost in ("l1", "l2"), f"planner.cost={self.cost!r}: expected 'l1' or 'l2'")
+        require(self.horizon >= 1, f"planner.horizon={self.horizon}: expected >= 1")
+        require(self.num_samples >= 2, f"planner.num_samples={self.num_samples}: expected >= 2")
+        require(self.iterations >= 1, f"planner.iterations={self.iterations}: expected >= 1")
+        require(
             1 <= self.num_elites <= self.num_samples,
             f"planner.num_elites={self.num_elites}: expected 1..num_samples={self.num_samples}",
         )
-        _require(
+        require(
             0 < self.min_std <= self.max_std,
             f"planner.min_std={self.min_std}, max_std={self.max_std}: expected 0 < min_std <= max_std",
         )
-        _require(self.init_std > 0, f"planner.init_std={self.init_std}: expected > 0")
-        _require(0 <= self.momentum_mean < 1, f"planner.momentum_mean={self.momentum_mean}: expected [0, 1)")
-        _require(0 <= self.momentum_std < 1, f"planner.momentum_std={self.momentum_std}: expected [0, 1)")
-        _require(self.temperature > 0, f"planner.temperature={self.temperature}: expected > 0")
-        _require(self.action_bound > 0, f"planner.action_bound={self.action_bound}: expected > 0")
-        _require(self.action_penalty >= 0, f"planner.action_penalty={self.action_penalty}: expected >= 0")
+        require(self.init_std > 0, f"planner.init_std={self.init_std}: expected > 0")
+        require(0 <= self.momentum_mean < 1, f"planner.momentum_mean={self.momentum_mean}: expected [0, 1)")
+        require(0 <= self.momentum_std < 1, f"planner.momentum_std={self.momentum_std}: expected [0, 1)")
+        require(self.temperature > 0, f"planner.temperature={self.temperature}: expected > 0")
+        require(self.action_bound > 0, f"planner.action_bound={self.action_bound}: expected > 0")
+        require(self.action_penalty >= 0, f"planner.action_penalty={self.action_penalty}: expected >= 0")
 
 
 @dataclass(frozen=True)
@@ -275,72 +277,72 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.mode in ("joint", "frozen_encoder", "proprio"),
+        require(self.mode in ("joint", "frozen_encoder", "proprio"),
                  f"train.mode={self.mode!r}: expected 'joint', 'frozen_encoder' or 'proprio'")
-        _require(self.batch_size >= 1, f"train.batch_size={self.batch_size}: expected >= 1")
-        _require(self.steps >= 1, f"train.steps={self.steps}: expected >= 1")
-        _require(self.learning_rate > 0, f"train.learning_rate={self.learning_rate}: expected > 0")
-        _require(self.context_steps >= 1, f"train.context_steps={self.context_steps}: expected >= 1")
-        _require(self.rollout_steps >= 1, f"train.rollout_steps={self.rollout_steps}: expected >= 1")
-        _require(
+        require(self.batch_size >= 1, f"train.batch_size={self.batch_size}: expected >= 1")
+        require(self.steps >= 1, f"train.steps={self.steps}: expected >= 1")
+        require(self.learning_rate > 0, f"train.learning_rate={self.learning_rate}: expected > 0")
+        require(self.context_steps >= 1, f"train.context_steps={self.context_steps}: expected >= 1")
+        require(self.rollout_steps >= 1, f"train.rollout_steps={self.rollout_steps}: expected >= 1")
+        require(
             self.sequence_steps == 0 or self.sequence_steps >= self.window,
             f"train.sequence_steps={self.sequence_steps}: expected 0 or >= context_steps + rollout_steps = {self.window}",
         )
-        _require(0 < self.val_fraction < 1, f"train.val_fraction={self.val_fraction}: expected (0, 1)")
-        _require(0 <= self.ema_momentum < 1, f"train.ema_momentum={self.ema_momentum}: expected [0, 1)")
-        _require(
+        require(0 < self.val_fraction < 1, f"train.val_fraction={self.val_fraction}: expected (0, 1)")
+        require(0 <= self.ema_momentum < 1, f"train.ema_momentum={self.ema_momentum}: expected [0, 1)")
+        require(
             self.inverse_dynamics_weight >= 0,
             f"train.inverse_dynamics_weight={self.inverse_dynamics_weight}: expected >= 0",
         )
-        _require(
+        require(
             self.inverse_dynamics_pairs in ("window", "batch"),
             f"train.inverse_dynamics_pairs={self.inverse_dynamics_pairs!r}: expected 'window' or 'batch'",
         )
-        _require(
+        require(
             self.inverse_dynamics_batch_shifts >= 1,
             f"train.inverse_dynamics_batch_shifts={self.inverse_dynamics_batch_shifts}: expected >= 1",
         )
-        _require(
+        require(
             self.inverse_dynamics_head in ("mlp", "linear"),
             f"train.inverse_dynamics_head={self.inverse_dynamics_head!r}: expected 'mlp' or 'linear'",
         )
-        _require(
+        require(
             self.inverse_dynamics_loss in ("l1", "mse"),
             f"train.inverse_dynamics_loss={self.inverse_dynamics_loss!r}: expected 'l1' or 'mse'",
         )
-        _require(
+        require(
             all(math.isfinite(w) and w >= 0 for w in self.inverse_dynamics_joint_weights),
             f"train.inverse_dynamics_joint_weights={list(self.inverse_dynamics_joint_weights)}: expected finite values >= 0",
         )
-        _require(
+        require(
             all(math.isfinite(w) and w >= 0 for w in self.proprio_joint_weights),
             f"train.proprio_joint_weights={list(self.proprio_joint_weights)}: expected finite values >= 0",
         )
-        _require(
+        require(
             self.proprio_readout in ("linear", "channels"),
             f"train.proprio_readout={self.proprio_readout!r}: expected 'linear' or 'channels'",
         )
-        _require(
+        require(
             math.isfinite(self.proprio_weight) and self.proprio_weight >= 0,
             f"train.proprio_weight={self.proprio_weight}: expected a finite value >= 0",
         )
-        _require(
+        require(
             math.isfinite(self.smoothness_weight) and self.smoothness_weight >= 0,
             f"train.smoothness_weight={self.smoothness_weight}: expected a finite value >= 0",
         )
         for name in ("proprio_weight", "smoothness_weight"):  # terms of the joint objective only
-            _require(getattr(self, name) == 0 or self.mode == "joint",
+            require(getattr(self, name) == 0 or self.mode == "joint",
                      f"train.{name}={getattr(self, name)} applies to train.mode 'joint', not {self.mode!r}")
-        _require(
+        require(
             self.smoothness_weight == 0 or self.mode != "joint" or self.sequence >= 5,
             f"train.smoothness_weight={self.smoothness_weight} needs samples of at least 5 frames, "
             f"not {self.sequence} (context_steps + rollout_steps, or sequence_steps)",
         )
-        _require(
+        require(
             self.lr_schedule in ("cosine", "constant", "wsd"),
             f"train.lr_schedule={self.lr_schedule!r}: expected 'cosine', 'constant' or 'wsd'",
         )
-        _require(0 < self.lr_decay_fraction <= 1,
+        require(0 < self.lr_decay_fraction <= 1,
                  f"train.lr_decay_fraction={self.lr_decay_fraction}: expected a fraction of the steps in (0, 1]")
 
     @property
@@ -373,16 +375,16 @@ class SimConfig:
     supersampling: int = 1
 
     def __post_init__(self) -> None:
-        _require(64 <= self.image_size <= 256, f"sim.image_size={self.image_size}: expected 64..256")
-        _require(self.seed >= 0, f"sim.seed={self.seed}: expected an integer >= 0")
-        _require(self.num_objects >= 0, f"sim.num_objects={self.num_objects}: expected >= 0")
-        _require(1 <= self.supersampling <= 4, f"sim.supersampling={self.supersampling}: expected 1..4")
-        _require(self.control_period > 0, f"sim.control_period={self.control_period}: expected > 0")
-        _require(
+        require(64 <= self.image_size <= 256, f"sim.image_size={self.image_size}: expected 64..256")
+        require(self.seed >= 0, f"sim.seed={self.seed}: expected an integer >= 0")
+        require(self.num_objects >= 0, f"sim.num_objects={self.num_objects}: expected >= 0")
+        require(1 <= self.supersampling <= 4, f"sim.supersampling={self.supersampling}: expected 1..4")
+        require(self.control_period > 0, f"sim.control_period={self.control_period}: expected > 0")
+        require(
             0 < self.physics_timestep <= self.control_period,
             f"sim.physics_timestep={self.physics_timestep}: expected (0, control_period={self.control_period}]",
         )
-        _require(
+        require(
             math.isclose(round(self.control_period / self.physics_timestep) * self.physics_timestep, self.control_period),
             f"sim.control_period={self.control_period} is not a multiple of physics_timestep={self.physics_timestep}",
         )
@@ -406,24 +408,24 @@ class RobotConfig:
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
-        _require(n >= 1, f"robot {self.name!r}: joint_names is empty")
+        require(n >= 1, f"robot {self.name!r}: joint_names is empty")
         for key in ("joint_lower", "joint_upper", "velocity_limits"):
             values = getattr(self, key)
-            _require(len(values) == n, f"robot {self.name!r}: {key} has {len(values)} values, expected {n} (one per joint)")
+            require(len(values) == n, f"robot {self.name!r}: {key} has {len(values)} values, expected {n} (one per joint)")
         for joint, lo, hi, vmax in zip(self.joint_names, self.joint_lower, self.joint_upper, self.velocity_limits):
-            _require(
+            require(
                 math.isfinite(lo) and math.isfinite(hi) and lo < hi,
                 f"robot {self.name!r}: joint {joint} limits [{lo}, {hi}]: expected finite values with lower < upper",
             )
-            _require(
+            require(
                 math.isfinite(vmax) and vmax > 0,
                 f"robot {self.name!r}: joint {joint} velocity limit {vmax}: expected a finite value > 0 rad/s",
             )
-        _require(
+        require(
             self.command_interface in ("position", "trajectory"),
             f"robot {self.name!r}: command_interface={self.command_interface!r}: expected 'position' or 'trajectory'",
         )
-        _require(
+        require(
             math.isfinite(self.control_rate) and self.control_rate > 0,
             f"robot {self.name!r}: control_rate={self.control_rate}: expected a finite rate > 0 Hz",
         )
@@ -437,11 +439,11 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
     data = {} if data is None else data
     where = where or cls.__name__
-    _require(isinstance(data, dict), f"{where}: expected a mapping, got {type(data).__name__}")
+    require(isinstance(data, dict), f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - known)
-    _require(not unknown, f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+    require(not unknown, f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)
@@ -454,26 +456,26 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return value if isinstance(value, hint) else from_dict(hint, value, where)
     if origin is tuple:
-        _require(isinstance(value, (list, tuple)), f"{where}={value!r}: expected a list")
+        require(isinstance(value, (list, tuple)), f"{where}={value!r}: expected a list")
         (item_hint, *_) = typing.get_args(hint)
         return tuple(_coerce(item_hint, item, f"{where}[{i}]") for i, item in enumerate(value))
     if origin is Literal:
         choices = typing.get_args(hint)
-        _require(value in choices, f"{where}={value!r}: expected one of {list(choices)}")
+        require(value in choices, f"{where}={value!r}: expected one of {list(choices)}")
         return value
     if origin in (typing.Union, types.UnionType):
         return value
     if hint is float:
-        _require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}={value!r}: expected a number")
+        require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}={value!r}: expected a number")
         return float(value)
     if hint is int:
-        _require(isinstance(value, int) and not isinstance(value, bool), f"{where}={value!r}: expected an integer")
+        require(isinstance(value, int) and not isinstance(value, bool), f"{where}={value!r}: expected an integer")
         return value
     if hint is bool:
-        _require(isinstance(value, bool), f"{where}={value!r}: expected true or false")
+        require(isinstance(value, bool), f"{where}={value!r}: expected true or false")
         return value
     if hint is str:
-        _require(isinstance(value, str), f"{where}={value!r}: expected a string")
+        require(isinstance(value, str), f"{where}={value!r}: expected a string")
         return value
     return value
 
@@ -494,11 +496,11 @@ def to_dict(config: Any) -> dict[str, Any]:
 def load_yaml(path: str | Path, cls: type[T], section: str | None = None) -> T:
     """Load ``cls`` from a YAML file, optionally from one top-level ``section``."""
     path = Path(path)
-    _require(path.is_file(), f"config file {path} does not exist")
+    require(path.is_file(), f"config file {path} does not exist")
     with path.open() as stream:
         data = yaml.safe_load(stream) or {}
     if section is not None:
-        _require(section in data, f"{path}: no section {section!r}; sections are {sorted(data)}")
+        require(section in data, f"{path}: no section {section!r}; sections are {sorted(data)}")
         data = data[section]
     return from_dict(cls, data, f"{path}" + (f":{section}" if section else ""))
 
@@ -515,15 +517,20 @@ def load_robot(name_or_path: str) -> RobotConfig:
 
 
 
-def check_joint_names(checkpoint_joints: tuple[str, ...] | list[str], robot: RobotConfig) -> None:
-    """Refuse a checkpoint whose joints differ from the robot preset's (order may differ: joints match by name)."""
-    missing = [name for name in robot.joint_names if name not in checkpoint_joints]
-    extra = [name for name in checkpoint_joints if name not in robot.joint_names]
-    _require(
+def check_joint_names(checkpoint_joints: Sequence[str], robot_joints: Sequence[str], robot_name: str = "the robot") -> None:
+    """Refuse a checkpoint whose joints differ from the robot's (order may differ: joints match by name).
+
+    The one joint-set check: the node, the controller, the checkpoint's explored range and training
+    from another checkpoint all refuse with this message, naming both sets and what each lacks.
+    """
+    missing = [name for name in robot_joints if name not in checkpoint_joints]
+    extra = [name for name in checkpoint_joints if name not in robot_joints]
+    require(
         not missing and not extra and len(set(checkpoint_joints)) == len(checkpoint_joints),
-        f"checkpoint joints {list(checkpoint_joints)} differ from robot {robot.name!r} joints "
-        f"{list(robot.joint_names)} (robot joints the checkpoint lacks: {missing}; checkpoint joints the robot lacks: {extra})",
+        f"checkpoint joints {list(checkpoint_joints)} do not match {robot_name} joints {list(robot_joints)} "
+        f"(robot joints the checkpoint lacks: {missing}; checkpoint joints the robot lacks: {extra})",
     )
+
 
 def package_share() -> Path:
     """Folder holding launch/, config/ and urdf/: the source tree, or share/jepa_ros when installed."""

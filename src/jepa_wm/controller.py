@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 import torch
 
-from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig
+from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, check_joint_names
 from jepa_wm.models.rollout_graph import TracedImagine
 from jepa_wm.planning import PlanResult, RolloutFn, latent_goal_cost, make_generator, plan, shift_plan
-from jepa_wm.safety import clamp_command
+from jepa_wm.safety import clamp_command, non_finite
 
 # The last command counts as under way while more than this fraction of its move is left. Without
 # delay a position servo covers ~80 % of a step within one period; over DDS, where planning takes
@@ -129,11 +129,7 @@ def rollout_factory(planning_model: torch.nn.Module, graph: str) -> Callable[[to
 
 def match_joints(model_joints: tuple[str, ...], robot: RobotConfig) -> np.ndarray:
     """Index array mapping robot-order vectors to model order; refuses different joint sets, naming both."""
-    if sorted(model_joints) != sorted(robot.joint_names):
-        raise ConfigError(
-            f"checkpoint joints {list(model_joints)} do not match robot {robot.name!r} joints "
-            f"{list(robot.joint_names)}"
-        )
+    check_joint_names(model_joints, robot.joint_names, f"robot {robot.name!r}")
     return np.array([robot.joint_names.index(name) for name in model_joints])
 
 
@@ -231,7 +227,7 @@ class LatentMPC:
         names = self.robot.joint_names
         if values.shape != (len(names),):
             raise ControlError(f"joint positions have shape {values.shape}; expected [{len(names)}] for {list(names)}")
-        bad = [f"{name}={value}" for name, value in zip(names, values) if not math.isfinite(value)]
+        bad = non_finite(values, names)
         if bad:
             raise ControlError(f"non-finite joint positions: {', '.join(bad)}")
         return values

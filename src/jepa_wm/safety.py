@@ -26,6 +26,12 @@ class ClampResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def non_finite(values: Sequence[float] | np.ndarray, joint_names: Sequence[str]) -> list[str]:
+    """``name=value`` for each joint whose value is NaN or infinite (empty when all are finite)."""
+    return [f"{name}={value}" for name, value in zip(joint_names, np.asarray(values, dtype=np.float64).reshape(-1))
+            if not math.isfinite(value)]
+
+
 def check_command(values: Sequence[float] | np.ndarray, joint_names: Sequence[str]) -> np.ndarray:
     """Return ``values`` as float64 [J]; raise CommandError on a wrong length or a NaN / inf value."""
     array = np.asarray(values, dtype=np.float64)
@@ -33,10 +39,9 @@ def check_command(values: Sequence[float] | np.ndarray, joint_names: Sequence[st
         raise CommandError(
             f"command has shape {list(array.shape)}, expected [{len(joint_names)}] values for joints {list(joint_names)}"
         )
-    bad = np.flatnonzero(~np.isfinite(array))
-    if bad.size:
-        details = ", ".join(f"{joint_names[i]}={array[i]}" for i in bad)
-        raise CommandError(f"command has non-finite values: {details}; expected finite positions in rad")
+    bad = non_finite(array, joint_names)
+    if bad:
+        raise CommandError(f"command has non-finite values: {', '.join(bad)}; expected finite positions in rad")
     return array
 
 

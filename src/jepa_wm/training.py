@@ -16,9 +16,10 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from jepa_wm.config import TrainConfig, WorldModelConfig
+from jepa_wm.data.dataset import EpisodeWindows
 from jepa_wm.models.checkpoint import load_torch_file
 from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores
-from jepa_wm.models.objectives import Batch, JEPAObjective
+from jepa_wm.models.objectives import JEPAObjective
 from jepa_wm.models.world_model import WorldModel
 
 
@@ -100,64 +101,6 @@ def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str |
     if config.mode == "frozen_encoder":
         raise ValueError("train.mode=frozen_encoder needs --init with a pretrained encoder (checkpoint folder or .pt)")
     return WorldModel(model_config)
-
-
-class EpisodeWindows:
-    """All frames of a set of episodes in one tensor; samples runs of ``length`` consecutive frames
-    (one training window, or a sequence of several) that stay inside an episode.
-
-    After :meth:`encode_all` it holds every frame's latent instead (a frozen latent is computed once).
-    """
-
-    def __init__(self, episodes: list, length: int, action_scale: float, device: torch.device) -> None:
-        usable = [e for e in episodes if len(e.frames) >= length]
-        if not usable:
-            lengths = sorted({len(e.frames) for e in episodes})
-            raise ValueError(f"no episode has the {length} steps a training sample needs; lengths are {lengths}")
-        self.frames = torch.from_numpy(np.concatenate([e.frames for e in usable])).to(device)  # uint8 [M, H, W, 3]
-        self.joint_positions = torch.from_numpy(np.concatenate([e.joint_positions for e in usable])).float().to(device)
-        self.actions = (torch.from_numpy(np.concatenate([e.actions for e in usable])).float() / action_scale).to(device)
-        starts, offset = [], 0
-        for e in usable:
-            starts.append(torch.arange(offset, offset + len(e.frames) - length + 1))
-            offset += len(e.frames)
-        self.starts = torch.cat(starts)  # first index of every sample that fits
-        self.episode_starts = np.cumsum([0] + [len(e.frames) for e in usable])  # first frame of each episode
-        self.sources = [f"{e.source} (from {e.stamps_ns[0]} ns)" for e in usable]
-        self.last_sampled = self.starts[:0]  # the window starts of the latest batch
-        self.length = length
-        self.latents: torch.Tensor | None = None  # [M, N, D] after encode_all
-
-    @torch.no_grad()
-    def encode_all(self, model: WorldModel, batch_size: int = 256, progress: bool = False) -> None:
-        """Replace the frames by their latents under ``model`` (eval mode), which must stay fixed."""
-        was_training = model.training
-        model.eval()
-        chunks = [
-            model.embed(model.encoder.preprocess(self.frames[i : i + batch_size]))
-            for i in tqdm(range(0, len(self.frames), batch_size), desc="encoding frames", unit="batch",
-                          disable=not progress)
-        ]
-        model.train(was_training)
-        self.latents = torch.cat(chunks)
-        self.frames = self.frames[:0]  # the images are not needed any more
-
-    def sample(self, batch_size: int, generator: torch.Generator, preprocess: Any) -> Batch:
-        """A batch of random windows: images normalised by ``preprocess`` (uint8 [M,H,W,3] -> [M,3,S,S]),
-        or their latents after :meth:`encode_all`."""
-        chosen = self.starts[torch.randint(len(self.starts), (batch_size,), generator=generator)]
-        self.last_sampled = chosen
-        index = (chosen[:, None] + torch.arange(self.length)).to(self.joint_positions.device)  # [B, L]
-        if self.latents is not None:
-            return Batch(None, self.joint_positions[index], self.actions[index], latents=self.latents[index])
-        images = preprocess(self.frames[index.flatten()])  # [B*W, 3, S, S]
-        return Batch(images.unflatten(0, index.shape), self.joint_positions[index], self.actions[index])
-
-
-    def episodes_of(self, starts: torch.Tensor) -> list[str]:
-        """The episodes (bag and first stamp) that windows starting at ``starts`` come from, each once."""
-        numbers = np.searchsorted(self.episode_starts, starts.cpu().numpy(), side="right") - 1
-        return [self.sources[i] for i in sorted(set(numbers.tolist()))]
 
 
 class TrainingError(ValueError):

@@ -25,14 +25,9 @@ from std_srvs.srv import SetBool
 from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
-from jepa_wm.config import ConfigError
+from jepa_wm.config import ConfigError, require
 from jepa_wm.sim import RandomWalkExplorer
 from jepa_wm.sim.arm_sim import EXPLORE_BOX
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -52,17 +47,17 @@ class ExploreConfig:
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
-        _require(n >= 1, "explore_node.joint_names is empty")
+        require(n >= 1, "explore_node.joint_names is empty")
         for key in ("box_lower", "box_upper"):
-            _require(len(getattr(self, key)) == n, f"explore_node.{key} has {len(getattr(self, key))} values; expected {n}")
+            require(len(getattr(self, key)) == n, f"explore_node.{key} has {len(getattr(self, key))} values; expected {n}")
         for name, lo, hi in zip(self.joint_names, self.box_lower, self.box_upper):
-            _require(math.isfinite(lo) and math.isfinite(hi) and lo < hi,
+            require(math.isfinite(lo) and math.isfinite(hi) and lo < hi,
                      f"explore_node: joint {name} box_lower={lo}, box_upper={hi}: expected finite values, lower < upper")
-        _require(self.max_delta > 0, f"explore_node.max_delta={self.max_delta}: expected > 0")
-        _require(0 <= self.smoothing < 1, f"explore_node.smoothing={self.smoothing}: expected [0, 1)")
-        _require(self.rate > 0, f"explore_node.rate={self.rate}: expected > 0 Hz")
-        _require(self.stale_after > 0, f"explore_node.stale_after={self.stale_after}: expected > 0 s")
-        _require(self.seed >= 0, f"explore_node.seed={self.seed}: expected an integer >= 0")
+        require(self.max_delta > 0, f"explore_node.max_delta={self.max_delta}: expected > 0")
+        require(0 <= self.smoothing < 1, f"explore_node.smoothing={self.smoothing}: expected [0, 1)")
+        require(self.rate > 0, f"explore_node.rate={self.rate}: expected > 0 Hz")
+        require(self.stale_after > 0, f"explore_node.stale_after={self.stale_after}: expected > 0 s")
+        require(self.seed >= 0, f"explore_node.seed={self.seed}: expected an integer >= 0")
 
 
 class ExploreNode(Node):

@@ -29,7 +29,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
-from jepa_wm.config import ConfigError, SimConfig
+from jepa_wm.config import ConfigError, SimConfig, require
 from jepa_wm.safety import CommandError, check_command, clamp_to_limits
 from jepa_wm.sim import ArmSim, DescriptionError
 
@@ -39,10 +39,6 @@ SENSOR_PUB_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # Fall this far behind the wall-clock deadline and the schedule restarts instead of bursting.
 MAX_LAG_S = 0.25
 
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -56,16 +52,16 @@ class SimNodeConfig:
     camera_frame: str = "camera_optical_frame"  # frame of the camera image and camera_info
 
     def __post_init__(self) -> None:
-        _require(0 < self.camera_rate <= 120, f"sim_node.camera_rate={self.camera_rate}: expected (0, 120] Hz")
-        _require(
+        require(0 < self.camera_rate <= 120, f"sim_node.camera_rate={self.camera_rate}: expected (0, 120] Hz")
+        require(
             50 <= self.joint_state_rate <= 1000,
             f"sim_node.joint_state_rate={self.joint_state_rate}: expected 50..1000 Hz",
         )
-        _require(
+        require(
             self.camera_rate <= self.joint_state_rate,
             f"sim_node.camera_rate={self.camera_rate} exceeds joint_state_rate={self.joint_state_rate}",
         )
-        _require(
+        require(
             self.real_time_factor >= 0 and math.isfinite(self.real_time_factor),
             f"sim_node.real_time_factor={self.real_time_factor}: expected >= 0 (0 = as fast as possible)",
         )
@@ -79,7 +75,7 @@ class SimNode(Node):
         self.sim_config = load_config(self, SimConfig)
         self.config = load_config(self, SimNodeConfig)
         substeps = 1.0 / (self.config.joint_state_rate * self.sim_config.physics_timestep)
-        _require(
+        require(
             abs(substeps - round(substeps)) < 1e-6,
             f"sim_node.joint_state_rate={self.config.joint_state_rate} Hz: expected a whole number of physics steps "
             f"of physics_timestep={self.sim_config.physics_timestep} s per joint state",

@@ -1,6 +1,6 @@
 """Data: rosbag2 I/O, time-aligned episodes, training windows and simulated collection."""
 
-from jepa_wm.data.dataset import WindowDataset, split_episodes
+from jepa_wm.data.dataset import EpisodeWindows, split_episodes
 from jepa_wm.data.episodes import (
     BagTopics,
     Episode,
@@ -20,7 +20,7 @@ __all__ = [
     "BagWriter",
     "Episode",
     "GapWarning",
-    "WindowDataset",
+    "EpisodeWindows",
     "bag_topics",
     "find_bags",
     "iter_messages",

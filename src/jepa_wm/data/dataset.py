@@ -1,12 +1,17 @@
-"""Training windows over episodes, held in contiguous arrays (no per-item file I/O)."""
+"""Training windows over episodes, held in one tensor (no per-item file I/O), and the train/validation split."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from jepa_wm.data.episodes import Episode, resize_frame
+from jepa_wm.data.episodes import Episode
+from jepa_wm.models.objectives import Batch
+from jepa_wm.models.world_model import WorldModel
 
 
 def split_episodes(episodes: Sequence[Episode], val_fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
@@ -23,59 +28,59 @@ def split_episodes(episodes: Sequence[Episode], val_fraction: float, seed: int) 
     return train, val
 
 
-class WindowDataset:
-    """Every run of ``window`` consecutive steps inside one episode.
+class EpisodeWindows:
+    """All frames of a set of episodes in one tensor; samples runs of ``length`` consecutive frames
+    (one training window, or a sequence of several) that stay inside an episode.
 
-    Item: dict of ``frames`` uint8 [W, S, S, 3], ``joint_positions`` float32 [W, J],
-    ``actions`` float32 [W, J]. Frames are resized once here (centre crop + INTER_AREA);
-    a torch DataLoader takes this as a map-style dataset.
+    After :meth:`encode_all` it holds every frame's latent instead (a frozen latent is computed once).
     """
 
-    def __init__(self, episodes: Sequence[Episode], window: int, image_size: int, stride: int = 1) -> None:
-        if window < 1 or stride < 1:
-            raise ValueError(f"window={window}, stride={stride}: expected both >= 1")
-        if not episodes:
-            raise ValueError("WindowDataset needs at least one episode")
-        self.window, self.image_size = window, image_size
-        self.joint_names = episodes[0].joint_names
-        for episode in episodes:
-            if episode.joint_names != self.joint_names:
-                raise ValueError(f"{episode.source}: joint_names {list(episode.joint_names)} differ from "
-                                 f"{list(self.joint_names)} of {episodes[0].source}")
-        total = sum(len(e) for e in episodes)
-        joints = len(self.joint_names)
-        self.frames = np.empty((total, image_size, image_size, 3), np.uint8)
-        self.joint_positions = np.empty((total, joints), np.float32)
-        self.actions = np.empty((total, joints), np.float32)
+    def __init__(self, episodes: list, length: int, action_scale: float, device: torch.device) -> None:
+        usable = [e for e in episodes if len(e.frames) >= length]
+        if not usable:
+            lengths = sorted({len(e.frames) for e in episodes})
+            raise ValueError(f"no episode has the {length} steps a training sample needs; lengths are {lengths}")
+        self.frames = torch.from_numpy(np.concatenate([e.frames for e in usable])).to(device)  # uint8 [M, H, W, 3]
+        self.joint_positions = torch.from_numpy(np.concatenate([e.joint_positions for e in usable])).float().to(device)
+        self.actions = (torch.from_numpy(np.concatenate([e.actions for e in usable])).float() / action_scale).to(device)
         starts, offset = [], 0
-        for episode in episodes:
-            steps = len(episode)
-            frames = episode.frames
-            if frames.shape[1:3] != (image_size, image_size):
-                frames = np.stack([resize_frame(f, image_size) for f in frames])
-            self.frames[offset: offset + steps] = frames
-            self.joint_positions[offset: offset + steps] = episode.joint_positions
-            self.actions[offset: offset + steps] = episode.actions
-            starts.append(offset + np.arange(0, steps - window + 1, stride))
-            offset += steps
-        self.starts = np.concatenate(starts).astype(np.int64)
-        if len(self.starts) == 0:
-            longest = max(len(e) for e in episodes)
-            raise ValueError(f"no episode has window={window} steps (the longest has {longest})")
+        for e in usable:
+            starts.append(torch.arange(offset, offset + len(e.frames) - length + 1))
+            offset += len(e.frames)
+        self.starts = torch.cat(starts)  # first index of every sample that fits
+        self.episode_starts = np.cumsum([0] + [len(e.frames) for e in usable])  # first frame of each episode
+        self.sources = [f"{e.source} (from {e.stamps_ns[0]} ns)" for e in usable]
+        self.last_sampled = self.starts[:0]  # the window starts of the latest batch
+        self.length = length
+        self.latents: torch.Tensor | None = None  # [M, N, D] after encode_all
 
-    def __len__(self) -> int:
-        return len(self.starts)
+    @torch.no_grad()
+    def encode_all(self, model: WorldModel, batch_size: int = 256, progress: bool = False) -> None:
+        """Replace the frames by their latents under ``model`` (eval mode), which must stay fixed."""
+        was_training = model.training
+        model.eval()
+        chunks = [
+            model.embed(model.encoder.preprocess(self.frames[i : i + batch_size]))
+            for i in tqdm(range(0, len(self.frames), batch_size), desc="encoding frames", unit="batch",
+                          disable=not progress)
+        ]
+        model.train(was_training)
+        self.latents = torch.cat(chunks)
+        self.frames = self.frames[:0]  # the images are not needed any more
 
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"window {index} out of range for {len(self)} windows")
-        start = self.starts[index]
-        stop = start + self.window
-        return {"frames": self.frames[start:stop], "joint_positions": self.joint_positions[start:stop],
-                "actions": self.actions[start:stop]}
+    def sample(self, batch_size: int, generator: torch.Generator, preprocess: Any) -> Batch:
+        """A batch of random windows: images normalised by ``preprocess`` (uint8 [M,H,W,3] -> [M,3,S,S]),
+        or their latents after :meth:`encode_all`."""
+        chosen = self.starts[torch.randint(len(self.starts), (batch_size,), generator=generator)]
+        self.last_sampled = chosen
+        index = (chosen[:, None] + torch.arange(self.length)).to(self.joint_positions.device)  # [B, L]
+        if self.latents is not None:
+            return Batch(None, self.joint_positions[index], self.actions[index], latents=self.latents[index])
+        images = preprocess(self.frames[index.flatten()])  # [B*W, 3, S, S]
+        return Batch(images.unflatten(0, index.shape), self.joint_positions[index], self.actions[index])
 
-    def batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
-        """Several windows at once by fancy indexing: frames [B, W, S, S, 3], the others [B, W, J]."""
-        steps = self.starts[np.asarray(indices)][:, None] + np.arange(self.window)  # [B, W]
-        return {"frames": self.frames[steps], "joint_positions": self.joint_positions[steps],
-                "actions": self.actions[steps]}
+
+    def episodes_of(self, starts: torch.Tensor) -> list[str]:
+        """The episodes (bag and first stamp) that windows starting at ``starts`` come from, each once."""
+        numbers = np.searchsorted(self.episode_starts, starts.cpu().numpy(), side="right") - 1
+        return [self.sources[i] for i in sorted(set(numbers.tolist()))]

@@ -32,6 +32,7 @@ from jepa_wm.data.rosbag_io import (
     header_stamp_ns,
     require_topics,
 )
+from jepa_wm.safety import non_finite
 
 NS = 1_000_000_000
 DEFAULT_TOLERANCE_NS = 50_000_000  # 50 ms, capped at half a step
@@ -192,11 +193,9 @@ class _Streams:
 
 def _require_finite(values: Any, names: tuple[str, ...], where: str) -> None:
     """BagError naming each joint whose value is NaN or infinite (where: bag, topic and stamp)."""
-    values = np.asarray(values, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        details = ", ".join(f"{names[i]}={values[i]}" for i in bad)
-        raise BagError(f"{where} has non-finite values: {details}; expected finite joint positions in rad")
+    bad = non_finite(values, names)
+    if bad:
+        raise BagError(f"{where} has non-finite values: {', '.join(bad)}; expected finite joint positions in rad")
 
 
 def _segments(valid: np.ndarray, breaks: np.ndarray) -> list[np.ndarray]:

@@ -408,12 +408,6 @@ def require_topics(path: str | Path, available: dict[str, str], wanted: Iterable
         raise BagError(f"bag {path} has no topic {', '.join(missing)}; it has: {have}")
 
 
-def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, Any]]:
-    """Yield (topic, msgtype, log_time_ns, rosbags message object) in log-time order."""
-    with BagReader(path) as bag:
-        yield from bag.raw_messages(topics)
-
-
 def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
     """Yield decoded BagMessages of the supported types (others are skipped) in log-time order."""
     with BagReader(path) as bag:

@@ -31,7 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from jepa_wm.config import ConfigError, WorldModelConfig, from_dict, to_dict
+from jepa_wm.config import ConfigError, WorldModelConfig, check_joint_names, from_dict, to_dict
 from jepa_wm.models.world_model import WorldModel
 
 FORMAT = "jepa_ros.world_model"
@@ -100,10 +100,10 @@ def explored_joint_range(folder: str | Path, joint_names: tuple[str, ...]) -> tu
     if explored is None:
         return None
     where = f"{Path(folder) / CONFIG}: metadata.explored_joint_range"
-    if sorted(joint_names) != sorted(config.joint_names):
-        raise CheckpointError(
-            f"checkpoint {folder} joints {list(config.joint_names)} do not match the robot's joints {list(joint_names)}"
-        )
+    try:
+        check_joint_names(config.joint_names, joint_names)
+    except ConfigError as err:
+        raise CheckpointError(f"{folder}: {err}") from None
     try:
         lower = np.asarray(explored["lower"], dtype=np.float64)
         upper = np.asarray(explored["upper"], dtype=np.float64)
