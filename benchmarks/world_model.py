@@ -38,7 +38,7 @@ from jepa_wm.config import PlannerConfig, TrainConfig, load_yaml  # noqa: E402
 from jepa_wm.data import read_episodes  # noqa: E402
 from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
 from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
-from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores  # noqa: E402
+from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, probe_scores  # noqa: E402
 from jepa_wm.models.objectives import CUBIC_MIDPOINT  # noqa: E402
 from jepa_wm.models.world_model import WorldModel  # noqa: E402
 from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals  # noqa: E402
@@ -103,18 +103,18 @@ def quality(
     split = max(1, int(len(episodes) * probe_fraction))
     fit_z, fit_q = torch.cat(latents[:split]), [e.joint_positions for e in episodes[:split]]
     val_z, val_q = torch.cat(latents[split:]), [e.joint_positions for e in episodes[split:]]
-    scores = linear_probe_scores(fit_z, np.concatenate(fit_q), val_z, np.concatenate(val_q))
+    scores = probe_scores(fit_z, np.concatenate(fit_q), val_z, np.concatenate(val_q)).r2
     result["probe_r2"] = float(scores.mean())
     result["probe_r2_per_joint"] = [round(float(v), 4) for v in scores]
     if all(e.ee_positions is not None for e in episodes):  # the tool centre point, what reaching needs
         fit_ee = np.concatenate([e.ee_positions for e in episodes[:split]])
         val_ee = np.concatenate([e.ee_positions for e in episodes[split:]])
-        result["probe_r2_end_effector"] = float(linear_probe_scores(fit_z, fit_ee, val_z, val_ee).mean())
+        result["probe_r2_end_effector"] = float(probe_scores(fit_z, fit_ee, val_z, val_ee).r2.mean())
     if fit_episodes:
         name = f"probe_r2_fit{len(fit_episodes)}"
-        scores = linear_probe_scores(torch.cat([encode_frames(model, e.frames) for e in fit_episodes]),
-                                     np.concatenate([e.joint_positions for e in fit_episodes]),
-                                     torch.cat(latents), np.concatenate([e.joint_positions for e in episodes]))
+        scores = probe_scores(torch.cat([encode_frames(model, e.frames) for e in fit_episodes]),
+                              np.concatenate([e.joint_positions for e in fit_episodes]),
+                              torch.cat(latents), np.concatenate([e.joint_positions for e in episodes])).r2
         result[name], result[f"{name}_per_joint"] = float(scores.mean()), [round(float(v), 4) for v in scores]
     return result
 

@@ -205,7 +205,8 @@ def test_metric_functions_on_known_values():
 
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(12, 2))
-    features = [torch.as_tensor(rng.normal(size=(40, 12))) for _ in range(3)]
-    joints = [f @ torch.as_tensor(weights) for f in features]
-    probe = m.linear_probe(features, joints)
+    latents = [torch.as_tensor(rng.normal(size=(40, 3, 4))) for _ in range(3)]  # [T, N, D]
+    joints = [z.flatten(1) @ torch.as_tensor(weights) for z in latents]
+    probe = m.linear_probe(latents, joints)
     assert max(probe["probe_mae"]) < 0.05 < min(probe["mean_baseline_mae"])
+    assert len(probe["per_joint_r2"]) == 2 and min(probe["per_joint_r2"]) > 0.99

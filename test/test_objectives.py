@@ -326,23 +326,24 @@ def test_frozen_encoder_fixes_the_latent_and_trains_the_predictor_alone():
 
 
 def test_probe_and_collapse_metrics():
-    from jepa_wm.models.metrics import latent_statistics, linear_probe_r2, linear_probe_scores
+    from jepa_wm.models.metrics import latent_statistics, probe_scores
 
     g = torch.Generator().manual_seed(0)
     joints = torch.randn(400, 3, generator=g)
     mixing = torch.randn(3, 2, 8, generator=g)
     latents = torch.einsum("mj,jnd->mnd", joints, mixing)  # [M, N=2, D=8], linear in the joints
-    scores = linear_probe_scores(latents[:300], joints[:300].numpy(), latents[300:], joints[300:].numpy(), ridge=1e-6)
-    assert scores.shape == (3,) and scores.min() > 0.99
+    scores = probe_scores(latents[:300], joints[:300].numpy(), latents[300:], joints[300:].numpy(), ridge=1e-6)
+    assert scores.r2.shape == (3,) and scores.r2.min() > 0.99
+    assert scores.mae.max() < 0.01 < 0.5 < scores.baseline_mae.min()  # R^2 and MAE come from one fit
     noise = torch.randn(400, 2, 8, generator=g)
-    assert linear_probe_r2(noise[:300], joints[:300].numpy(), noise[300:], joints[300:].numpy()) < 0.2
+    assert probe_scores(noise[:300], joints[:300].numpy(), noise[300:], joints[300:].numpy()).r2.mean() < 0.2
     # Many features, few frames, one target the latent does not hold: a fixed small ridge over-fits
     # it far below 0; the cross-validated ridge keeps it near 0 and still reads the held targets.
     wide = torch.cat([latents.flatten(1)[:, :8], torch.randn(400, 120, generator=g)], dim=1)
     unseen = np.random.default_rng(0).normal(size=(400, 1))
     targets = np.concatenate([joints.numpy(), unseen], axis=1)
-    fixed = linear_probe_scores(wide[:200], targets[:200], wide[200:], targets[200:], ridge=1e-4)
-    chosen = linear_probe_scores(wide[:200], targets[:200], wide[200:], targets[200:])
+    fixed = probe_scores(wide[:200], targets[:200], wide[200:], targets[200:], ridge=1e-4).r2
+    chosen = probe_scores(wide[:200], targets[:200], wide[200:], targets[200:]).r2
     assert fixed[3] < -0.3 and -0.1 < chosen[3] < 0.1
     assert chosen[:3].min() > 0.98
     stats = latent_statistics(latents)

@@ -179,7 +179,7 @@ def evaluate_episodes(
                 settings.goal_offset, planner,
                 config.action_scale, step=lambda: bar.update(1),
             )
-        features.append(m.probe_features(latents))
+        features.append(latents)
         joints.append(joint_positions)
         plans.append(comparison)
         ranks.append(episode_ranks)
@@ -300,6 +300,7 @@ def _overall(per_episode: list[dict], probe: dict, plans: list[m.PlanComparison]
         "probe": {"mae_rad": float(np.nansum(frames * probe["probe_mae"]) / frames.sum()),
                   "mean_baseline_mae_rad": float(np.nansum(frames * probe["mean_baseline_mae"]) / frames.sum()),
                   "per_joint_mae_rad": probe["per_joint_mae"],
+                  "per_joint_r2": probe["per_joint_r2"],
                   "validation": "by episode" if len(per_episode) > 1 else "last 25% held out"},
         "planner": m.action_agreement(planned, recorded),
         "energy": _energy(np.concatenate(ranks) if ranks else np.zeros((0, 2))),

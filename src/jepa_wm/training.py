@@ -18,7 +18,7 @@ from tqdm import tqdm
 from jepa_wm.config import TrainConfig, WorldModelConfig
 from jepa_wm.data.dataset import EpisodeWindows
 from jepa_wm.models.checkpoint import load_torch_file
-from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, linear_probe_scores
+from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, probe_scores
 from jepa_wm.models.objectives import JEPAObjective
 from jepa_wm.models.world_model import WorldModel
 
@@ -322,7 +322,7 @@ def evaluate_model(model: WorldModel, train_episodes: list, val_episodes: list,
     keep = np.sort(rng.permutation(len(train_frames))[:probe_frames])
     train_latents = encode_frames(model, train_frames[keep])
     val_joints = np.concatenate([e.joint_positions for e in val_episodes])
-    scores = linear_probe_scores(train_latents, train_joints[keep], val_all, val_joints)
+    scores = probe_scores(train_latents, train_joints[keep], val_all, val_joints).r2
     result["probe_r2"] = float(scores.mean())
     result.update({f"probe_r2_{name}": float(v) for name, v in zip(model.config.joint_names, scores)})
     return result

@@ -16,10 +16,9 @@ import torch
 from torch import Tensor
 
 from jepa_wm.config import PlannerConfig
+from jepa_wm.models.metrics import BatchRollout, fit_probe, prediction_errors  # noqa: F401 - evaluate's too
 from jepa_wm.planning import latent_goal_cost, plan
 
-# (context latents [B, 1, N, D], context joints [B, 1, J], actions [B, H, J]) -> [B, H, N, D]
-BatchRollout = Callable[[Tensor, Tensor, Tensor], Tensor]
 # (context latent [1, N, D], context joints [1, J]) -> rollout callable for the planner
 RolloutFactory = Callable[[Tensor, Tensor], Callable[[Tensor], Tensor]]
 
@@ -49,87 +48,17 @@ def every(starts: np.ndarray, stride: int) -> np.ndarray:
     return starts[::stride] if stride > 0 else starts[:0]
 
 
-@torch.no_grad()
-def prediction_errors(
-    rollout: BatchRollout,
-    latents: Tensor,
-    joint_positions: Tensor,
-    actions: Tensor,
-    starts: np.ndarray,
-    horizon: int,
-    batch_size: int = 256,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean L1 latent error per horizon 1..H of the model and of copy-last: two [H] arrays.
-
-    latents [T, N, D], joint_positions [T, J], actions [T, J] normalised; the action at t
-    leads from frame t to frame t+1, so step h of a rollout from t is compared to t+h.
-    """
-    if starts.size == 0:  # a run shorter than the horizon: no figure rather than a fake zero
-        return np.full(horizon, np.nan), np.full(horizon, np.nan)
-    model_sum = torch.zeros(horizon, dtype=torch.float64)
-    copy_sum = torch.zeros(horizon, dtype=torch.float64)
-    offsets = torch.arange(1, horizon + 1)
-    for chunk in np.array_split(starts, max(1, int(np.ceil(starts.size / batch_size)))):
-        if chunk.size == 0:
-            continue
-        t = torch.as_tensor(chunk, dtype=torch.long)
-        future = t[:, None] + offsets[None, :]  # [B, H]
-        targets = latents[future]  # [B, H, N, D]
-        predicted = rollout(latents[t][:, None], joint_positions[t][:, None], actions[future - 1])  # [B, H, N, D]
-        model_sum += (predicted - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
-        copy_sum += (latents[t][:, None] - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
-    return (model_sum / starts.size).numpy(), (copy_sum / starts.size).numpy()
-
-
-def probe_features(latents: Tensor) -> Tensor:
-    """Flattened latents of each frame: [T, N, D] -> [T, N*D] float64 (the probe needs spatial layout)."""
-    return latents.reshape(latents.shape[0], -1).double()
-
-
-def fit_ridge(features: Tensor, targets: Tensor, alpha: float = 0.1) -> Callable[[Tensor], Tensor]:
-    """Ridge regression on standardised features; returns the predictor [K, F] -> [K, J]."""
-    mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
-    x = (features - mean) / std  # [K, F]
-    target_mean = targets.mean(0)
-    y = targets - target_mean
-    samples, width = x.shape
-    ridge = alpha * samples
-    if width <= samples:  # primal: (X^T X + l I) w = X^T y
-        weights = torch.linalg.solve(x.T @ x + ridge * torch.eye(width, dtype=x.dtype), x.T @ y)
-    else:  # dual is cheaper when frames are fewer than features
-        weights = x.T @ torch.linalg.solve(x @ x.T + ridge * torch.eye(samples, dtype=x.dtype), y)
-
-    def predict(new_features: Tensor) -> Tensor:
-        return ((new_features - mean) / std) @ weights + target_mean
-
-    return predict
-
-
-RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
-
-
-def choose_alpha(features: Tensor, targets: Tensor, holdout: float = 0.25) -> float:
-    """Ridge strength with the lowest error on the last ``holdout`` of the training frames (never the test ones)."""
-    cut = int(round(features.shape[0] * (1 - holdout)))
-    if cut < 2 or cut >= features.shape[0]:
-        return 1.0
-    errors = [float((fit_ridge(features[:cut], targets[:cut], a)(features[cut:]) - targets[cut:]).abs().mean())
-              for a in RIDGE_ALPHAS]
-    return RIDGE_ALPHAS[int(np.argmin(errors))]
-
-
 def linear_probe(
-    features: list[Tensor], joint_positions: list[Tensor], folds: int = 5, holdout: float = 0.25
+    latents: list[Tensor], joint_positions: list[Tensor], folds: int = 5, holdout: float = 0.25
 ) -> dict[str, list]:
-    """Joint-position probe error (rad) with cross-validation by episode.
+    """Joint-position probe (the one of :func:`jepa_wm.models.metrics.fit_probe`) cross-validated by episode.
 
-    features[e] [T_e, F], joint_positions[e] [T_e, J]. With several episodes each fold
-    leaves whole episodes out; with one, the last ``holdout`` of it is held out. The ridge
-    strength is chosen inside each training fold. Returns
-    per-episode probe MAE and the MAE of predicting the training mean (the floor to beat),
-    plus per-joint MAE over all held-out frames.
+    latents[e] [T_e, N, D], joint_positions[e] [T_e, J]. With several episodes each fold leaves
+    whole episodes out; with one, the last ``holdout`` of it is held out. Returns per-episode probe
+    MAE (rad) and the MAE of predicting the fitting frames' mean (the floor to beat), and per-joint
+    MAE and R^2 over all held-out frames.
     """
-    episodes = len(features)
+    episodes = len(latents)
     if episodes >= 2:
         fold_of = np.arange(episodes) % min(folds, episodes)
         splits = [(np.nonzero(fold_of != k)[0], np.nonzero(fold_of == k)[0]) for k in range(min(folds, episodes))]
@@ -137,24 +66,29 @@ def linear_probe(
         splits = [(np.array([0]), np.array([0]))]
     probe_mae = [float("nan")] * episodes
     mean_mae = [float("nan")] * episodes
-    abs_errors = []
+    predicted_all, truth_all = [], []
     for train_idx, test_idx in splits:
         if episodes >= 2:
-            x_train = torch.cat([features[i] for i in train_idx])
-            y_train = torch.cat([joint_positions[i] for i in train_idx]).double()
-            tests = [(i, features[i], joint_positions[i].double()) for i in test_idx]
+            x_train = torch.cat([latents[i] for i in train_idx])
+            y_train = torch.cat([joint_positions[i] for i in train_idx]).double().numpy()
+            tests = [(i, latents[i], joint_positions[i].double().numpy()) for i in test_idx]
         else:
-            cut = int(round(features[0].shape[0] * (1 - holdout)))
-            x_train, y_train = features[0][:cut], joint_positions[0][:cut].double()
-            tests = [(0, features[0][cut:], joint_positions[0][cut:].double())]
-        predict = fit_ridge(x_train, y_train, choose_alpha(x_train, y_train))
+            cut = int(round(latents[0].shape[0] * (1 - holdout)))
+            x_train, y_train = latents[0][:cut], joint_positions[0][:cut].double().numpy()
+            tests = [(0, latents[0][cut:], joint_positions[0][cut:].double().numpy())]
+        predict = fit_probe(x_train, y_train)
         for i, x_test, y_test in tests:
-            error = (predict(x_test) - y_test).abs()  # [K, J]
-            abs_errors.append(error)
-            probe_mae[i] = float(error.mean())
-            mean_mae[i] = float((y_train.mean(0) - y_test).abs().mean())
-    per_joint = torch.cat(abs_errors).mean(0) if abs_errors else torch.zeros(0)
-    return {"probe_mae": probe_mae, "mean_baseline_mae": mean_mae, "per_joint_mae": per_joint.tolist()}
+            predicted = predict(x_test)  # [K, J]
+            predicted_all.append(predicted)
+            truth_all.append(y_test)
+            probe_mae[i] = float(np.abs(predicted - y_test).mean())
+            mean_mae[i] = float(np.abs(y_train.mean(0) - y_test).mean())
+    if not truth_all:
+        return {"probe_mae": probe_mae, "mean_baseline_mae": mean_mae, "per_joint_mae": [], "per_joint_r2": []}
+    predicted, truth = np.concatenate(predicted_all), np.concatenate(truth_all)
+    r2 = 1.0 - ((truth - predicted) ** 2).mean(axis=0) / (truth.var(axis=0) + 1e-12)
+    return {"probe_mae": probe_mae, "mean_baseline_mae": mean_mae,
+            "per_joint_mae": np.abs(truth - predicted).mean(axis=0).tolist(), "per_joint_r2": r2.tolist()}
 
 
 def action_agreement(planned: np.ndarray, recorded: np.ndarray, min_magnitude: float = 1e-3) -> dict[str, object]:

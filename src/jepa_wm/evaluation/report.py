@@ -123,9 +123,14 @@ def _markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         "## Linear probe of joint positions",
         "",
-        f"Ridge regression from latents to joint positions ({probe['validation']}): mean absolute error "
-        f"{_fmt(probe['mae_rad'])} rad, against {_fmt(probe['mean_baseline_mae_rad'])} rad for predicting "
-        "the mean pose.",
+        f"Ridge regression from latents to joint positions ({probe['validation']}; the probe of "
+        f"benchmarks/world_model.py): mean absolute error {_fmt(probe['mae_rad'])} rad, against "
+        f"{_fmt(probe['mean_baseline_mae_rad'])} rad for predicting the mean pose.",
+        "",
+        "| joint | MAE rad | R^2 |",
+        "|---|---|---|",
+        *[f"| {name} | {_fmt(mae)} | {_fmt(r2, 3)} |" for name, mae, r2 in
+          zip(results["joint_names"], probe.get("per_joint_mae_rad", []), probe.get("per_joint_r2", []))],
         "",
         "## Planner agreement",
         "",

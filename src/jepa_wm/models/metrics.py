@@ -2,17 +2,21 @@
 
 * multi-step latent prediction error next to the copy-last-latent baseline;
 * collapse checks: per-dimension standard deviation and effective rank of the latents;
-* a linear probe from one frame's latent to the joint positions (R^2).
+* a linear probe from one frame's latent to the joint positions (R^2 and MAE from one fit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from jepa_wm.models.world_model import WorldModel
+
+# (context latents [B, 1, N, D], context joints [B, 1, J], actions [B, H, J]) -> [B, H, N, D]
+BatchRollout = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.inference_mode()
@@ -22,7 +26,38 @@ def encode_frames(model: WorldModel, frames: np.ndarray, batch_size: int = 256) 
     return torch.cat(chunks)
 
 
-@torch.inference_mode()
+@torch.no_grad()
+def prediction_errors(
+    rollout: BatchRollout,
+    latents: torch.Tensor,
+    joint_positions: torch.Tensor,
+    actions: torch.Tensor,
+    starts: np.ndarray,
+    horizon: int,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean L1 latent error per horizon 1..H of the model and of copy-last: two [H] arrays.
+
+    latents [T, N, D], joint_positions [T, J], actions [T, J] normalised; the action at t
+    leads from frame t to frame t+1, so step h of a rollout from t is compared to t+h.
+    """
+    if starts.size == 0:  # a run shorter than the horizon: no figure rather than a fake zero
+        return np.full(horizon, np.nan), np.full(horizon, np.nan)
+    model_sum = torch.zeros(horizon, dtype=torch.float64)
+    copy_sum = torch.zeros(horizon, dtype=torch.float64)
+    offsets = torch.arange(1, horizon + 1)
+    for chunk in np.array_split(starts, max(1, int(np.ceil(starts.size / batch_size)))):
+        if chunk.size == 0:
+            continue
+        t = torch.as_tensor(chunk, dtype=torch.long)
+        future = t[:, None] + offsets[None, :]  # [B, H]
+        targets = latents[future]  # [B, H, N, D]
+        predicted = rollout(latents[t][:, None], joint_positions[t][:, None], actions[future - 1])  # [B, H, N, D]
+        model_sum += (predicted - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
+        copy_sum += (latents[t][:, None] - targets).abs().mean(dim=(2, 3)).sum(dim=0).double()
+    return (model_sum / starts.size).numpy(), (copy_sum / starts.size).numpy()
+
+
 def horizon_errors(
     model: WorldModel,
     latents: Sequence[torch.Tensor],
@@ -32,29 +67,25 @@ def horizon_errors(
 ) -> dict[str, float]:
     """Mean L1 latent error of open-loop rollouts at each horizon, and of copying the last latent.
 
-    Per episode: latents [T, N, D], joint_positions [T, J] rad, actions [T, J] rad. Every
-    start step with ``max(horizons)`` future steps is rolled out from one observed frame.
+    Per episode: latents [T, N, D], joint_positions [T, J] rad, actions [T, J] rad. Every start step
+    with ``max(horizons)`` future steps is rolled out from one observed frame (:func:`prediction_errors`,
+    the error `jepa-ros evaluate` reports), and the errors are averaged over all starts.
     """
-    H = max(horizons)
-    model_err = {h: [] for h in horizons}
-    copy_err = {h: [] for h in horizons}
+    longest = max(horizons)
+    model_sum, copy_sum, count = np.zeros(longest), np.zeros(longest), 0
     for z, q, a in zip(latents, joint_positions, actions):
-        starts = len(z) - H
-        if starts < 1:
+        starts = np.arange(max(0, len(z) - longest))
+        if starts.size == 0:
             continue
         q_t = torch.as_tensor(q, dtype=z.dtype)
         a_t = torch.as_tensor(a, dtype=z.dtype) / model.config.action_scale
-        plans = torch.stack([a_t[s : s + H] for s in range(starts)])  # [S, H, J]
-        predicted = model.imagine(z[:starts], q_t[:starts], plans, None)  # [S, H, N, D]
-        for h in horizons:
-            truth = z[h : starts + h]  # [S, N, D]
-            model_err[h].append((predicted[:, h - 1] - truth).abs().mean(dim=(1, 2)))
-            copy_err[h].append((z[:starts] - truth).abs().mean(dim=(1, 2)))
-    if not model_err[H]:
-        raise ValueError(f"no episode is longer than the longest horizon {H}")
+        model_err, copy_err = prediction_errors(model.rollout, z, q_t, a_t, starts, longest)
+        model_sum, copy_sum, count = model_sum + model_err * starts.size, copy_sum + copy_err * starts.size, count + starts.size
+    if count == 0:
+        raise ValueError(f"no episode is longer than the longest horizon {longest}")
     result: dict[str, float] = {}
     for h in horizons:
-        m, c = torch.cat(model_err[h]).mean().item(), torch.cat(copy_err[h]).mean().item()
+        m, c = float(model_sum[h - 1] / count), float(copy_sum[h - 1] / count)
         result[f"h{h}_error"], result[f"h{h}_copy_error"], result[f"h{h}_error_ratio"] = m, c, m / max(c, 1e-12)
     return result
 
@@ -78,39 +109,56 @@ PROBE_RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # per-sample ridge pe
 PROBE_FOLDS = 5
 
 
-def linear_probe_r2(
-    train_latents: torch.Tensor, train_targets: np.ndarray, val_latents: torch.Tensor, val_targets: np.ndarray,
-    ridge: float | None = None,
-) -> float:
-    """Ridge regression latent [M, ...] -> targets [M, J] fit on train; mean R^2 over targets on val."""
-    return float(np.mean(linear_probe_scores(train_latents, train_targets, val_latents, val_targets, ridge)))
+@dataclass(frozen=True)
+class ProbeScores:
+    """How well a linear probe reads each target (joint) from the latents of held-out frames."""
+
+    r2: np.ndarray  # [J] coefficient of determination
+    mae: np.ndarray  # [J] mean absolute error, in the targets' unit (rad for joints)
+    baseline_mae: np.ndarray  # [J] mean absolute error of predicting the fitting frames' mean: the floor to beat
 
 
-def linear_probe_scores(
-    train_latents: torch.Tensor, train_targets: np.ndarray, val_latents: torch.Tensor, val_targets: np.ndarray,
-    ridge: float | None = None,
-) -> np.ndarray:
-    """R^2 on val of each target column [J] for a ridge probe fit on train (ridge scaled by sample count).
+def fit_probe(
+    latents: torch.Tensor, targets: np.ndarray, ridge: float | None = None
+) -> Callable[[torch.Tensor], np.ndarray]:
+    """Ridge regression latents [M, ...] -> targets [M, J]; returns the predictor latents [K, ...] -> [K, J].
 
-    ``ridge`` None chooses it per target from PROBE_RIDGES by cross-validation on train, in
-    PROBE_FOLDS contiguous blocks (rows come episode by episode, so a block holds whole episodes
-    and no frame is scored against its own neighbours). A fixed small ridge over-fits a target the
-    latent does not hold and scores it far below 0; the chosen one scores such a target near 0.
+    Features are standardised; the ridge is scaled by the sample count. ``ridge`` None chooses it
+    per target from PROBE_RIDGES by cross-validation on the fitting frames, in PROBE_FOLDS
+    contiguous blocks (rows come episode by episode, so a block holds whole episodes and no frame is
+    scored against its own neighbours). A fixed small ridge over-fits a target the latent does not
+    hold and scores it far below 0; the chosen one scores such a target near 0.
     """
-    x_train, x_val = _probe_features(train_latents), _probe_features(val_latents)
-    mean, scale = x_train[:, :-1].mean(0), x_train[:, :-1].std(0) + 1e-8
-    x_train[:, :-1] = (x_train[:, :-1] - mean) / scale
-    x_val[:, :-1] = (x_val[:, :-1] - mean) / scale
-    y_train, y_val = (np.asarray(y, dtype=np.float64).reshape(len(y), -1) for y in (train_targets, val_targets))
-    if ridge is None:
-        ridges = _cross_validated_ridges(x_train, y_train)
-    else:
-        ridges = np.full(y_train.shape[1], float(ridge))
-    predicted = np.empty_like(y_val)
+    x = _probe_features(latents)
+    mean, scale = x[:, :-1].mean(0), x[:, :-1].std(0) + 1e-8
+    x[:, :-1] = (x[:, :-1] - mean) / scale
+    y = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    ridges = _cross_validated_ridges(x, y) if ridge is None else np.full(y.shape[1], float(ridge))
+    weights = np.empty((x.shape[1], y.shape[1]))
     for value in np.unique(ridges):
         columns = ridges == value
-        predicted[:, columns] = x_val @ _ridge_fit(x_train, y_train[:, columns], value)
-    return 1.0 - ((y_val - predicted) ** 2).mean(axis=0) / (y_val.var(axis=0) + 1e-12)
+        weights[:, columns] = _ridge_fit(x, y[:, columns], value)
+
+    def predict(new_latents: torch.Tensor) -> np.ndarray:
+        features = _probe_features(new_latents)
+        features[:, :-1] = (features[:, :-1] - mean) / scale
+        return features @ weights
+
+    return predict
+
+
+def probe_scores(
+    train_latents: torch.Tensor, train_targets: np.ndarray, val_latents: torch.Tensor, val_targets: np.ndarray,
+    ridge: float | None = None,
+) -> ProbeScores:
+    """R^2 and MAE on val of each target column [J] for a probe fit on train (:func:`fit_probe`)."""
+    y_train, y_val = (np.asarray(y, dtype=np.float64).reshape(len(y), -1) for y in (train_targets, val_targets))
+    predicted = fit_probe(train_latents, y_train, ridge)(val_latents)
+    return ProbeScores(
+        r2=1.0 - ((y_val - predicted) ** 2).mean(axis=0) / (y_val.var(axis=0) + 1e-12),
+        mae=np.abs(y_val - predicted).mean(axis=0),
+        baseline_mae=np.abs(y_val - y_train.mean(axis=0)).mean(axis=0),
+    )
 
 
 def _probe_features(latents: torch.Tensor) -> np.ndarray:
