@@ -26,6 +26,7 @@ from jepa_wm.config import ConfigError, PlannerConfig, load_yaml, to_dict
 from jepa_wm.data import BagError, BagTopics, GapWarning, find_bags, read_episode_segments
 from jepa_wm.evaluation import metrics as m
 from jepa_wm.evaluation.report import write_report
+from jepa_wm.models.metrics import encode_frames
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def evaluate_episodes(
     phases = PhaseTimer()
     for episode, segments, starts in zip(episodes, segments_of, starts_of):
         with phases("encode"):
-            latents = encode_episode(model, episode.frames, settings.batch_size, bar)  # [T, N, D]
+            latents = encode_frames(model, episode.frames, settings.batch_size, bar.update)  # [T, N, D]
         joint_positions = torch.as_tensor(episode.joint_positions, dtype=torch.float32)  # [T, J]
         actions_rad = torch.as_tensor(episode.actions, dtype=torch.float32)  # [T, J]
         actions = actions_rad / config.action_scale
@@ -235,16 +236,6 @@ class PhaseTimer:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
-
-
-def encode_episode(model: Any, frames: np.ndarray, batch_size: int, bar: tqdm) -> torch.Tensor:
-    """Latents of every frame, encoded in batches: uint8 [T, H, W, 3] -> [T, N, D]."""
-    latents = []
-    for begin in range(0, len(frames), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(frames[begin : begin + batch_size]))
-        latents.append(model.encode(batch))
-        bar.update(batch.shape[0])
-    return torch.cat(latents)
 
 
 def _check_joints(episodes: list[Any], joint_names: tuple[str, ...]) -> None:

@@ -104,8 +104,22 @@ def _nearest(stamps: np.ndarray, times: np.ndarray, tolerance_ns: int) -> tuple[
     return index, np.abs(stamps[index] - times) <= tolerance_ns
 
 
+def gap_breaks(stamps_ns: np.ndarray, factor: float, step_ns: int | None = None) -> np.ndarray:
+    """bool [T-1]: where the spacing of sorted stamps exceeds ``factor`` x the step (default: the median spacing).
+
+    The one gap detector: episodes split at these, evaluation segments at them, replay reports them.
+    With fewer than three stamps and no step there is nothing to compare against: no gap.
+    """
+    spacing = np.diff(np.asarray(stamps_ns, dtype=np.int64))
+    if step_ns is None:
+        step_ns = int(np.median(spacing)) if spacing.size >= 2 else 0
+    if step_ns <= 0:
+        return np.zeros(spacing.size, dtype=bool)
+    return spacing > factor * step_ns
+
+
 def _warn_gaps(source: str, name: str, stamps: np.ndarray, step_ns: int, origin_ns: int) -> None:
-    for i in np.flatnonzero(np.diff(stamps) > 2 * step_ns):
+    for i in np.flatnonzero(gap_breaks(stamps, 2.0, step_ns)):
         start, end = stamps[i], stamps[i + 1]
         warnings.warn(f"{source}: no {name} from t={(start - origin_ns) / NS:.3f} s to t={(end - origin_ns) / NS:.3f} s "
                       f"(stamps {start}..{end} ns, a gap of {(end - start) / NS:.3f} s > 2 periods of "

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.highlevel import AnyReader
 
+from jepa_wm.data.episodes import gap_breaks
 from jepa_wm.data.salvage import describe_readable
 
 
@@ -108,14 +109,7 @@ def require_topics(summary: BagSummary, wanted: dict[str, str]) -> None:
 def find_gaps(stamps_ns: np.ndarray, factor: float = 3.0) -> list[Gap]:
     """Holes longer than ``factor`` x the median spacing of a sorted stamp series."""
     stamps = np.asarray(stamps_ns, dtype=np.int64)
-    if stamps.size < 3:
-        return []
-    spacing = np.diff(stamps)
-    median = float(np.median(spacing))
-    if median <= 0:
-        return []
-    holes = np.nonzero(spacing > factor * median)[0]
-    return [Gap(int(stamps[i]), int(stamps[i + 1])) for i in holes]
+    return [Gap(int(stamps[i]), int(stamps[i + 1])) for i in np.flatnonzero(gap_breaks(stamps, factor))]
 
 
 def _count(summary: BagSummary, topic: str, msgtype: str, log_ns: int) -> None:

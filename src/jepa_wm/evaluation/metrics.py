@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from jepa_wm.config import PlannerConfig
+from jepa_wm.data.episodes import gap_breaks
 from jepa_wm.models.metrics import BatchRollout, fit_probe, prediction_errors  # noqa: F401 - evaluate's too
 from jepa_wm.planning import latent_goal_cost, plan
 
@@ -26,12 +27,9 @@ RolloutFactory = Callable[[Tensor, Tensor], Callable[[Tensor], Tensor]]
 def segment_ids(stamps_ns: np.ndarray, gap_factor: float = 3.0) -> np.ndarray:
     """Index of the gap-free segment each step belongs to: [T] int64 (a gap starts a new segment)."""
     stamps = np.asarray(stamps_ns, dtype=np.int64)
-    if stamps.size < 3:
-        return np.zeros(stamps.size, dtype=np.int64)
-    spacing = np.diff(stamps)
-    median = float(np.median(spacing))
-    breaks = spacing > gap_factor * median if median > 0 else np.zeros_like(spacing, dtype=bool)
-    return np.concatenate([[0], np.cumsum(breaks)]).astype(np.int64)
+    if stamps.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(gap_breaks(stamps, gap_factor))]).astype(np.int64)
 
 
 def valid_starts(segments: np.ndarray, span: int) -> np.ndarray:

@@ -20,9 +20,15 @@ BatchRollout = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
 
 
 @torch.inference_mode()
-def encode_frames(model: WorldModel, frames: np.ndarray, batch_size: int = 256) -> torch.Tensor:
-    """uint8 frames [T, H, W, 3] -> latents [T, N, D] in batches."""
-    chunks = [model.encode(torch.from_numpy(frames[i : i + batch_size])) for i in range(0, len(frames), batch_size)]
+def encode_frames(
+    model: WorldModel, frames: np.ndarray, batch_size: int = 256, progress: Callable[[int], object] | None = None
+) -> torch.Tensor:
+    """uint8 frames [T, H, W, 3] -> latents [T, N, D] in batches; ``progress(n)`` after each batch of n frames."""
+    chunks = []
+    for begin in range(0, len(frames), batch_size):
+        chunks.append(model.encode(torch.from_numpy(np.ascontiguousarray(frames[begin : begin + batch_size]))))
+        if progress is not None:
+            progress(len(chunks[-1]))
     return torch.cat(chunks)
 
 
