@@ -9,7 +9,8 @@ TRAIN_THREADS ?= 2
 ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-sensor-msgs ros-std-msgs ros-geometry-msgs \
 	ros-trajectory-msgs ros-std-srvs ros-rosgraph-msgs ros-builtin-interfaces ros-diagnostic-msgs
 
-# DDS discovery stays on loopback on this machine (see DESIGN.md); MuJoCo renders offscreen.
+# DDS discovery stays on loopback (Fast DDS would otherwise multicast out of the network interface of a
+# shared machine; on a robot network unset it); MuJoCo renders offscreen.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl

@@ -1,4 +1,4 @@
-"""Closed-loop goal reaching in MuJoCo (issue 4), over DDS or in one process.
+"""Closed-loop goal reaching in MuJoCo, over DDS or in one process.
 
 Default: starts sim_node and world_model_node as processes, gives 20 seeded goal images, and
 compares with random and zero actions on the same goals. ``--in-process`` runs the same
@@ -48,7 +48,7 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
     from jepa_wm.config import load_robot
     from jepa_wm.controller import LatentMPC
     from jepa_wm.models.checkpoint import explored_joint_range, load_checkpoint
-    from jepa_wm.reaching import make_sim, run_baseline, run_controller, sample_goals, write_report
+    from jepa_wm.reaching import make_sim, run_baseline, run_controller, sample_goals, write_reaching_report
 
     torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
     model = load_checkpoint(checkpoint)
@@ -63,7 +63,7 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
         "random": run_baseline(sim, goals, config, "random", model.config.action_scale),
         "zero": run_baseline(sim, goals, config, "zero", model.config.action_scale),
     }
-    return write_report(out, config, results, goals, {"mode": "in_process", "command_delay_s": command_delay})
+    return write_reaching_report(out, config, results, goals, {"mode": "in_process", "command_delay_s": command_delay})
 
 
 def main() -> None:

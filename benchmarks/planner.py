@@ -1,4 +1,4 @@
-"""Latent planning speed (issue 4): CEM and MPPI with the default configs, against this CPU's peak.
+"""Latent planning speed: CEM and MPPI with the default configs, against this CPU's peak.
 
 Times encode + plan as LatentMPC runs them each control tick (warm-started), counts the
 useful FLOPs of the planner's rollouts with torch.utils.flop_counter, and measures the

@@ -1,4 +1,4 @@
-"""Simulation speed (issue 2): ArmSim real-time factor, camera frames over DDS, `collect` frame rate.
+"""Simulation speed and limits: ArmSim real-time factor, camera frames over DDS, `collect` frame rate.
 
 - sim_rtf_64 / sim_rtf_128: simulated seconds per wall second of ArmSim stepping 0.1 s control
   periods with one camera frame rendered per period (targets from a random walk).

@@ -37,12 +37,12 @@ import torch  # noqa: E402
 from jepa_wm.config import PlannerConfig, TrainConfig, load_yaml  # noqa: E402
 from jepa_wm.data import read_episodes  # noqa: E402
 from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
+from jepa_wm.evaluation.quality import encode_frames, horizon_errors, latent_statistics, probe_scores  # noqa: E402
 from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
-from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, probe_scores  # noqa: E402
 from jepa_wm.models.objectives import CUBIC_MIDPOINT  # noqa: E402
 from jepa_wm.models.world_model import WorldModel  # noqa: E402
 from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals  # noqa: E402
-from jepa_wm.training import DistributedContext, Trainer  # noqa: E402
+from jepa_wm.training.trainer import DistributedContext, Trainer  # noqa: E402
 
 HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0, 1000, 2000 and 3000
 PROBE_FIT_SEED = 8000  # the second probe's fitting episodes

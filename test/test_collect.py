@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jepa_wm.cli import main
+from jepa_wm.command_line import main
 from jepa_wm.config import ConfigError
 from jepa_wm.data import bag_topics, iter_messages, read_episode, read_episodes
 from jepa_wm.data.collect import CollectConfig, collect

@@ -14,11 +14,11 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from jepa_wm.cli import main
+from jepa_wm.command_line import main
 from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig, package_share
 from jepa_wm.data import BagError, BagWriter, iter_messages
 from jepa_wm.data.rosbag_io import FLOAT64_ARRAY, IMAGE, JOINT_STATE, TYPESTORE
-from jepa_wm.evaluation import metrics as m
+from jepa_wm.evaluation import episode_metrics as m
 from jepa_wm.models import WorldModel, save_checkpoint
 
 DEFAULT_CHECKPOINT = package_share() / "checkpoints" / "default"

@@ -326,7 +326,7 @@ def test_frozen_encoder_fixes_the_latent_and_trains_the_predictor_alone():
 
 
 def test_probe_and_collapse_metrics():
-    from jepa_wm.models.metrics import latent_statistics, probe_scores
+    from jepa_wm.evaluation.quality import latent_statistics, probe_scores
 
     g = torch.Generator().manual_seed(0)
     joints = torch.randn(400, 3, generator=g)
@@ -352,7 +352,7 @@ def test_probe_and_collapse_metrics():
 
 
 def test_horizon_errors_of_a_model_against_copy_last():
-    from jepa_wm.models.metrics import horizon_errors
+    from jepa_wm.evaluation.quality import horizon_errors
 
     model = WorldModel(tiny_config()).eval()
     T, J = 12, 3

@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 
-from jepa_wm.cli import console_main, main
+from jepa_wm.command_line import console_main, main
 from jepa_wm.config import TrainConfig, to_dict
 from jepa_wm.models.checkpoint import load_checkpoint, read_checkpoint_config
 from jepa_wm.models.world_model import WorldModel
-from jepa_wm.training import learning_rate, loss_terms
+from jepa_wm.training.trainer import learning_rate, loss_terms
 from wm_fixtures import tiny_config, write_toy_bags
 
 TRAIN = {"batch_size": 8, "warmup_steps": 5, "learning_rate": 3e-3, "context_steps": 1, "rollout_steps": 3,
@@ -139,7 +139,7 @@ def test_two_process_torchrun_on_cpu(setup):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun is installed with torch"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "jepa_wm.cli",
+    command = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "jepa_wm.command_line",
                *_args(setup, "ddp", "--steps", "4", "--device", "cpu")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]

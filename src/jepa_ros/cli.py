@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from jepa_wm import cli as core_cli
+from jepa_wm import command_line as core_cli
 
 ROS_COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("jepa_ros.record", "record camera, joint states and commands of a running graph to rosbag2"),

@@ -28,7 +28,15 @@ from std_srvs.srv import SetBool, Trigger
 
 from jepa_ros.conversions import image_to_rgb, rgb_to_image
 from jepa_ros.nodes import BackgroundSpinner
-from jepa_wm.reaching import Episode, Goal, ReachingConfig, make_sim, run_baseline, sample_goals, write_report
+from jepa_wm.reaching import (
+    Goal,
+    ReachAttempt,
+    ReachingConfig,
+    make_sim,
+    run_baseline,
+    sample_goals,
+    write_reaching_report,
+)
 
 # Share of pixels that may differ (by more than SCENE_LEVELS in a channel) between sim_node's camera
 # and the goals' renderer at the home pose; another scene seed moves the table objects: 2.5-3.2 %.
@@ -144,14 +152,14 @@ class ReachingClient(Node):
                 f"(expected <= {SCENE_TOLERANCE:.1%}): is sim_node running with another seed or image size?"
             )
 
-    def run_goal(self, index: int, goal: Goal, config: ReachingConfig, video_every: int) -> Episode:
+    def run_goal(self, index: int, goal: Goal, config: ReachingConfig, video_every: int) -> ReachAttempt:
         """Reset the arm, give the goal image, let the world model command ``max_steps`` steps."""
         reset_time = self._reset_arm()
         self.wait_for(lambda: self.ee_stamp > reset_time + 0.05, 10.0, "end_effector_position after reset")
         self.goal_publisher.publish(rgb_to_image(goal.image, frame_id="camera_optical_frame"))
         time.sleep(0.3)  # the node converts and encodes the goal before it is enabled
         with self._lock:
-            episode = Episode(index, [self._error(goal)])
+            episode = ReachAttempt(index, [self._error(goal)])
             start_commands = self.commands
         self.call(self.enable_client, SetBool.Request(data=True))
         for step in range(1, config.max_steps + 1):
@@ -215,7 +223,7 @@ def run_closed_loop(
         "random": run_baseline(sim, goals, config, "random", action_scale),
         "zero": run_baseline(sim, goals, config, "zero", action_scale),
     }
-    return write_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s})
+    return write_reaching_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s})
 
 
 def default_checkpoint() -> Path:

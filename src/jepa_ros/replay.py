@@ -36,7 +36,7 @@ from jepa_wm.data.rosbag_io import (
 )
 from jepa_wm.evaluation import json_safe
 from jepa_wm.evaluation.bagcheck import BagReadError, BagSummary, find_gaps, require_topics, scan_bag
-from jepa_wm.evaluation.replay_score import CommandStream, command_target, score_commands
+from jepa_wm.evaluation.live_score import CommandStream, command_target, score_commands
 
 COMMAND_TYPES = (FLOAT64_ARRAY, JOINT_TRAJECTORY)
 DEFAULT_COMMAND_TOPICS = ("/forward_position_controller/commands", "/joint_trajectory_controller/joint_trajectory")

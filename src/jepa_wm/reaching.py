@@ -20,7 +20,7 @@ from jepa_wm.sim import ArmSim
 
 @dataclass(frozen=True)
 class ReachingConfig:
-    """The goal-reaching task of issue 4."""
+    """The goal-reaching task: seeded goal poses, their images, and how success is judged."""
 
     num_goals: int = 20
     max_steps: int = 60  # control steps allowed per goal
@@ -51,7 +51,7 @@ class Goal:
 
 
 @dataclass
-class Episode:
+class ReachAttempt:
     """One attempt at one goal: end-effector error after every control step."""
 
     goal_index: int
@@ -94,7 +94,7 @@ def sample_goals(sim: ArmSim, config: ReachingConfig) -> list[Goal]:
 
 def run_baseline(
     sim: ArmSim, goals: list[Goal], config: ReachingConfig, policy: str, action_scale: float
-) -> list[Episode]:
+) -> list[ReachAttempt]:
     """Roll out ``policy`` ('zero' or 'random' joint deltas of at most action_scale rad) in MuJoCo."""
     if policy not in ("zero", "random"):
         raise ValueError(f"baseline policy {policy!r}: expected 'zero' or 'random'")
@@ -102,7 +102,7 @@ def run_baseline(
     episodes = []
     for index, goal in enumerate(goals):
         sim.reset(seed=config.seed)
-        episode = Episode(index, [float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))])
+        episode = ReachAttempt(index, [float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))])
         for _ in range(config.max_steps):
             delta = np.zeros(len(sim.joint_names)) if policy == "zero" else rng.uniform(-1, 1, len(sim.joint_names))
             sim.set_target(sim.joint_positions + delta * action_scale)
@@ -114,7 +114,7 @@ def run_baseline(
 
 def run_controller(
     sim: ArmSim, goals: list[Goal], config: ReachingConfig, controller, video_every: int = 0, command_delay: float = 0.0
-) -> list[Episode]:
+) -> list[ReachAttempt]:
     """Closed loop in one process (no DDS): ``controller`` is a jepa_wm.controller.LatentMPC.
 
     The loop the nodes run over DDS, with simulated instead of real time, so a run is repeatable
@@ -129,7 +129,7 @@ def run_controller(
         sim.reset(seed=config.seed)
         controller.reset()
         controller.set_goal(goal.image)
-        episode = Episode(index, [float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))])
+        episode = ReachAttempt(index, [float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))])
         for step in range(1, config.max_steps + 1):
             frame = sim.render()
             out = controller.step(frame, sim.joint_positions)
@@ -146,7 +146,7 @@ def run_controller(
     return episodes
 
 
-def summarize(episodes: list[Episode], config: ReachingConfig) -> dict[str, float]:
+def summarize(episodes: list[ReachAttempt], config: ReachingConfig) -> dict[str, float]:
     """Success rate and error statistics over episodes."""
     finals = np.array([e.final_error_m for e in episodes])
     best = np.array([min(e.errors_m) for e in episodes])
@@ -160,10 +160,10 @@ def summarize(episodes: list[Episode], config: ReachingConfig) -> dict[str, floa
     }
 
 
-def write_report(
+def write_reaching_report(
     out: Path,
     config: ReachingConfig,
-    results: dict[str, list[Episode]],
+    results: dict[str, list[ReachAttempt]],
     goals: list[Goal],
     extra: dict | None = None,
 ) -> dict:

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from jepa_wm.evaluation import json_safe  # noqa: E402
 
 
-def write_report(results: dict[str, Any], out: Path) -> Path:
+def write_evaluation_report(results: dict[str, Any], out: Path) -> Path:
     """Write metrics.json, plots and report.md into ``out``; returns the report path."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(json_safe(results), indent=2))

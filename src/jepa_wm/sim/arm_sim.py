@@ -11,7 +11,7 @@ import numpy as np
 from jepa_wm.config import SimConfig
 from jepa_wm.safety import clamp_to_limits
 from jepa_wm.sim.description import load_description
-from jepa_wm.sim.scene import TABLE_LINK, TCP_LINK, build_model
+from jepa_wm.sim.scene import TABLE_LINK, TCP_LINK, build_scene
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ArmSim:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self.description = load_description(self.config.urdf, self.config.camera_name)
-        self.model = build_model(
+        self.model = build_scene(
             self.description, self.config.camera_name, self.config.physics_timestep, self.config.num_objects, self.config.seed
         )
         self.data = mujoco.MjData(self.model)

@@ -24,7 +24,7 @@ ARM_COLLISION = 2  # arm geoms collide with the table and objects, never with ea
 SERVO_DAMPING_RATIO = 1.2  # over-damped: the joint follows its setpoint without overshooting it
 
 
-def build_model(description: ArmDescription, camera_name: str, timestep: float, num_objects: int, seed: int) -> mujoco.MjModel:
+def build_scene(description: ArmDescription, camera_name: str, timestep: float, num_objects: int, seed: int) -> mujoco.MjModel:
     """Compile the scene: the URDF arm plus position servos, the workspace camera, lights and objects."""
     # Keep fixed links (tcp, camera frames) as bodies instead of fusing them into their parents.
     urdf = description.urdf_xml.replace(

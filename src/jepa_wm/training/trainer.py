@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from jepa_wm.config import TrainConfig, WorldModelConfig
 from jepa_wm.data.dataset import EpisodeWindows
+from jepa_wm.evaluation.quality import encode_frames, horizon_errors, latent_statistics, probe_scores
 from jepa_wm.models.checkpoint import load_torch_file
-from jepa_wm.models.metrics import encode_frames, horizon_errors, latent_statistics, probe_scores
 from jepa_wm.models.objectives import JEPAObjective
 from jepa_wm.models.world_model import WorldModel
 
@@ -248,7 +248,7 @@ class Trainer:
                 if self.context.is_main:
                     record.update({f"val_{k}": v for k, v in self.validate().items()})
                 self.history.append(record)
-                self.write_report()
+                self.write_training_report()
             if last:
                 self.calibrate()  # the saved model standardises latents with exact statistics
             if self.step % cfg.checkpoint_every == 0 or last:
@@ -259,7 +259,7 @@ class Trainer:
         """Training windows per second over all processes."""
         return self.step * self.local_batch * self.context.world_size / max(self.train_seconds, 1e-9)
 
-    def write_report(self, final: dict[str, float] | None = None) -> None:
+    def write_training_report(self, final: dict[str, float] | None = None) -> None:
         """metrics.json and loss_curve.png in the run folder (rank 0)."""
         if not self.context.is_main:
             return

@@ -1,11 +1,11 @@
 """`jepa-ros train`: train the JEPA world model from rosbag2 episodes.
 
     jepa-ros train --bags data/explore --config config/train.yaml --out runs/default [--resume] [--steps N]
-    torchrun --nproc_per_node 2 -m jepa_wm.cli train ...     # data-parallel (gloo on CPU, nccl on GPU)
+    torchrun --nproc_per_node 2 -m jepa_wm.command_line train ...     # data-parallel (gloo on CPU, nccl on GPU)
 
 RUN (``--out``) receives ``metrics.json``, ``loss_curve.png``, ``resume.pt`` (training state,
 read back with ``weights_only=True``) and ``checkpoint/`` (the model in our safetensors format).
-The loop itself lives in :mod:`jepa_wm.training`; this module only wires objects together.
+The loop itself lives in :mod:`jepa_wm.training.trainer`; this module only wires objects together.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="'auto' (cuda when available), 'cpu', 'cuda', ...")
 
 
-def explored_joint_range(episodes) -> dict[str, list[float]]:
+def joint_range_of(episodes) -> dict[str, list[float]]:
     """Per-joint lower and upper joint position seen in training (the model knows nothing beyond)."""
     positions = np.concatenate([episode.joint_positions for episode in episodes])  # [T, J]
     return {"lower": positions.min(0).tolist(), "upper": positions.max(0).tolist()}
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Load configs and data, train, evaluate, save; returns the exit status."""
     from jepa_wm.data import read_episodes, split_episodes
     from jepa_wm.models.checkpoint import read_checkpoint_config, save_checkpoint
-    from jepa_wm.training import Trainer, build_model, distributed_context, evaluate_model, training_machine
+    from jepa_wm.training.trainer import Trainer, build_model, distributed_context, evaluate_model, training_machine
 
     context = distributed_context(args.device)
     config = load_yaml(args.config, TrainConfig, "train")
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
         # A proprio stage trains no predictor: its prediction errors would say nothing.
         horizons = () if config.mode == "proprio" else (1, 2, 4, 8)
         final = evaluate_model(model, train_episodes, val_episodes, horizons=horizons)
-        trainer.write_report(final)
+        trainer.write_training_report(final)
         metadata = {"command": " ".join(["jepa-ros", *sys.argv[1:]]), "train": dataclasses.asdict(config),
                     "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,
                     "episodes": {"train": len(train_episodes), "val": len(val_episodes)}, "final": final,
-                    "explored_joint_range": explored_joint_range(train_episodes),
+                    "explored_joint_range": joint_range_of(train_episodes),
                     "machine": training_machine(context)}
         if args.init and Path(args.init).is_dir():  # the model trained on: its own record, so stages chain
             metadata["init"] = {"path": str(args.init), **read_checkpoint_config(args.init)[1]}

@@ -1,11 +1,11 @@
-"""Offline evaluation speed (issue 6): `jepa-ros evaluate` on a simulated bag with the default checkpoint.
+"""Offline evaluation speed: `jepa-ros evaluate` on a simulated bag with the default checkpoint.
 
 Collects a fresh MuJoCo exploration bag (seed unseen in training), evaluates it and
 reports frames per second and how many times faster than real time the evaluation ran
 (bag reading included; model loading and report plotting excluded). Target: >= 20x on a
 2-core CPU. Last line: one JSON object.
 
-    python benchmarks/replay.py [--steps 300] [--out reports/bench_replay]
+    python benchmarks/evaluate.py [--steps 300] [--out reports/bench_replay]
 """
 
 import argparse
@@ -20,7 +20,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import torch  # noqa: E402
 
-from jepa_wm.cli import main as cli  # noqa: E402
+from jepa_wm.command_line import main as cli  # noqa: E402
 from jepa_wm.config import WorldModelConfig, load_yaml, package_share  # noqa: E402
 from jepa_wm.models import WorldModel, save_checkpoint  # noqa: E402
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 # subcommand -> (module, one-line help)
 CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("jepa_wm.data.collect", "generate exploration episodes from the MuJoCo arm into rosbag2 files"),
-    "train": ("jepa_wm.train", "train the JEPA world model from rosbag2 episodes"),
-    "evaluate": ("jepa_wm.evaluate", "evaluate a checkpoint offline on recorded rosbags"),
+    "train": ("jepa_wm.training.command", "train the JEPA world model from rosbag2 episodes"),
+    "evaluate": ("jepa_wm.evaluation.command", "evaluate a checkpoint offline on recorded rosbags"),
 }
 
 

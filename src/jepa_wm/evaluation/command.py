@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from jepa_wm.config import ConfigError, PlannerConfig, load_yaml, to_dict
 from jepa_wm.data import BagError, BagTopics, GapWarning, find_bags, read_episode_segments
-from jepa_wm.evaluation import metrics as m
-from jepa_wm.evaluation.report import write_report
-from jepa_wm.models.metrics import encode_frames
+from jepa_wm.evaluation import episode_metrics as m
+from jepa_wm.evaluation.quality import encode_frames
+from jepa_wm.evaluation.report import write_evaluation_report
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - started
     results["timing"] = timing(episodes, wall)
     results["checkpoint"] = str(args.checkpoint)
-    out = write_report(results, Path(args.out))
+    out = write_evaluation_report(results, Path(args.out))
     t = results["timing"]
     print(
         f"evaluated {t['frames']} frames ({t['recorded_s']:.1f} s recorded) in {wall:.2f} s: "

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_wm.evaluation.metrics import action_agreement
+from jepa_wm.evaluation.episode_metrics import action_agreement
 
 
 @dataclass

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from jepa_wm.config import PlannerConfig
 from jepa_wm.data.episodes import gap_breaks
-from jepa_wm.models.metrics import BatchRollout, fit_probe, prediction_errors  # noqa: F401 - evaluate's too
+from jepa_wm.evaluation.quality import BatchRollout, fit_probe, prediction_errors  # noqa: F401 - evaluate's too
 from jepa_wm.planning import latent_goal_cost, plan
 
 # (context latent [1, N, D], context joints [1, J]) -> rollout callable for the planner
@@ -49,7 +49,7 @@ def every(starts: np.ndarray, stride: int) -> np.ndarray:
 def linear_probe(
     latents: list[Tensor], joint_positions: list[Tensor], folds: int = 5, holdout: float = 0.25
 ) -> dict[str, list]:
-    """Joint-position probe (the one of :func:`jepa_wm.models.metrics.fit_probe`) cross-validated by episode.
+    """Joint-position probe (the one of :func:`jepa_wm.evaluation.quality.fit_probe`) cross-validated by episode.
 
     latents[e] [T_e, N, D], joint_positions[e] [T_e, J]. With several episodes each fold leaves
     whole episodes out; with one, the last ``holdout`` of it is held out. Returns per-episode probe
