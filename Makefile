@@ -36,7 +36,7 @@ demo: install
 	$(VENV)/bin/jepa-ros demo --out reports/demo
 
 bench: install
-	for b in sim world_model planner closed_loop replay; do $(PY) benchmarks/$$b.py || exit 1; done
+	for b in sim world_model planner closed_loop evaluate fuzz; do $(PY) benchmarks/$$b.py || exit 1; done
 
 # The exploration data of `make checkpoint`; a folder that exists is kept (remove it to collect again).
 data/explore128: | install

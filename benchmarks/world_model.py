@@ -151,7 +151,7 @@ def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> 
     signs) the latent at step 1 is interpolated by the cubic through steps -1, 0, 2 and 3. The
     error over the copy-last change from step 0 is the part of a step that no function smooth over
     a few steps can predict, even knowing the frames on both sides: held-out one-step error ratios
-    have stayed 0.1-0.3 above it (docs/checkpoint.md).
+    have stayed 0.1-0.3 above it (docs/research_log.md).
     """
     rng = np.random.default_rng(5)
     frames = []

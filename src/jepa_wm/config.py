@@ -218,7 +218,7 @@ class TrainConfig:
     # predictor alone; proprio: the encoder alone, pretrained to hold the joint positions linearly
     # (a linear readout of each frame's latent, squared error on standardised joints): a first stage,
     # cheap a step (one frame a sample, no predictor), that teaches the wrist joints and the tool roll,
-    # which the joint objective reads late or never (docs/checkpoint.md, "Proprioception first").
+    # which the joint objective reads late or never (docs/research_log.md, "Proprioception first").
     mode: Literal["joint", "frozen_encoder", "proprio"] = "joint"
     batch_size: int = 32
     steps: int = 3000
@@ -257,13 +257,13 @@ class TrainConfig:
     # The joint readout (mode proprio, or mode joint with proprio_weight > 0): "linear", a learned
     # linear map of the whole latent; "channels", the latent's first J features themselves (token 0,
     # channels 0..J-1) hold the standardised joints, meant to keep the other features free for
-    # prediction; they turned out as rough (docs/checkpoint.md, "A smooth latent").
+    # prediction; they turned out as rough (docs/research_log.md, "A smooth latent").
     proprio_readout: Literal["linear", "channels"] = "linear"
     # mode joint: weight of the readout's error on every frame of the sample; 0 disables it.
     proprio_weight: float = 0.0
     # mode joint: weight of the latent's roughness along each sample (a frame against the cubic through
     # the two frames on each side, over the step's own change): the part of a step the predictor cannot
-    # fit (docs/checkpoint.md, "A smooth latent"); 0 disables it. Needs samples of at least 5 frames.
+    # fit (docs/research_log.md, "A smooth latent"); 0 disables it. Needs samples of at least 5 frames.
     smoothness_weight: float = 0.0
     # "cosine": linear warm-up, then cosine decay to a tenth of the peak; "constant": warm-up, then the peak;
     # "wsd" (warm-up, stable, decay): the peak, then a linear decay to zero over the last lr_decay_fraction

@@ -198,9 +198,9 @@ class WorldModelNode(Node):
         self._joint_history.append(msg)
 
     def _on_goal(self, msg: Image) -> None:
-        self._goal_msg = msg  # encoded by the next tick, in the control group
+        self._goal_msg = msg  # encoded by the next tick, on the control thread
 
-    # -- services (their own group) --------------------------------------------------------------
+    # -- services: answered by the executor thread while the control thread plans ---------------
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         self.enabled = bool(request.data)

@@ -53,7 +53,7 @@ def training_machine(context: DistributedContext) -> dict[str, object]:
 
     Training is deterministic for one thread count on one CPU, not across CPUs: the same
     `make checkpoint` stage landed at a one-step ratio of 0.48 on one 2-core machine and 0.64 on
-    another with AVX-512 (docs/checkpoint.md), so the checkpoint records where it was made.
+    another with AVX-512 (docs/research_log.md), so the checkpoint records where it was made.
     """
     machine: dict[str, object] = {
         "torch": torch.__version__,
