@@ -22,8 +22,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import yaml  # noqa: E402
 
-from jepa_ros.demo import default_checkpoint, run_closed_loop  # noqa: E402
+from jepa_ros.demo import run_closed_loop  # noqa: E402
 from jepa_wm.config import PlannerConfig, from_dict, package_share  # noqa: E402
+from jepa_wm.models.checkpoint import default_checkpoint  # noqa: E402
 from jepa_wm.reaching import ReachingConfig  # noqa: E402
 
 
@@ -47,16 +48,14 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
 
     from jepa_wm.config import load_robot
     from jepa_wm.controller import LatentMPC
-    from jepa_wm.models.checkpoint import explored_joint_range, load_checkpoint
     from jepa_wm.reaching import make_sim, run_baseline, run_controller, sample_goals, write_reaching_report
 
     torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
-    model = load_checkpoint(checkpoint)
     robot = load_robot("jepa_arm")
+    mpc = LatentMPC.from_checkpoint(checkpoint, planner, robot, config.control_period)
+    model = mpc.model
     sim = make_sim(model.config.encoder.image_size, config.scene_seed)
     goals = sample_goals(sim, config)
-    mpc = LatentMPC(model, planner, robot, config.control_period, "cpu",
-                    explored_joint_range(checkpoint, robot.joint_names))
     results = {
         "world_model": run_controller(sim, tqdm(goals, desc="goals"), config, mpc, video_every=2,
                                       command_delay=command_delay),

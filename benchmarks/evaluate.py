@@ -23,11 +23,12 @@ import torch  # noqa: E402
 from jepa_wm.command_line import main as cli  # noqa: E402
 from jepa_wm.config import WorldModelConfig, load_yaml, package_share  # noqa: E402
 from jepa_wm.models import WorldModel, save_checkpoint  # noqa: E402
+from jepa_wm.models.checkpoint import default_checkpoint  # noqa: E402
 
 
 def checkpoint_folder(scratch: Path) -> tuple[Path, str]:
     """The default checkpoint; without it, the default architecture untrained (same speed, meaningless metrics)."""
-    default = package_share() / "checkpoints" / "default"
+    default = default_checkpoint()
     if (default / "config.json").is_file():
         return default, str(default)
     config = load_yaml(package_share() / "config" / "world_model.yaml", WorldModelConfig, "world_model")

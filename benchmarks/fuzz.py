@@ -51,7 +51,7 @@ from adversarial import declare_size, encoded, png_bomb  # noqa: E402
 from jepa_ros import conversions as conv  # noqa: E402
 from jepa_ros.nodes import BackgroundSpinner  # noqa: E402
 from jepa_wm.config import load_robot, package_share  # noqa: E402
-from jepa_wm.models.checkpoint import explored_joint_range  # noqa: E402
+from jepa_wm.models.checkpoint import default_checkpoint, explored_joint_range  # noqa: E402
 
 MAX_STALENESS = 0.5  # s, world_model_node's default
 DELIVERY_SLACK = 0.05  # s a command may take over loopback DDS on a loaded 2-core machine
@@ -384,7 +384,7 @@ class Run:
 
     def poses(self, fuzzer: Fuzzer) -> None:
         """Legal poses outside the explored range: the node must bring the arm back at the velocity limit."""
-        explored = explored_joint_range(package_share() / "checkpoints" / "default", ROBOT.joint_names)
+        explored = explored_joint_range(default_checkpoint(), ROBOT.joint_names)
         home = fuzzer.true_positions()
         for joint, side in (("joint1", 1), ("joint1", -1), ("joint4", 1), ("joint6", -1)):
             i = ROBOT.joint_names.index(joint)

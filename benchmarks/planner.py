@@ -36,6 +36,7 @@ from tqdm import tqdm
 from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
 from jepa_wm.controller import resolve_precision, rollout_factory, rollout_model
 from jepa_wm.models import WorldModel, load_checkpoint
+from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
 
 
@@ -122,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed planning ticks per method")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while planning (0: torch default)")
-    parser.add_argument("--checkpoint", type=Path, default=package_share() / "checkpoints" / "default")
+    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint())
     args = parser.parse_args()
     torch.manual_seed(0)
     all_threads = torch.get_num_threads()

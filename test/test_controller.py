@@ -377,3 +377,17 @@ def test_the_model_plans_from_the_frame_time_joints_and_the_clamp_uses_the_newes
     assert np.all(out.command <= 0.2 + 1e-9), out.command
     with pytest.raises(ControlError, match="non-finite"):
         mpc.step(frame(0), np.full(3, 0.28), frame_joint_positions=np.array([0.2, np.nan, 0.2]))
+
+
+def test_from_checkpoint_defaults_to_the_embedded_model_and_checks_the_robot_first(tmp_path):
+    from jepa_wm.config import load_robot
+    from jepa_wm.models.checkpoint import CheckpointError
+
+    mpc = LatentMPC.from_checkpoint(None, PLANNER, load_robot("jepa_arm"))
+    lower, upper = mpc.explored_range
+    assert np.all(lower > np.array(mpc.robot.joint_lower)) and np.all(upper < np.array(mpc.robot.joint_upper))
+    assert LatentMPC.from_checkpoint(None, PLANNER, load_robot("jepa_arm"), stay_in_explored_range=False).explored_range is None
+    with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1'.*robot 'ur5e' joints"):
+        LatentMPC.from_checkpoint(None, PLANNER, load_robot("ur5e"))
+    with pytest.raises(CheckpointError, match="missing does not exist"):
+        LatentMPC.from_checkpoint(tmp_path / "missing", PLANNER, load_robot("jepa_arm"))

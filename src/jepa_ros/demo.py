@@ -28,6 +28,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from jepa_ros.conversions import image_to_rgb, rgb_to_image
 from jepa_ros.nodes import BackgroundSpinner
+from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.reaching import (
     Goal,
     ReachAttempt,
@@ -224,13 +225,6 @@ def run_closed_loop(
         "zero": run_baseline(sim, goals, config, "zero", action_scale),
     }
     return write_reaching_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s})
-
-
-def default_checkpoint() -> Path:
-    """The embedded checkpoint folder (checkpoints/default in the package share)."""
-    from jepa_wm.config import package_share
-
-    return package_share() / "checkpoints" / "default"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, check_joint_names
+from jepa_wm.models.checkpoint import CheckpointError, default_checkpoint, explored_joint_range, load_checkpoint
 from jepa_wm.models.rollout_graph import TracedImagine
 from jepa_wm.planning import PlanResult, RolloutFn, latent_goal_cost, make_generator, plan, shift_plan
 from jepa_wm.safety import clamp_command, non_finite
@@ -194,6 +195,29 @@ class LatentMPC:
         self.pending: tuple[np.ndarray, np.ndarray] | None = None
         if planner.rollout_graph == "torchscript":
             self._warm_up()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        folder: str | Path | None,
+        planner: PlannerConfig,
+        robot: RobotConfig,
+        control_period: float | None = None,
+        device: str | torch.device = "cpu",
+        stay_in_explored_range: bool = True,
+    ) -> LatentMPC:
+        """The controller of a checkpoint folder (None: the embedded default) for ``robot``.
+
+        The checkpoint's joints are checked against the robot's first (the refusal names both sets),
+        then its explored joint range is read to bound the commands.
+        """
+        folder = default_checkpoint() if folder is None else Path(folder)
+        if not folder.is_dir():
+            raise CheckpointError(f"checkpoint folder {folder} does not exist; expected a folder written by save_checkpoint")
+        model = load_checkpoint(folder, device)
+        match_joints(model.config.joint_names, robot)
+        explored = explored_joint_range(folder, robot.joint_names) if stay_in_explored_range else None
+        return cls(model, planner, robot, control_period, device, explored)
 
     @property
     def has_goal(self) -> bool:

@@ -43,10 +43,10 @@ from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
 from jepa_wm import images
-from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot, package_share
-from jepa_wm.controller import ControlError, LatentMPC, check_device, match_joints, read_image_file
-from jepa_wm.models import CheckpointError, load_checkpoint
-from jepa_wm.models.checkpoint import explored_joint_range
+from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot
+from jepa_wm.controller import ControlError, LatentMPC, check_device, read_image_file
+from jepa_wm.models import CheckpointError
+from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.planning import PlanningError
 from jepa_wm.safety import CommandError
 
@@ -101,9 +101,6 @@ class WorldModelNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("world_model_node", **node_kwargs)  # e.g. context, parameter_overrides
         self.robot, self.config, self.planner = self._read_parameters()
-        folder = Path(self.config.checkpoint) if self.config.checkpoint else package_share() / "checkpoints" / "default"
-        if not folder.is_dir():
-            raise CheckpointError(f"checkpoint folder {folder} does not exist; expected a folder written by save_checkpoint")
         if self.config.torch_threads:
             # Small batched ops gain little from threads and lose much when the cores are shared
             # (sim_node, other nodes): one thread planned 4x faster than two on a busy 2-core CPU.
@@ -114,11 +111,10 @@ class WorldModelNode(Node):
         # run without the GIL, and there a short interval only adds thread switches: over DDS on a
         # 2-core CPU the median replan took 235 ms at 0.0002 s and 212 ms at 0.005 s.
         sys.setswitchinterval(self.config.gil_switch_interval)
-        model = load_checkpoint(folder, self.config.device)
-        match_joints(model.config.joint_names, self.robot)  # refuses another robot's checkpoint, naming both
+        folder = Path(self.config.checkpoint) if self.config.checkpoint else default_checkpoint()
         period = 1.0 / self.config.control_rate
-        explored = explored_joint_range(folder, self.robot.joint_names) if self.config.stay_in_explored_range else None
-        self.controller = LatentMPC(model, self.planner, self.robot, period, self.config.device, explored)
+        self.controller = LatentMPC.from_checkpoint(folder, self.planner, self.robot, period, self.config.device,
+                                                    self.config.stay_in_explored_range)
         if self.config.goal_image_file:
             self.controller.set_goal(read_image_file(self.config.goal_image_file))
         self.enabled = self.config.start_enabled

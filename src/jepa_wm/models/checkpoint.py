@@ -40,6 +40,13 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
+def default_checkpoint() -> Path:
+    """The embedded checkpoint folder: ``checkpoints/default`` in the package share (source tree or install)."""
+    from jepa_wm.config import package_share
+
+    return package_share() / "checkpoints" / "default"
+
+
 class CheckpointError(ValueError):
     """A checkpoint is missing, malformed, or does not fit the model it is loaded into."""
 
