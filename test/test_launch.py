@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from jepa_ros.graphs import GRAPHS, NodeSpec, SharePath
+from jepa_wm import topics
 from jepa_wm.config import RobotConfig, SimConfig, load_robot, package_share
 
 LAUNCH_FILES = sorted((package_share() / "launch").glob("*.launch.py"))
@@ -81,7 +82,7 @@ def test_bridge_topics_are_the_nodes_defaults_and_the_sensors() -> None:
     # ROS side: what world_model_node subscribes by default (robot preset) and what sim_node publishes
     assert image["ros_topic_name"] == RobotConfig.camera_topic == load_robot("jepa_arm").camera_topic
     sim_source = (package_share() / "src" / "jepa_ros" / "nodes" / "sim_node.py").read_text()
-    published = dict(re.findall(r"create_publisher\((\w+), \"([^\"]+)\"", sim_source))
+    published = {msg: getattr(topics, name) for msg, name in re.findall(r"create_publisher\((\w+), topics\.(\w+)", sim_source)}
     assert published["Image"] == image["ros_topic_name"] and published["CameraInfo"] == info["ros_topic_name"]
     assert published["Clock"] == "/clock"
     # Gazebo side: the camera sensor's topic, and camera_info beside it (gz-sensors' convention)

@@ -28,6 +28,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from jepa_ros.conversions import image_to_rgb, rgb_to_image
 from jepa_ros.nodes import BackgroundSpinner
+from jepa_wm import topics
 from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.reaching import (
     Goal,
@@ -65,9 +66,9 @@ class ReachingClient(Node):
         self.frame_time = 0.0  # time.monotonic() of its arrival
         self.commands = 0
         self.last_plan_ms: float | None = None
-        self.create_subscription(PointStamped, "end_effector_position", self._on_ee, qos_profile_sensor_data)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(Float64MultiArray, "forward_position_controller/commands", self._on_command, 10)
+        self.create_subscription(PointStamped, topics.END_EFFECTOR, self._on_ee, qos_profile_sensor_data)
+        self.create_subscription(Image, topics.CAMERA, self._on_image, qos_profile_sensor_data)
+        self.create_subscription(Float64MultiArray, topics.POSITION_COMMANDS, self._on_command, 10)
         self.create_subscription(DiagnosticArray, f"/{model_name}/status", self._on_status, 10)
         latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
         self.goal_publisher = self.create_publisher(Image, f"/{model_name}/goal_image", latched)

@@ -25,16 +25,13 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from jepa_ros.replay import message_class
+from jepa_wm import topics
 from jepa_wm.data.rosbag_io import TYPESTORE, BagError, BagWriter
 from jepa_wm.evaluation.bagcheck import BagReadError
 
 DEFAULT_TOPICS = (
-    "/camera/image_raw",
-    "/camera/camera_info",
-    "/joint_states",
-    "/forward_position_controller/commands",
-    "/joint_trajectory_controller/joint_trajectory",
-    "/end_effector_position",
+    *(topics.in_bag(name) for name in (topics.CAMERA, topics.CAMERA_INFO, topics.JOINT_STATES, topics.POSITION_COMMANDS,
+                                        topics.TRAJECTORY_COMMANDS, topics.END_EFFECTOR)),
 )
 DISCOVERY_PERIOD_S = 0.5
 
@@ -58,7 +55,7 @@ class Recorder(Node):
     def discover(self) -> None:
         """Subscribe every wanted topic that has a publisher now."""
         types = dict(self.get_topic_names_and_types())
-        if self.auto_sim_time and "/clock" in types:
+        if self.auto_sim_time and topics.CLOCK in types:
             # a simulator publishes /clock: log times on its time, like its own stamps
             self.auto_sim_time = False
             self.set_parameters([Parameter("use_sim_time", value=True)])

@@ -23,6 +23,7 @@ from rosbags.convert.converter import generate_message_converter
 from rosbags.highlevel import AnyReader
 from tqdm import tqdm
 
+from jepa_wm import topics
 from jepa_wm.config import load_robot
 from jepa_wm.data.rosbag_io import (
     COMPRESSED_IMAGE,
@@ -39,7 +40,7 @@ from jepa_wm.evaluation.bagcheck import BagReadError, BagSummary, find_gaps, req
 from jepa_wm.evaluation.live_score import CommandStream, command_target, score_commands
 
 COMMAND_TYPES = (FLOAT64_ARRAY, JOINT_TRAJECTORY)
-DEFAULT_COMMAND_TOPICS = ("/forward_position_controller/commands", "/joint_trajectory_controller/joint_trajectory")
+DEFAULT_COMMAND_TOPICS = (topics.in_bag(topics.POSITION_COMMANDS), topics.in_bag(topics.TRAJECTORY_COMMANDS))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--command-topics", nargs="+", default=None,
                         help=f"live command topics to record and score (default: {' '.join(DEFAULT_COMMAND_TOPICS)}); "
                         "the bag's own command topics are the reference")
-    parser.add_argument("--joint-states-topic", default="/joint_states", help="measured joints (for scoring actions)")
+    parser.add_argument("--joint-states-topic", default=topics.in_bag(topics.JOINT_STATES), help="measured joints (for scoring actions)")
     parser.add_argument("--robot", default="jepa_arm", help="robot preset: its joint order is the commands' order")
-    parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (for --goal)")
+    parser.add_argument("--image-topic", default=topics.in_bag(topics.CAMERA), help="camera topic (for --goal)")
     parser.add_argument("--goal", choices=("none", "first", "last"), default="none", help="send this bag frame as goal")
     parser.add_argument("--goal-topic", default="/world_model_node/goal_image", help="where --goal sends the frame")
     parser.add_argument("--enable", default="", help="SetBool service to call with true before replaying")
@@ -104,7 +105,7 @@ def _select_topics(summary: BagSummary, args: argparse.Namespace) -> tuple[list[
         require_topics(summary, {f"requested topic {i + 1}": topic for i, topic in enumerate(args.topics)})
         replayed = list(args.topics)
     else:
-        replayed = [t.name for t in summary.topics.values() if t.msgtype not in COMMAND_TYPES and t.name != "/clock"]
+        replayed = [t.name for t in summary.topics.values() if t.msgtype not in COMMAND_TYPES and t.name != topics.CLOCK]
     if args.score:
         if not recorded_command_topics(summary):
             raise BagReadError(f"--score needs recorded commands ({FLOAT64_ARRAY} or {JOINT_TRAJECTORY}) in "
@@ -160,7 +161,7 @@ class BagReplayer:
         self.summary, self.replayed, self.args = summary, replayed, args
         self.node = Node("bag_replay")
         self._clock_message = clock_message
-        self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
+        self.clock_pub = self.node.create_publisher(Clock, topics.CLOCK, 10)
         self.publishers = {}
         for topic in replayed:
             try:

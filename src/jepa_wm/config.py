@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from jepa_wm import topics
+
 T = TypeVar("T")
 
 
@@ -400,9 +402,9 @@ class RobotConfig:
     joint_upper: tuple[float, ...]  # rad
     velocity_limits: tuple[float, ...]  # rad/s
     command_interface: Literal["position", "trajectory"] = "position"
-    command_topic: str = "forward_position_controller/commands"
-    camera_topic: str = "camera/image_raw"
-    joint_states_topic: str = "joint_states"
+    command_topic: str = topics.POSITION_COMMANDS
+    camera_topic: str = topics.CAMERA
+    joint_states_topic: str = topics.JOINT_STATES
     control_rate: float = 5.0  # Hz
     simulated: bool = False  # real robots start with commanding disabled
 

@@ -25,6 +25,7 @@ from std_srvs.srv import SetBool
 from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
+from jepa_wm import topics
 from jepa_wm.config import ConfigError, require
 from jepa_wm.sim import RandomWalkExplorer
 from jepa_wm.sim.arm_sim import EXPLORE_BOX
@@ -78,8 +79,8 @@ class ExploreNode(Node):
         self._positions: np.ndarray | None = None
         self._received_at = -float("inf")  # monotonic wall time of the last joint_states
         self.commands_sent = 0
-        self.command_pub = self.create_publisher(Float64MultiArray, "forward_position_controller/commands", 10)
-        self.create_subscription(JointState, "joint_states", guarded(self, self._on_joint_state), qos_profile_sensor_data)
+        self.command_pub = self.create_publisher(Float64MultiArray, topics.POSITION_COMMANDS, 10)
+        self.create_subscription(JointState, topics.JOINT_STATES, guarded(self, self._on_joint_state), qos_profile_sensor_data)
         self.create_service(SetBool, "~/enable", guarded(self, self._on_enable))
         self.create_timer(1.0 / self.config.rate, guarded(self, self._tick))
         self.get_logger().info(

@@ -29,6 +29,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
+from jepa_wm import topics
 from jepa_wm.config import ConfigError, SimConfig, require
 from jepa_wm.safety import CommandError, check_command, clamp_to_limits
 from jepa_wm.sim import ArmSim, DescriptionError
@@ -88,15 +89,15 @@ class SimNode(Node):
         self._trajectory: tuple[np.ndarray, np.ndarray] | None = None  # (simulated times [P], points [P, J])
         self._clock_base_ns = 0  # simulated time before the last reset: /clock never runs backwards
 
-        self.joint_state_pub = self.create_publisher(JointState, "joint_states", SENSOR_PUB_QOS)
-        self.image_pub = self.create_publisher(Image, "camera/image_raw", SENSOR_PUB_QOS)
-        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", SENSOR_PUB_QOS)
-        self.ee_pub = self.create_publisher(PointStamped, "end_effector_position", SENSOR_PUB_QOS)
-        self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.joint_state_pub = self.create_publisher(JointState, topics.JOINT_STATES, SENSOR_PUB_QOS)
+        self.image_pub = self.create_publisher(Image, topics.CAMERA, SENSOR_PUB_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, SENSOR_PUB_QOS)
+        self.ee_pub = self.create_publisher(PointStamped, topics.END_EFFECTOR, SENSOR_PUB_QOS)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         # no callback may end the node: each one logs what it raised and drops that input
-        self.create_subscription(Float64MultiArray, "forward_position_controller/commands",
+        self.create_subscription(Float64MultiArray, topics.POSITION_COMMANDS,
                                  guarded(self, self._on_command), 10)
-        self.create_subscription(JointTrajectory, "joint_trajectory_controller/joint_trajectory",
+        self.create_subscription(JointTrajectory, topics.TRAJECTORY_COMMANDS,
                                  guarded(self, self._on_trajectory), 10)
         self.create_service(Trigger, "~/reset", guarded(self, self._on_reset))
         self.get_logger().info(

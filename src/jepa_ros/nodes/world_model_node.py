@@ -42,7 +42,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
-from jepa_wm import images
+from jepa_wm import images, topics
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot
 from jepa_wm.controller import ControlError, LatentMPC, check_device, read_image_file
 from jepa_wm.models import CheckpointError
@@ -55,8 +55,6 @@ JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from th
 REPLAN_WINDOW = 25  # recent replanning times (5 s at 5 Hz) whose median is compared with the control period
 MIN_REPLANS = 5  # replans before judging: the first ones after start-up or a new goal run slower
 CLOCK_TIMEOUT_S = 2.0  # wall seconds without simulated time advancing (use_sim_time) before ~/status says so
-TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
-POSITION_TOPIC = "forward_position_controller/commands"
 LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
           "waiting": DiagnosticStatus.WARN, "stale": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
@@ -70,9 +68,9 @@ class WorldModelNodeConfig:
     control_rate: float = 5.0  # Hz of the control timer (robot preset default)
     max_staleness: float = 0.5  # s; an older camera frame or joint state stops commanding
     command_interface: Literal["position", "trajectory"] = "position"  # robot preset default
-    command_topic: str = POSITION_TOPIC  # robot preset default for its command_interface
-    camera_topic: str = "camera/image_raw"  # robot preset default
-    joint_states_topic: str = "joint_states"  # robot preset default
+    command_topic: str = topics.POSITION_COMMANDS  # robot preset default for its command_interface
+    camera_topic: str = topics.CAMERA  # robot preset default
+    joint_states_topic: str = topics.JOINT_STATES  # robot preset default
     image_transport: Literal["raw", "compressed"] = "raw"  # compressed subscribes <camera_topic>/compressed
     start_enabled: bool = True  # robot preset default: true in simulation, false on real robots
     goal_image_file: str = ""  # PNG/JPEG goal set at start-up; empty: wait for ~/goal_image
@@ -177,7 +175,7 @@ class WorldModelNode(Node):
         config = load_config(self, WorldModelNodeConfig, defaults=preset)
         if config.command_interface != robot.command_interface and config.command_topic == robot.command_topic:
             # The preset's topic belongs to its own interface; use the other controller's default name.
-            topic = TRAJECTORY_TOPIC if config.command_interface == "trajectory" else POSITION_TOPIC
+            topic = topics.TRAJECTORY_COMMANDS if config.command_interface == "trajectory" else topics.POSITION_COMMANDS
             config = replace(config, command_topic=topic)
         return robot, config, load_config(self, PlannerConfig, "planner.")
 

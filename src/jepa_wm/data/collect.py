@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from tqdm import tqdm
 
+from jepa_wm import topics
 from jepa_wm.config import ConfigError, SimConfig
 from jepa_wm.data.rosbag_io import BagWriter
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from jepa_wm.sim import ArmSim
 
 NS = 1_000_000_000
-COMMAND_TOPIC = "/forward_position_controller/commands"
+COMMAND_TOPIC = topics.in_bag(topics.POSITION_COMMANDS)
 AUTO_PARALLEL_FRAMES = 600  # below this many frames one process is faster than two (measured here)
 
 
@@ -117,9 +118,9 @@ def collect_episode(config: CollectConfig, index: int) -> Path:
         for step in range(config.steps):
             stamp = step * ticks * tick_ns
             joint_positions = sim.joint_positions
-            bag.write_camera_info("/camera/camera_info", stamp, intrinsics["width"], intrinsics["height"],
+            bag.write_camera_info(topics.in_bag(topics.CAMERA_INFO), stamp, intrinsics["width"], intrinsics["height"],
                                   intrinsics["fx"], intrinsics["fy"], intrinsics["cx"], intrinsics["cy"])
-            bag.write_image("/camera/image_raw", stamp, sim.render())
+            bag.write_image(topics.in_bag(topics.CAMERA), stamp, sim.render())
             # the command for this step is decided from the state seen at its start, like a controller would
             target = sim.set_target(joint_positions + explorer.next_delta(joint_positions))
             bag.write_command(COMMAND_TOPIC, stamp, target)

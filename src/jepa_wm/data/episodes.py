@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from jepa_wm import topics
 from jepa_wm.data.rosbag_io import (
     COMPRESSED_IMAGE,
     FLOAT64_ARRAY,
@@ -74,11 +75,11 @@ class Episode:
 class BagTopics:
     """Topic names in a bag; the command topics and the end-effector topic are optional."""
 
-    image: str = "/camera/image_raw"
-    joint_states: str = "/joint_states"
-    commands: str = "/forward_position_controller/commands"
-    trajectory: str = "/joint_trajectory_controller/joint_trajectory"
-    end_effector: str = "/end_effector_position"
+    image: str = topics.in_bag(topics.CAMERA)
+    joint_states: str = topics.in_bag(topics.JOINT_STATES)
+    commands: str = topics.in_bag(topics.POSITION_COMMANDS)
+    trajectory: str = topics.in_bag(topics.TRAJECTORY_COMMANDS)
+    end_effector: str = topics.in_bag(topics.END_EFFECTOR)
 
 
 def resize_frame(image: np.ndarray, image_size: int | None) -> np.ndarray:
