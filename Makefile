@@ -55,16 +55,16 @@ data/explore128_extra: | install
 checkpoint: install data/explore128 data/explore128_jerky data/explore128_predictor data/explore128_extra
 	# TRAIN_THREADS (2) BLAS threads: one run at a time on this 2-core CPU; where other work shares the
 	# cores, TRAIN_THREADS=1 (two threads per process then slow training down severalfold)
-	# first stage: the encoder alone learns to read the joint positions linearly (config/proprio.yaml)
+	# first stage: the encoder alone learns to read the joint positions linearly (config/training/proprio.yaml)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train \
 		--bags data/explore128 data/explore128_jerky data/explore128_predictor data/explore128_extra \
-		--config config/proprio.yaml --out runs/proprio --seed 0
-	# second stage: encoder and predictor, inverse dynamics and a smooth latent (config/joint.yaml)
+		--config config/training/proprio.yaml --out runs/proprio --seed 0
+	# second stage: encoder and predictor, inverse dynamics and a smooth latent (config/training/joint.yaml)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky \
-		--config config/joint.yaml --init runs/proprio/checkpoint --out runs/joint --seed 0
-	# third stage: that latent fixed, the predictor alone trains on (config/predictor.yaml)
+		--config config/training/joint.yaml --init runs/proprio/checkpoint --out runs/joint --seed 0
+	# third stage: that latent fixed, the predictor alone trains on (config/training/predictor.yaml)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky data/explore128_predictor \
-		--config config/predictor.yaml --init runs/joint/checkpoint --out runs/default --seed 0 --export checkpoints/default
+		--config config/training/predictor.yaml --init runs/joint/checkpoint --out runs/default --seed 0 --export checkpoints/default
 
 clean:
 	rm -rf $(VENV) build install log reports runs

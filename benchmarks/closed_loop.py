@@ -29,8 +29,8 @@ from jepa_wm.reaching import ReachingConfig  # noqa: E402
 
 
 def node_planner(overrides: list[str]) -> PlannerConfig:
-    """The planner of config/world_model_node.yaml with ``key=value`` overrides (YAML values)."""
-    params = yaml.safe_load((package_share() / "config" / "world_model_node.yaml").read_text())
+    """The planner of config/nodes/world_model_node.yaml with ``key=value`` overrides (YAML values)."""
+    params = yaml.safe_load((package_share() / "config" / "nodes" / "world_model_node.yaml").read_text())
     planner = dict(params["/**"]["ros__parameters"]["planner"])
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--command-delay", type=float, default=0.17,
                         help="--in-process: seconds from a frame to its command reaching the arm (DDS median ~0.17)")
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="--in-process: planner settings over config/world_model_node.yaml's")
+                        help="--in-process: planner settings over config/nodes/world_model_node.yaml's")
     args = parser.parse_args()
     config = ReachingConfig(num_goals=args.goals, seed=args.seed, scene_seed=args.scene_seed)
     checkpoint = args.checkpoint or default_checkpoint()
@@ -84,7 +84,7 @@ def main() -> None:
         metrics = run_in_process(config, checkpoint, node_planner(args.planner), args.command_delay, args.out)
     else:
         if args.planner:
-            raise SystemExit("--planner applies to --in-process runs; over DDS the node reads config/world_model_node.yaml")
+            raise SystemExit("--planner applies to --in-process runs; over DDS the node reads config/nodes/world_model_node.yaml")
         metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=checkpoint)
     print(f"report: {args.out}/report.md")
     print(json.dumps({

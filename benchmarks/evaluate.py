@@ -31,7 +31,7 @@ def checkpoint_folder(scratch: Path) -> tuple[Path, str]:
     default = default_checkpoint()
     if (default / "config.json").is_file():
         return default, str(default)
-    config = load_yaml(package_share() / "config" / "world_model.yaml", WorldModelConfig, "world_model")
+    config = load_yaml(package_share() / "config" / "training" / "world_model.yaml", WorldModelConfig, "world_model")
     torch.manual_seed(0)
     untrained = save_checkpoint(WorldModel(config), scratch / "untrained")
     return untrained, "untrained default architecture (no checkpoints/default)"

@@ -6,7 +6,7 @@ machine's fp32 matmul peak in the same run. Last line: one JSON object.
 
     python benchmarks/planner.py [--repeats 5] [--threads 1] [--checkpoint checkpoints/default]
 
-The model is the checkpoint if it exists, else config/world_model.yaml's architecture with
+The model is the checkpoint if it exists, else config/training/world_model.yaml's architecture with
 random weights (timing does not depend on the weights).
 
 Each planner runs eagerly and as TorchScript graphs (planner.rollout_graph), and MPPI once more
@@ -127,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     all_threads = torch.get_num_threads()
-    architecture = package_share() / "config" / "world_model.yaml"
+    architecture = package_share() / "config" / "training" / "world_model.yaml"
     if (args.checkpoint / "config.json").is_file():
         model, source = load_checkpoint(args.checkpoint), str(args.checkpoint)
     elif architecture.is_file():  # random weights time the same as trained ones

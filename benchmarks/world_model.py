@@ -77,7 +77,7 @@ def speed(
 
 def training_speed(model: WorldModel, episodes: list, steps: int = 6) -> dict[str, float]:
     """Training samples (train.yaml's sequences) and the windows inside them per second, one process."""
-    config = load_yaml(ROOT / "config" / "train.yaml", TrainConfig, "train")
+    config = load_yaml(ROOT / "config" / "training" / "train.yaml", TrainConfig, "train")
     config = dataclasses.replace(config, steps=10**6)
     trainer_model = WorldModel(model.config)
     with tempfile.TemporaryDirectory() as out:

@@ -6,7 +6,8 @@ The model's commands go to evaluation/commands (recorded with record:=true), nev
 
 The graph (nodes, parameter files, remaps, arguments with descriptions and defaults) is
 jepa_ros.graphs.GRAPHS["replay"], the same one `jepa-ros up replay` starts without ros2 launch;
-`ros2 launch jepa_ros replay.launch.py --show-args` lists the arguments.
+`ros2 launch jepa_ros replay.launch.py --show-args` lists the arguments and
+`jepa-ros up replay --dry-run` prints each node's command line.
 """
 
 from jepa_ros.launch_builder import launch_description

@@ -7,7 +7,8 @@ clear. Camera, joint-state and command topics are remappable.
 
 The graph (nodes, parameter files, remaps, arguments with descriptions and defaults) is
 jepa_ros.graphs.GRAPHS["robot"], the same one `jepa-ros up robot` starts without ros2 launch;
-`ros2 launch jepa_ros robot.launch.py --show-args` lists the arguments.
+`ros2 launch jepa_ros robot.launch.py --show-args` lists the arguments and
+`jepa-ros up robot --dry-run` prints each node's command line.
 """
 
 from jepa_ros.launch_builder import launch_description

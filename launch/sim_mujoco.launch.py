@@ -4,7 +4,8 @@
 
 The graph (nodes, parameter files, remaps, arguments with descriptions and defaults) is
 jepa_ros.graphs.GRAPHS["sim_mujoco"], the same one `jepa-ros up sim_mujoco` starts without ros2 launch;
-`ros2 launch jepa_ros sim_mujoco.launch.py --show-args` lists the arguments.
+`ros2 launch jepa_ros sim_mujoco.launch.py --show-args` lists the arguments and
+`jepa-ros up sim_mujoco --dry-run` prints each node's command line.
 """
 
 from jepa_ros.launch_builder import launch_description

@@ -25,7 +25,7 @@ ABSOLUTE_PATH = re.compile(r"^/(home|opt|usr|work|tmp|root|var)/")
 def _xacro(hardware: str, **mappings: str) -> ET.Element:
     import xacro
 
-    mappings = {"hardware": hardware, "controllers_file": str(package_share() / "config" / "controllers.yaml"), **mappings}
+    mappings = {"hardware": hardware, "controllers_file": str(package_share() / "config" / "ros2_control" / "controllers.yaml"), **mappings}
     return ET.fromstring(xacro.process_file(str(package_share() / "urdf" / "arm.urdf.xacro"), mappings=mappings).toxml())
 
 
@@ -40,7 +40,7 @@ def test_gazebo_description_has_camera_sensor_state_interfaces_and_gz_ros2_contr
     assert sensors[0].findtext("topic") == "camera/image_raw"
     plugins = [p for g in robot.iter("gazebo") for p in g.iter("plugin")]
     assert [p.get("filename") for p in plugins] == ["gz_ros2_control-system"]
-    assert Path(plugins[0].findtext("parameters")).resolve() == (package_share() / "config" / "controllers.yaml").resolve()
+    assert Path(plugins[0].findtext("parameters")).resolve() == (package_share() / "config" / "ros2_control" / "controllers.yaml").resolve()
     ros2_control = robot.find("ros2_control")
     assert ros2_control.findtext("hardware/plugin") == "gz_ros2_control/GazeboSimSystem"
     # joint_state_broadcaster publishes joint_states from these state interfaces
@@ -73,7 +73,7 @@ def test_world_has_the_systems_gazebo_needs() -> None:
 
 
 def test_bridge_topics_are_the_nodes_defaults_and_the_sensors() -> None:
-    bridge = yaml.safe_load((package_share() / "config" / "gz_bridge.yaml").read_text())
+    bridge = yaml.safe_load((package_share() / "config" / "gazebo" / "gz_bridge.yaml").read_text())
     by_type = {entry["ros_type_name"]: entry for entry in bridge}
     assert set(by_type) == {"rosgraph_msgs/msg/Clock", "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"}
     assert all(entry["direction"] == "GZ_TO_ROS" for entry in bridge)

@@ -18,7 +18,7 @@ PRESETS = sorted(path.stem for path in (package_share() / "config" / "robots").g
 def _urdf(hardware: str = "mock", **mappings: str) -> ET.Element:
     import xacro
 
-    mappings = {"hardware": hardware, "controllers_file": str(package_share() / "config" / "controllers.yaml"), **mappings}
+    mappings = {"hardware": hardware, "controllers_file": str(package_share() / "config" / "ros2_control" / "controllers.yaml"), **mappings}
     return ET.fromstring(xacro.process_file(str(package_share() / "urdf" / "arm.urdf.xacro"), mappings=mappings).toxml())
 
 
@@ -59,7 +59,7 @@ def test_jepa_arm_preset_matches_the_urdf_and_controllers() -> None:
         assert float(limit.get("lower")) == pytest.approx(lower), joint.get("name")
         assert float(limit.get("upper")) == pytest.approx(upper), joint.get("name")
         assert float(limit.get("velocity")) == pytest.approx(velocity), joint.get("name")
-    controllers = yaml.safe_load((package_share() / "config" / "controllers.yaml").read_text())
+    controllers = yaml.safe_load((package_share() / "config" / "ros2_control" / "controllers.yaml").read_text())
     topic_controller = robot.command_topic.split("/")[0]
     assert topic_controller in controllers["controller_manager"]["ros__parameters"]
     for name in ("forward_position_controller", "joint_trajectory_controller"):

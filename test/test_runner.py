@@ -41,7 +41,7 @@ def test_sim_mujoco_command_lines(tmp_path: Path) -> None:
     assert Path(sim.argv[0]).name == "sim_node"
     ros_args = sim.argv[sim.argv.index("--ros-args") :]
     assert ros_args[:3] == ["--ros-args", "-r", "__node:=sim_node"]
-    assert ros_args[ros_args.index("--params-file") + 1] == str((package_share() / "config" / "sim_node.yaml").resolve())
+    assert ros_args[ros_args.index("--params-file") + 1] == str((package_share() / "config" / "nodes" / "sim_node.yaml").resolve())
     assert "image_size:=96" in ros_args and "use_sim_time:=false" in ros_args  # sim_node is the clock
     assert "use_sim_time:=true" in model.argv and "start_enabled:=false" in model.argv  # typed: YAML bools
     assert 'checkpoint:="/ckpt"' in model.argv  # text arguments are quoted, so they stay strings
@@ -89,7 +89,7 @@ def test_remaps_param_files_and_parameters_in_ros_args_order(tmp_path: Path) -> 
                 "jepa_ros",
                 "sim_node",
                 "renamed_sim",
-                param_files=(SharePath("config/sim_node.yaml"),),
+                param_files=(SharePath("config/nodes/sim_node.yaml"),),
                 parameters=(("camera_rate", "{rate}"), ("camera_frame", "{camera}_optical")),
                 remaps=(("camera/image_raw", "/{camera}/image_raw"),),
             ),
@@ -102,7 +102,7 @@ def test_remaps_param_files_and_parameters_in_ros_args_order(tmp_path: Path) -> 
         "-r",
         "__node:=renamed_sim",
         "--params-file",
-        str((package_share() / "config" / "sim_node.yaml").resolve()),
+        str((package_share() / "config" / "nodes" / "sim_node.yaml").resolve()),
         "-r",
         "camera/image_raw:=/left/image_raw",
         "-p",

@@ -10,7 +10,7 @@ from jepa_wm.sim.description import DescriptionError, default_xacro_path, load_d
 
 ROOT = Path(__file__).resolve().parents[1]
 XACRO = ROOT / "urdf" / "arm.urdf.xacro"
-CONTROLLERS = ROOT / "config" / "controllers.yaml"
+CONTROLLERS = ROOT / "config" / "ros2_control" / "controllers.yaml"
 JOINTS = [f"joint{i}" for i in range(1, 7)]
 HARDWARE = {
     "gazebo": {"hardware": "gazebo"},
@@ -52,7 +52,7 @@ def test_find_resolves_through_the_ament_index(tmp_path, monkeypatch):
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
     document = xacro.process_file(str(XACRO), mappings={"hardware": "gazebo"})
     parameters = ET.fromstring(document.toxml()).findtext("gazebo/plugin/parameters")
-    assert parameters == f"{tmp_path}/share/jepa_ros/config/controllers.yaml"
+    assert parameters == f"{tmp_path}/share/jepa_ros/config/ros2_control/controllers.yaml"
 
 
 @pytest.mark.parametrize(

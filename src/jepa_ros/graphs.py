@@ -190,7 +190,7 @@ def _world_model(*, remaps: tuple[tuple[str, str], ...] = (), extra: tuple[tuple
         PACKAGE,
         "world_model_node",
         "world_model_node",
-        param_files=(SharePath("config/world_model_node.yaml"), *param_files),
+        param_files=(SharePath("config/nodes/world_model_node.yaml"), *param_files),
         parameters=(("use_sim_time", "{use_sim_time}"), ("checkpoint", "{checkpoint}"), ("start_enabled", "{enable}"), *extra),
         remaps=remaps,
     )
@@ -202,7 +202,7 @@ def _explore() -> NodeSpec:
         PACKAGE,
         "explore_node",
         "explore_node",
-        param_files=(SharePath("config/explore_node.yaml"),),
+        param_files=(SharePath("config/nodes/explore_node.yaml"),),
         parameters=(("use_sim_time", "{use_sim_time}"), ("start_enabled", True)),
         condition="explore",
     )
@@ -225,7 +225,7 @@ SIM_MUJOCO = Graph(
             PACKAGE,
             "sim_node",
             "sim_node",
-            param_files=(SharePath("config/sim_node.yaml"),),
+            param_files=(SharePath("config/nodes/sim_node.yaml"),),
             # sim_node is the clock: it publishes /clock and must not wait on it
             parameters=(
                 ("use_sim_time", False),
@@ -240,7 +240,7 @@ SIM_MUJOCO = Graph(
 )
 
 # controllers_file given explicitly: $(find jepa_ros) in the xacro needs an ament index
-_ARM_GAZEBO = Xacro("urdf/arm.urdf.xacro", (("hardware", "gazebo"), ("controllers_file", SharePath("config/controllers.yaml"))))
+_ARM_GAZEBO = Xacro("urdf/arm.urdf.xacro", (("hardware", "gazebo"), ("controllers_file", SharePath("config/ros2_control/controllers.yaml"))))
 
 SIM_GAZEBO = Graph(
     name="sim_gazebo",
@@ -291,7 +291,7 @@ SIM_GAZEBO = Graph(
             "ros_gz_bridge",
             "parameter_bridge",
             "gz_bridge",
-            parameters=(("config_file", SharePath("config/gz_bridge.yaml")), ("use_sim_time", "{use_sim_time}")),
+            parameters=(("config_file", SharePath("config/gazebo/gz_bridge.yaml")), ("use_sim_time", "{use_sim_time}")),
         ),
         NodeSpec(
             "controller_manager",
@@ -312,7 +312,7 @@ SIM_GAZEBO = Graph(
                 "--controller-manager",
                 "/controller_manager",
                 "--param-file",
-                SharePath("config/controllers.yaml"),
+                SharePath("config/ros2_control/controllers.yaml"),
             ),
             parameters=(("use_sim_time", "{use_sim_time}"),),
             after="spawn_joint_state_broadcaster",
@@ -338,8 +338,8 @@ ROBOT = Graph(
         Argument("command_topic", PresetField("command_topic"), "arm controller command topic; default: the preset's"),
         Argument(
             "params_file",
-            SharePath("config/world_model_node.yaml"),
-            "world_model_node parameters loaded after the packaged config/world_model_node.yaml, e.g. the planner's "
+            SharePath("config/nodes/world_model_node.yaml"),
+            "world_model_node parameters loaded after the packaged config/nodes/world_model_node.yaml, e.g. the planner's "
             "num_samples, iterations or control_rate for a slower CPU (a file with only those keys is enough)",
         ),
     ),
@@ -377,7 +377,7 @@ REPLAY = Graph(
             PACKAGE,
             "world_model_node",
             "world_model_node",
-            param_files=(SharePath("config/world_model_node.yaml"),),
+            param_files=(SharePath("config/nodes/world_model_node.yaml"),),
             parameters=(
                 ("use_sim_time", True),
                 ("checkpoint", "{checkpoint}"),

@@ -52,7 +52,7 @@ def render_xacro(path: str | Path, mappings: dict[str, str] | None = None) -> st
     mappings = dict(mappings or {})
     if "controllers_file" not in mappings:
         # $(find jepa_ros) needs an ament index; point at the controllers next to the description instead.
-        controllers = path.resolve().parent.parent / "config" / "controllers.yaml"
+        controllers = path.resolve().parent.parent / "config" / "ros2_control" / "controllers.yaml"
         mappings["controllers_file"] = str(controllers)
     captured = io.StringIO()
     try:

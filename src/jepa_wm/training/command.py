@@ -1,6 +1,6 @@
 """`jepa-ros train`: train the JEPA world model from rosbag2 episodes.
 
-    jepa-ros train --bags data/explore --config config/train.yaml --out runs/default [--resume] [--steps N]
+    jepa-ros train --bags data/explore --config config/training/train.yaml --out runs/default [--resume] [--steps N]
     torchrun --nproc_per_node 2 -m jepa_wm.command_line train ...     # data-parallel (gloo on CPU, nccl on GPU)
 
 RUN (``--out``) receives ``metrics.json``, ``loss_curve.png``, ``resume.pt`` (training state,
@@ -24,7 +24,7 @@ from jepa_wm.config import TrainConfig, WorldModelConfig, load_yaml, package_sha
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `jepa-ros train`."""
-    share = package_share() / "config"
+    share = package_share() / "config" / "training"
     parser.add_argument("--bags", nargs="+", required=True, help="bag folders/files, or folders searched for bags")
     parser.add_argument("--config", default=str(share / "train.yaml"), help="YAML with a 'train' section (TrainConfig)")
     parser.add_argument("--model-config", default=str(share / "world_model.yaml"),
