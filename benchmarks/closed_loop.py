@@ -88,12 +88,15 @@ def main() -> None:
         metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=checkpoint)
     print(f"report: {args.out}/report.md")
     print(json.dumps({
-        "success_rate": metrics["world_model"]["success_rate"],
+        "hold_success_rate": metrics["world_model"]["hold_success_rate"],
+        "touch_success_rate": metrics["world_model"]["touch_success_rate"],
         "median_final_error_m": metrics["world_model"]["median_final_error_m"],
         "median_best_error_m": metrics["world_model"]["median_best_error_m"],
-        "random_success_rate": metrics["random"]["success_rate"],
+        "random_hold_success_rate": metrics["random"]["hold_success_rate"],
+        "random_touch_success_rate": metrics["random"]["touch_success_rate"],
         "random_median_final_error_m": metrics["random"]["median_final_error_m"],
-        "zero_success_rate": metrics["zero"]["success_rate"],
+        "zero_hold_success_rate": metrics["zero"]["hold_success_rate"],
+        "zero_touch_success_rate": metrics["zero"]["touch_success_rate"],
         "zero_median_final_error_m": metrics["zero"]["median_final_error_m"],
         "median_replan_ms": metrics["world_model"]["median_replan_ms"],
         "goals": args.goals,

@@ -26,3 +26,18 @@ def test_a_graph_seed_that_is_not_the_goals_scene_is_refused_before_anything_sta
     with pytest.raises(ValueError, match=r"seed:=3 would give sim_node another scene .*scene seed 0.*--scene-seed"):
         run_closed_loop(ReachingConfig(num_goals=1), 64, ["seed:=3"], tmp_path)
     assert not any(tmp_path.iterdir())  # no report written
+
+
+def test_held_is_where_the_arm_ends_and_stays_touched_is_any_pass():
+    from jepa_wm.reaching import ReachAttempt, summarize
+
+    config = ReachingConfig(num_goals=3, max_steps=10, hold_steps=5)
+    passing = ReachAttempt(0, [0.2, 0.1, 0.02, 0.05, 0.06, 0.06, 0.07, 0.06, 0.05, 0.06, 0.06])  # passes, hovers away
+    settled = ReachAttempt(1, [0.2, 0.1, 0.05, 0.04, 0.04, 0.03, 0.02, 0.01, 0.02, 0.01, 0.02])  # the last 5 within 3 cm
+    drifting = ReachAttempt(2, [0.2, 0.1, 0.05, 0.02, 0.01, 0.01, 0.01, 0.01, 0.01, 0.02, 0.04])  # leaves at the end
+    assert [a.touched(config) for a in (passing, settled, drifting)] == [True, True, True]
+    assert [a.held(config) for a in (passing, settled, drifting)] == [False, True, False]
+    metrics = summarize([passing, settled, drifting], config)
+    assert metrics["hold_success_rate"] == pytest.approx(1 / 3) and metrics["touch_success_rate"] == 1.0
+    with pytest.raises(ValueError, match="hold_steps=11: expected 1..max_steps=10"):
+        ReachingConfig(max_steps=10, hold_steps=11)

@@ -247,10 +247,13 @@ def run(args: argparse.Namespace) -> int:
     config = ReachingConfig(num_goals=args.goals, max_steps=args.steps, seed=args.seed, scene_seed=args.scene_seed)
     metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out, args.checkpoint)
     summary = {
-        "success_rate": metrics["world_model"]["success_rate"],
+        "hold_success_rate": metrics["world_model"]["hold_success_rate"],
+        "touch_success_rate": metrics["world_model"]["touch_success_rate"],
         "median_final_error_m": metrics["world_model"]["median_final_error_m"],
-        "random_success_rate": metrics["random"]["success_rate"],
-        "zero_success_rate": metrics["zero"]["success_rate"],
+        "random_hold_success_rate": metrics["random"]["hold_success_rate"],
+        "random_touch_success_rate": metrics["random"]["touch_success_rate"],
+        "zero_hold_success_rate": metrics["zero"]["hold_success_rate"],
+        "zero_touch_success_rate": metrics["zero"]["touch_success_rate"],
         "median_replan_ms": metrics["world_model"]["median_replan_ms"],
     }
     print(f"report written to {args.out}/report.md")
