@@ -58,13 +58,14 @@ checkpoint: install data/explore128 data/explore128_jerky data/explore128_predic
 	# first stage: the encoder alone learns to read the joint positions linearly (config/training/proprio.yaml)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train \
 		--bags data/explore128 data/explore128_jerky data/explore128_predictor data/explore128_extra \
-		--config config/training/proprio.yaml --out runs/proprio --seed 0
+		--config config/training/proprio.yaml --out runs/proprio --seed 0 --robot jepa_arm
 	# second stage: encoder and predictor, inverse dynamics and a smooth latent (config/training/joint.yaml)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky \
-		--config config/training/joint.yaml --init runs/proprio/checkpoint --out runs/joint --seed 0
+		--config config/training/joint.yaml --init runs/proprio/checkpoint --out runs/joint --seed 0 --robot jepa_arm
 	# third stage: that latent fixed, the predictor alone trains on (config/training/predictor.yaml)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky data/explore128_predictor \
-		--config config/training/predictor.yaml --init runs/joint/checkpoint --out runs/default --seed 0 --export checkpoints/default
+		--config config/training/predictor.yaml --init runs/joint/checkpoint --out runs/default --seed 0 --robot jepa_arm \
+		--export checkpoints/default
 
 clean:
 	rm -rf $(VENV) build install log reports runs

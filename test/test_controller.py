@@ -391,3 +391,16 @@ def test_from_checkpoint_defaults_to_the_embedded_model_and_checks_the_robot_fir
         LatentMPC.from_checkpoint(None, PLANNER, load_robot("ur5e"))
     with pytest.raises(CheckpointError, match="missing does not exist"):
         LatentMPC.from_checkpoint(tmp_path / "missing", PLANNER, load_robot("jepa_arm"))
+
+
+def test_from_checkpoint_refuses_a_control_period_other_than_the_trained_step(tmp_path):
+    from jepa_wm.config import load_robot
+    from jepa_wm.models import save_checkpoint
+
+    robot = load_robot("jepa_arm")
+    model = WorldModel(dataclasses.replace(TINY, joint_names=robot.joint_names))
+    folder = save_checkpoint(model, tmp_path / "five_hz", {"period_s": 0.2})
+    assert LatentMPC.from_checkpoint(folder, PLANNER, robot, control_period=0.2).control_period == 0.2
+    with pytest.raises(ConfigError, match=r"0\.100 s step \(10\.00 Hz\), but the checkpoint was trained at 0\.200 s "
+                                          r".*set control_rate to 5\.00 Hz"):
+        LatentMPC.from_checkpoint(folder, PLANNER, robot, control_period=0.1)

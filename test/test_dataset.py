@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from jepa_wm.data import (
+    ActionWarning,
     BagError,
+    BagTopics,
     BagWriter,
     Episode,
     EpisodeWindows,
@@ -26,6 +28,7 @@ from jepa_wm.data import (
 NAMES = ("joint_a", "joint_b", "joint_c")
 T0 = 1_700_000_000 * 1_000_000_000  # a wall-clock epoch, as a real robot's bag has
 CAMERA_HZ, JOINT_HZ, PERIOD = 30, 100, 0.2
+OFFSET = np.array([0.05, -0.02, 0.01])  # commanded beyond where the joints get to
 
 
 def joint_positions_at(seconds: float) -> np.ndarray:
@@ -41,7 +44,10 @@ def frame_at(index: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
 def write_robot_bag(path: Path, seconds: float = 3.0, commands: str | None = "array", seed: int = 0,
                     camera_gap: tuple[float, float] | None = None) -> None:
     """A bag like one recorded on a real arm: 30 Hz camera, 100 Hz joint states in shuffled order with
-    jittered stamps and out-of-order arrival, commands at 5 Hz issued 30 ms after each control tick."""
+    jittered stamps and out-of-order arrival, commands at 5 Hz issued 30 ms after each control tick.
+
+    As on a real arm the joints follow the commands: each targets where the joints are a period later
+    (plus a small constant offset the servo never closes)."""
     rng = np.random.default_rng(seed)
     with BagWriter(path) as bag:
         for i in range(int(seconds * CAMERA_HZ)):
@@ -57,7 +63,7 @@ def write_robot_bag(path: Path, seconds: float = 3.0, commands: str | None = "ar
             bag.write_joint_state("/joint_states", max(stamp, T0), [NAMES[j] for j in order], positions[order])
         for k in range(int(seconds / PERIOD) + 1):
             stamp = T0 + int(k * PERIOD * 1e9) + 30_000_000
-            target = joint_positions_at(k * PERIOD) + np.array([0.05, -0.02, 0.01])
+            target = joint_positions_at((k + 1) * PERIOD) + OFFSET
             if commands == "array":
                 bag.write_command("/forward_position_controller/commands", stamp, target)
             elif commands == "trajectory":
@@ -82,14 +88,17 @@ def test_alignment_with_shuffled_joints_and_jittered_stamps(tmp_path: Path) -> N
     expected = np.stack([joint_positions_at(s) for s in seconds])
     np.testing.assert_allclose(episode.joint_positions, expected, atol=3e-3)
     # action = command in effect over [t, t+period) minus measured position at t
-    np.testing.assert_allclose(episode.actions, np.tile([0.05, -0.02, 0.01], (15, 1)), atol=3e-3)
+    commanded = np.stack([joint_positions_at(s + PERIOD) - joint_positions_at(s) for s in seconds]) + OFFSET
+    np.testing.assert_allclose(episode.actions, commanded, atol=3e-3)
     np.testing.assert_allclose(episode.ee_positions[:, 0], np.arange(15))
 
 
 def test_trajectory_commands_are_reordered_by_name(tmp_path: Path) -> None:
     write_robot_bag(tmp_path / "bag", commands="trajectory")
     episode = read_episode(tmp_path / "bag", period=PERIOD, joint_names=NAMES)
-    np.testing.assert_allclose(episode.actions, np.tile([0.05, -0.02, 0.01], (len(episode), 1)), atol=3e-3)
+    seconds = (episode.stamps_ns - T0) / 1e9
+    commanded = np.stack([joint_positions_at(s + PERIOD) - joint_positions_at(s) for s in seconds]) + OFFSET
+    np.testing.assert_allclose(episode.actions, commanded, atol=3e-3)
 
 
 def test_without_commands_actions_are_position_differences(tmp_path: Path) -> None:
@@ -199,6 +208,66 @@ def test_a_bag_mixing_image_sizes_is_refused_naming_the_sizes(tmp_path: Path) ->
         read_episode(tmp_path / "mixed", image_size=32)
 
 
+def test_unnamed_commands_in_another_order_than_the_joint_states_are_refused_naming_the_joints(tmp_path: Path) -> None:
+    # the first joint state lists the joints in another order than the controller: every action landed on
+    # the wrong joint, silently (the agreement of action and motion fell from 0.95 to -0.07)
+    write_robot_bag(tmp_path / "bag", seed=0)  # its first joint state lists joint_c, joint_a, joint_b
+    first_order = read_episode(tmp_path / "bag", period=PERIOD, topics=BagTopics(command_joints=NAMES)).joint_names
+    assert first_order != NAMES  # the joint states' order is not the controller's
+    with pytest.raises(BagError, match=r"commands on /forward_position_controller/commands and the motion that "
+                                       r"follows disagree for joints .*Give the controller's joint order"):
+        read_episode(tmp_path / "bag", period=PERIOD)
+    # with the controller's order stated, every command lands on its joint, whatever the joint states' order
+    episode = read_episode(tmp_path / "bag", period=PERIOD, topics=BagTopics(command_joints=NAMES))
+    by_name = read_episode(tmp_path / "bag", period=PERIOD, joint_names=NAMES)
+    order = [episode.joint_names.index(name) for name in NAMES]
+    np.testing.assert_allclose(episode.actions[:, order], by_name.actions)
+    with pytest.raises(BagError, match=r"the command joints \['joint_a', 'joint_b', 'joint_x'\] lack \['joint_c'\]"):
+        read_episode(tmp_path / "bag", period=PERIOD, topics=BagTopics(command_joints=("joint_a", "joint_b", "joint_x")))
+
+
+def test_an_assumed_command_order_and_missing_commands_are_said_by_name(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "ordered", seed=1)  # its first joint state is in the controller's order
+    with pytest.warns(ActionWarning, match=r"names no joints; its values are taken in the joint states' order"):
+        episode = read_episode(tmp_path / "ordered", period=PERIOD)  # consistent, so read; the assumption said
+    assert episode.joint_names == NAMES
+    write_robot_bag(tmp_path / "no_commands", commands=None)
+    with pytest.warns(ActionWarning, match=r"has no commands on /forward_position_controller/commands or "
+                                           r"/joint_trajectory_controller/joint_trajectory: its actions are the "
+                                           r"measured joint-position differences"):
+        read_episode(tmp_path / "no_commands", period=PERIOD, joint_names=NAMES)
+
+
+def test_bag_reading_takes_the_preset_then_each_flag() -> None:
+    import argparse
+
+    from jepa_wm.config import load_robot
+    from jepa_wm.data.options import add_bag_arguments, bag_reading
+
+    parser = argparse.ArgumentParser()
+    add_bag_arguments(parser)
+    robot = load_robot("ur5e")
+    reading = bag_reading(parser.parse_args(["--robot", "ur5e"]))
+    assert reading.joint_names == robot.joint_names and reading.topics.command_joints == robot.joint_names
+    assert reading.topics.trajectory == "/" + robot.command_topic  # a JTC preset: its commands are trajectories
+    assert reading.topics.image == "/" + robot.camera_topic
+    reading = bag_reading(parser.parse_args(["--robot", "ur5e", "--image-topic", "/camera/color/image_raw",
+                                             "--joints", "shoulder_pan_joint", "--command-joints", "a", "b",
+                                             "--period", "0.1"]))
+    assert reading.topics.image == "/camera/color/image_raw" and reading.joint_names == ("shoulder_pan_joint",)
+    assert reading.topics.command_joints == ("a", "b") and reading.period == 0.1
+    assert bag_reading(parser.parse_args([])).joint_names is None
+
+
+def test_one_long_recording_is_split_by_time() -> None:
+    episode = make_episode(40, 0.0, "long")
+    train, val = split_episodes([episode], 0.25, seed=0)
+    assert [len(e) for e in train] == [30] and [len(e) for e in val] == [10]
+    np.testing.assert_array_equal(val[0].joint_positions, episode.joint_positions[30:])  # the tail, in order
+    with pytest.raises(ValueError, match="too short to hold out a validation part"):
+        split_episodes([make_episode(3, 0.0, "short")], 0.25, seed=0)
+
+
 def test_read_episodes_finds_every_bag(tmp_path: Path) -> None:
     write_robot_bag(tmp_path / "robot" / "day1" / "run_a", seconds=1.0, seed=1)
     write_robot_bag(tmp_path / "robot" / "day2" / "run_b", seconds=1.0, seed=2, commands=None)
@@ -244,5 +313,5 @@ def test_split_is_by_episode_and_seeded() -> None:
     assert {e.source for e in train}.isdisjoint({e.source for e in val})
     assert [e.source for e in split_episodes(episodes, 0.2, seed=3)[1]] == [e.source for e in val]
     assert [e.source for e in split_episodes(episodes, 0.2, seed=4)[1]] != [e.source for e in val]
-    with pytest.raises(ValueError, match="at least 2"):
-        split_episodes(episodes[:1], 0.2, seed=0)
+    with pytest.raises(ValueError, match="no episodes to split"):
+        split_episodes([], 0.2, seed=0)

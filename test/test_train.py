@@ -47,6 +47,7 @@ def test_short_run_lowers_loss_and_resumes(setup):
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert metrics["train_samples_per_s"] > 0 and "probe_r2" in metrics["final"]
+    assert read_checkpoint_config(root / "exported")[1]["period_s"] == pytest.approx(0.1)  # the toy bags' step
     assert (root / "run" / "loss_curve.png").stat().st_size > 1000
     # The plot shows every recorded term and the total, train and validation, not the schedule.
     terms = loss_terms(history)

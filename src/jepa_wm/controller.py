@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, check_joint_names
-from jepa_wm.models.checkpoint import CheckpointError, default_checkpoint, explored_joint_range, load_checkpoint
+from jepa_wm.data.episodes import period_mismatch
+from jepa_wm.models.checkpoint import (
+    CheckpointError,
+    default_checkpoint,
+    explored_joint_range,
+    load_checkpoint,
+    read_checkpoint_config,
+)
 from jepa_wm.models.rollout_graph import TracedImagine
 from jepa_wm.planning import PlanResult, RolloutFn, latent_goal_cost, make_generator, plan, shift_plan
 from jepa_wm.safety import clamp_command, non_finite
@@ -216,6 +223,12 @@ class LatentMPC:
             raise CheckpointError(f"checkpoint folder {folder} does not exist; expected a folder written by save_checkpoint")
         model = load_checkpoint(folder, device)
         match_joints(model.config.joint_names, robot)
+        period = 1.0 / robot.control_rate if control_period is None else control_period
+        trained = read_checkpoint_config(folder)[1].get("period_s")  # None in checkpoints made before it was kept
+        mismatch = period_mismatch(trained, period)
+        if mismatch:
+            raise ConfigError(f"checkpoint {folder}: the controller would run at {mismatch}; set control_rate to "
+                              f"{1 / trained:.2f} Hz")
         explored = explored_joint_range(folder, robot.joint_names) if stay_in_explored_range else None
         return cls(model, planner, robot, control_period, device, explored)
 

@@ -2,6 +2,7 @@
 
 from jepa_wm.data.dataset import EpisodeWindows, split_episodes
 from jepa_wm.data.episodes import (
+    ActionWarning,
     BagTopics,
     Episode,
     GapWarning,
@@ -19,6 +20,7 @@ __all__ = [
     "BagTopics",
     "BagWriter",
     "Episode",
+    "ActionWarning",
     "GapWarning",
     "EpisodeWindows",
     "bag_topics",

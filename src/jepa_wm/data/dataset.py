@@ -15,11 +15,22 @@ from jepa_wm.models.world_model import WorldModel
 
 
 def split_episodes(episodes: Sequence[Episode], val_fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
-    """Split by whole episodes (never inside one), shuffled by ``seed``: (train, validation)."""
+    """Split by whole episodes (never inside one), shuffled by ``seed``: (train, validation).
+
+    One episode (a single long recording) is split by time instead: its last ``val_fraction`` of steps
+    is the validation part, so no validation frame neighbours a training frame but at the cut.
+    """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction={val_fraction}: expected a fraction in (0, 1)")
-    if len(episodes) < 2:
-        raise ValueError(f"{len(episodes)} episode(s): a train/validation split by episode needs at least 2")
+    if len(episodes) == 1:  # one long recording: its last val_fraction of steps is held out
+        episode = episodes[0]
+        cut = len(episode) - max(2, int(round(val_fraction * len(episode))))
+        if cut < 2:
+            raise ValueError(f"{episode.source}: {len(episode)} steps is too short to hold out a validation part; "
+                             f"expected at least 4 steps, or more episodes")
+        return [episode.steps(0, cut)], [episode.steps(cut, len(episode))]
+    if not episodes:
+        raise ValueError("no episodes to split")
     order = np.random.default_rng(seed).permutation(len(episodes))
     num_val = min(len(episodes) - 1, max(1, int(round(val_fraction * len(episodes)))))
     val_ids = set(order[:num_val].tolist())

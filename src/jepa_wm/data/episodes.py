@@ -10,6 +10,7 @@ warning naming the time: nothing is interpolated across a gap.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,16 @@ class GapWarning(UserWarning):
     """A stream in a bag stopped for longer than two control periods."""
 
 
+class ActionWarning(UserWarning):
+    """What a bag's actions mean rests on an assumption: the order of unnamed commands, or no commands at all."""
+
+
+# Below this cosine between a joint's commanded steps and the motion that follows them, commands and
+# joints do not belong together: a joint moves the way it is commanded (a correct order reads 0.9 and
+# more on the simulated arm; commands taken for another joint read near 0).
+MIN_COMMAND_MOTION_AGREEMENT = 0.2
+
+
 @dataclass
 class Episode:
     """One time-aligned sequence from one bag (see docs/interfaces.md)."""
@@ -70,6 +81,13 @@ class Episode:
     def __len__(self) -> int:
         return len(self.stamps_ns)
 
+    def steps(self, start: int, stop: int) -> Episode:
+        """Steps ``start``..``stop - 1`` as an Episode of their own (arrays sliced, not copied)."""
+        ee = None if self.ee_positions is None else self.ee_positions[start:stop]
+        return dataclasses.replace(self, frames=self.frames[start:stop], joint_positions=self.joint_positions[start:stop],
+                                   actions=self.actions[start:stop], stamps_ns=self.stamps_ns[start:stop],
+                                   ee_positions=ee)
+
 
 @dataclass(frozen=True)
 class BagTopics:
@@ -80,6 +98,9 @@ class BagTopics:
     commands: str = topics.in_bag(topics.POSITION_COMMANDS)
     trajectory: str = topics.in_bag(topics.TRAJECTORY_COMMANDS)
     end_effector: str = topics.in_bag(topics.END_EFFECTOR)
+    # Joint order of Float64MultiArray commands (they carry no names): the controller's joint list, as a
+    # robot preset states it. Empty: the order of the joints read, with an ActionWarning naming it.
+    command_joints: tuple[str, ...] = ()
 
 
 def resize_frame(image: np.ndarray, image_size: int | None) -> np.ndarray:
@@ -163,6 +184,7 @@ class _Streams:
             raise BagError(f"bag {path}: {len(self.frame_stamps)} frames on {self.image_topic} and {len(joint_msgs)} "
                            f"joint states on {topics.joint_states}; expected both to have messages")
         self.joint_names = joint_names or joint_msgs[0][1].names
+        self.order_stated = bool(joint_names or topics.command_joints)
         self.joint_stamps, self.joint_positions = self._joint_matrix(path, joint_msgs, topics.joint_states)
         self.command_stamps, self.commands = self._command_matrix(path, command_msgs, topics)
         self.ee_stamps = np.array([s for s, _ in ee], dtype=np.int64)
@@ -185,15 +207,23 @@ class _Streams:
     def _command_matrix(self, path: Path, messages: list[tuple[int, str, Any]],
                         topics: BagTopics) -> tuple[np.ndarray, np.ndarray]:
         joints = len(self.joint_names)
+        self.unnamed_commands = False
         stamps, rows = [], []
         for stamp, msgtype, payload in messages:
             if msgtype == FLOAT64_ARRAY:
                 # ForwardCommandController commands carry no names: they are in the controller's joint order.
-                if len(payload) != joints:
-                    raise BagError(f"bag {path}: a command at {stamp} ns has {len(payload)} values; "
-                                   f"expected {joints} for joints {list(self.joint_names)}")
-                _require_finite(payload, self.joint_names, f"bag {path}: {topics.commands} at {stamp} ns")
-                rows.append(payload)
+                order = topics.command_joints or self.joint_names
+                if len(payload) != len(order):
+                    raise BagError(f"bag {path}: a command at {stamp} ns on {topics.commands} has {len(payload)} "
+                                   f"values; expected {len(order)} for the command joints {list(order)}")
+                _require_finite(payload, order, f"bag {path}: {topics.commands} at {stamp} ns")
+                value_of = dict(zip(order, payload))
+                missing = [name for name in self.joint_names if name not in value_of]
+                if missing:
+                    raise BagError(f"bag {path}: the command joints {list(order)} lack {missing}, read from "
+                                   f"{topics.joint_states}; expected the controller's joint list")
+                rows.append([value_of[name] for name in self.joint_names])
+                self.unnamed_commands = True
             else:
                 if len(payload.positions) == 0:
                     continue
@@ -211,6 +241,40 @@ def _require_finite(values: Any, names: tuple[str, ...], where: str) -> None:
     bad = non_finite(values, names)
     if bad:
         raise BagError(f"{where} has non-finite values: {', '.join(bad)}; expected finite joint positions in rad")
+
+
+def _check_command_order(path: Path, topics: BagTopics, streams: _Streams, actions: np.ndarray,
+                         joint_positions: np.ndarray, valid: np.ndarray, breaks: np.ndarray) -> None:
+    """Refuse a bag whose unnamed commands do not move the joints they are taken for; warn when the order is assumed.
+
+    Each joint's commanded steps must point the way the joint then moves: with commands in another
+    joint order than assumed, every action lands on the wrong joint and the agreement (a cosine) falls
+    to about 0. A joint that hardly moves, or is hardly commanded, is not judged.
+    """
+    order = list(topics.command_joints or streams.joint_names)
+    if not streams.order_stated:
+        warnings.warn(f"bag {path}: {topics.commands} (Float64MultiArray) names no joints; its values are taken in the "
+                      f"joint states' order {order}. State the controller's joint order (--robot PRESET or "
+                      f"--command-joints) when it may differ", ActionWarning, stacklevel=4)
+    follows = valid[:-1] & valid[1:] & ~breaks  # steps whose successor is the next step
+    motion = joint_positions[1:][follows] - joint_positions[:-1][follows]
+    commanded = actions[:-1][follows]
+    disagree = []
+    for j, name in enumerate(streams.joint_names):
+        a, m = commanded[:, j], motion[:, j]
+        size_a, size_m = float(np.sqrt(np.mean(a**2))), float(np.sqrt(np.mean(m**2)))
+        if len(a) < 10 or size_a < 1e-4 or size_m < 1e-4:  # too few steps, or a joint that hardly moves
+            continue
+        agreement = float(np.mean(a * m)) / (size_a * size_m)  # cosine: a joint moves the way it is commanded
+        if agreement < MIN_COMMAND_MOTION_AGREEMENT:
+            disagree.append(f"{name} {agreement:.2f}")
+    if disagree:
+        raise BagError(
+            f"bag {path}: commands on {topics.commands} and the motion that follows disagree for joints "
+            f"{', '.join(disagree)} (cosine of commanded step and next motion; expected >= "
+            f"{MIN_COMMAND_MOTION_AGREEMENT}); its values were taken in the order {order}. Give the controller's "
+            f"joint order (--robot PRESET or --command-joints)"
+        )
 
 
 def _segments(valid: np.ndarray, breaks: np.ndarray) -> list[np.ndarray]:
@@ -292,6 +356,12 @@ def _read_segments(bag: BagReader, topics: BagTopics, period: float | None, join
         targets = streams.commands[np.maximum(command_index, 0)]
         targets = np.where(np.isnan(targets), joint_positions, targets)
         actions = targets - joint_positions
+        if streams.unnamed_commands:
+            _check_command_order(path, topics, streams, actions, joint_positions, valid, breaks)
+    else:
+        warnings.warn(f"bag {path} has no commands on {topics.commands} or {topics.trajectory}: its actions are the "
+                      f"measured joint-position differences between steps, not commands as world_model_node sends "
+                      f"them; name the command topic if it has another", ActionWarning, stacklevel=3)
 
     runs_kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     runs = _segments(valid, breaks)
@@ -388,6 +458,22 @@ def find_bags(paths: str | Path | list[str | Path]) -> list[Path]:
     if not found:
         raise BagError(f"no bags (folders with metadata.yaml, .mcap, .db3 or .bag files) under {[str(r) for r in roots]}")
     return sorted(set(found))
+
+
+def step_period_s(episodes: list[Episode]) -> float:
+    """The median time step of episodes (s): what one action of theirs spans."""
+    steps = np.concatenate([np.diff(episode.stamps_ns) for episode in episodes if len(episode) > 1])
+    if steps.size == 0:
+        raise BagError("no episode has two steps: the time step is unknown")
+    return float(np.median(steps)) / NS
+
+
+def period_mismatch(trained_s: float | None, used_s: float) -> str:
+    """Why a time step more than 10 % from a checkpoint's training step is wrong ('' when it fits or is unknown)."""
+    if trained_s is None or abs(used_s - trained_s) <= 0.1 * trained_s:
+        return ""
+    return (f"a {used_s:.3f} s step ({1 / used_s:.2f} Hz), but the checkpoint was trained at {trained_s:.3f} s "
+            f"({1 / trained_s:.2f} Hz) and its actions span one such step")
 
 
 def read_episodes(paths: str | Path | list[str | Path], topics: BagTopics = BagTopics(), period: float | None = None,

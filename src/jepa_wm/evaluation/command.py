@@ -22,11 +22,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jepa_wm.config import ConfigError, PlannerConfig, load_yaml, to_dict
+from jepa_wm.config import ConfigError, PlannerConfig, check_joint_names, load_yaml, to_dict
 from jepa_wm.data import BagError, BagTopics, GapWarning, find_bags, read_episode_segments
+from jepa_wm.data.episodes import period_mismatch, step_period_s
+from jepa_wm.data.options import add_bag_arguments, bag_reading
 from jepa_wm.evaluation import episode_metrics as m
 from jepa_wm.evaluation.quality import encode_frames
 from jepa_wm.evaluation.report import write_evaluation_report
+from jepa_wm.models.checkpoint import read_checkpoint_config
 
 
 @dataclass(frozen=True)
@@ -62,20 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for metrics.json, report.md and plots")
     parser.add_argument("--horizon", type=int, default=defaults.horizon, help="prediction horizons 1..H")
     parser.add_argument("--goal-offset", type=int, default=defaults.goal_offset, help="goal = frame k steps ahead")
-    parser.add_argument("--period", type=float, default=None, help="resample episodes to this control period (s)")
     parser.add_argument("--plan-every", type=int, default=defaults.plan_every,
                         help="plan from every k-th step (0: never)")
     parser.add_argument("--energy-every", type=int, default=defaults.energy_every,
                         help="rank the recorded action's energy at every k-th step (0: never)")
     parser.add_argument("--num-random", type=int, default=defaults.num_random, help="random sequences per energy rank")
     parser.add_argument("--planner-config", default=None, help="YAML with a 'planner' section (PlannerConfig)")
-    parser.add_argument("--image-topic", default=None, help="camera topic (Image or CompressedImage)")
-    parser.add_argument("--joint-states-topic", default=None, help="sensor_msgs/JointState topic")
-    parser.add_argument("--command-topic", default=None, help="std_msgs/Float64MultiArray command topic")
-    parser.add_argument("--trajectory-topic", default=None, help="trajectory_msgs/JointTrajectory command topic")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads; 1 is fastest for these small batches on a busy 2-core CPU")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_bag_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,9 +90,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threads {args.threads}: expected >= 1")
     model = load_checkpoint(args.checkpoint).eval()
     started = time.perf_counter()
-    episodes, gaps = load_episodes(args.bag, model.config, args.period, _topic_overrides(args), not args.no_progress)
+    reading = bag_reading(args)
+    if reading.joint_names and sorted(reading.joint_names) != sorted(model.config.joint_names):
+        check_joint_names(model.config.joint_names, reading.joint_names, "the bags' (--robot / --joints)")
+    episodes, gaps = load_episodes(args.bag, model.config, reading.period, reading.topics, not args.no_progress)
     if not episodes:
         raise BagError(f"no episode long enough to evaluate in {args.bag}")
+    trained = read_checkpoint_config(args.checkpoint)[1].get("period_s")
+    mismatch = period_mismatch(trained, step_period_s(episodes))
+    if mismatch:
+        raise BagError(f"the bags {args.bag} have {mismatch}; pass --period {trained:.3f} to resample them")
     with torch_threads(args.threads), torch.no_grad():
         results = evaluate_episodes(model, episodes, settings, planner, show=not args.no_progress)
     results["bag_gaps"] = gaps
@@ -109,17 +115,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _topic_overrides(args: argparse.Namespace) -> dict[str, str]:
-    names = {"image": args.image_topic, "joint_states": args.joint_states_topic, "commands": args.command_topic,
-             "trajectory": args.trajectory_topic}
-    return {key: value for key, value in names.items() if value}
-
-
 def load_episodes(
-    paths: list[str], config: Any, period: float | None, topics: dict[str, str], show: bool = True
+    paths: list[str], config: Any, period: float | None, bag_topics: BagTopics, show: bool = True
 ) -> tuple[list[Any], list[str]]:
     """Every gap-free run of every bag, in the checkpoint's joint order and image size; plus the gap reports."""
-    bag_topics = dataclasses.replace(BagTopics(), **topics)
     episodes, gaps = [], []
     for bag in tqdm(find_bags(paths), desc="read bags", unit="bag", disable=not show):
         with warnings.catch_warnings(record=True) as caught:

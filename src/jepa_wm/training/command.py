@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from jepa_wm.config import TrainConfig, WorldModelConfig, load_yaml, package_share
+from jepa_wm.data.options import add_bag_arguments, bag_reading
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from a checkpoint folder, or an official V-JEPA 2 .pt (encoder; needed by frozen_encoder)")
     parser.add_argument("--export", default=None, help="also copy the final checkpoint folder here")
     parser.add_argument("--device", default="auto", help="'auto' (cuda when available), 'cpu', 'cuda', ...")
+    add_bag_arguments(parser)
 
 
 def joint_range_of(episodes) -> dict[str, list[float]]:
@@ -48,6 +50,7 @@ def joint_range_of(episodes) -> dict[str, list[float]]:
 def run(args: argparse.Namespace) -> int:
     """Load configs and data, train, evaluate, save; returns the exit status."""
     from jepa_wm.data import read_episodes, split_episodes
+    from jepa_wm.data.episodes import step_period_s
     from jepa_wm.models.checkpoint import read_checkpoint_config, save_checkpoint
     from jepa_wm.training.trainer import Trainer, build_model, distributed_context, evaluate_model, training_machine
 
@@ -57,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **overrides)
     model_config = load_yaml(args.model_config, WorldModelConfig, "world_model")
 
-    episodes = read_episodes(args.bags, image_size=model_config.encoder.image_size, progress=context.is_main)
-    # The bags define the robot: joint names (and their order) come from the data.
+    reading = bag_reading(args)
+    episodes = read_episodes(args.bags, reading.topics, reading.period, reading.joint_names,
+                             image_size=model_config.encoder.image_size, progress=context.is_main)
+    # The bags (or the preset) define the robot: joint names and their order.
     model_config = dataclasses.replace(model_config, joint_names=tuple(episodes[0].joint_names))
     train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
 
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                     "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,
                     "episodes": {"train": len(train_episodes), "val": len(val_episodes)}, "final": final,
                     "explored_joint_range": joint_range_of(train_episodes),
+                    "period_s": step_period_s(train_episodes),  # the time one action spans
                     "machine": training_machine(context)}
         if args.init and Path(args.init).is_dir():  # the model trained on: its own record, so stages chain
             metadata["init"] = {"path": str(args.init), **read_checkpoint_config(args.init)[1]}
