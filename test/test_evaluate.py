@@ -214,8 +214,8 @@ def test_metric_functions_on_known_values():
 
 def test_bags_at_another_time_step_than_the_checkpoints_are_refused_with_the_fix(bags, tmp_path):
     torch.manual_seed(0)
-    ckpt = save_checkpoint(WorldModel(TINY), tmp_path / "ten_hz", {"period_s": 0.1})  # trained at 10 Hz
-    with pytest.raises(BagError, match=r"0\.200 s step \(5\.00 Hz\), but the checkpoint was trained at 0\.100 s.*"
-                                       r"pass --period 0\.100 to resample them"):
+    ckpt = save_checkpoint(WorldModel(TINY), tmp_path / "slow", {"period_s": 0.4})  # trained at 2.5 Hz
+    with pytest.raises(BagError, match=r"0\.200 s step \(5\.00 Hz\), but the checkpoint was trained at 0\.400 s.*"
+                                       r"pass --period 0\.400 to resample them"):
         evaluate([bags["mcap"]], ckpt, tmp_path / "out")
-    assert evaluate([bags["mcap"]], ckpt, tmp_path / "resampled", "--period", "0.1")["episodes"]
+    assert evaluate([bags["mcap"]], ckpt, tmp_path / "resampled", "--period", "0.4")["episodes"]
