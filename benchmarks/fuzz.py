@@ -275,7 +275,7 @@ class Run:
         return process
 
     def __call__(self) -> dict:
-        params = package_share() / "config"
+        params = package_share() / "config" / "nodes"
         self.sim = self.start("jepa_ros.nodes.sim_node", "sim_node", "-r", "__ns:=/sim",
                               "--params-file", str(params / "sim_node.yaml"))
         self.node = self.start("jepa_ros.nodes.world_model_node", "world_model_node",
