@@ -195,3 +195,16 @@ def test_a_pickle_with_code_is_refused_plainly_naming_the_file(tmp_path, capsys)
     with pytest.raises(CheckpointError) as error:
         load_vjepa2(path, tiny_config())
     assert "weights_only" not in str(error.value)
+
+
+def test_metadata_is_updated_in_place_keeping_the_weights(tmp_path):
+    from jepa_wm.models.checkpoint import read_checkpoint_config, update_metadata
+
+    folder = _saved(tmp_path, explored_joint_range={"lower": [0.0] * 3, "upper": [1.0] * 3})
+    weights = (folder / "model.safetensors").read_bytes()
+    update_metadata(folder, reach={"hold_below": 0.04, "resume_above": 0.07})
+    metadata = read_checkpoint_config(folder)[1]
+    assert metadata["reach"]["hold_below"] == 0.04 and metadata["explored_joint_range"]["upper"] == [1.0] * 3
+    assert (folder / "model.safetensors").read_bytes() == weights
+    with pytest.raises(CheckpointError, match="no config.json"):
+        update_metadata(tmp_path / "missing", reach={})

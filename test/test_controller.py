@@ -404,3 +404,40 @@ def test_from_checkpoint_refuses_a_control_period_other_than_the_trained_step(tm
     with pytest.raises(ConfigError, match=r"0\.100 s step \(10\.00 Hz\), but the checkpoint was trained at 0\.200 s "
                                           r".*set control_rate to 5\.00 Hz"):
         LatentMPC.from_checkpoint(folder, PLANNER, robot, control_period=0.1)
+
+
+def test_at_the_goal_the_arm_is_held_until_the_frame_drifts_past_the_resume_distance(model):
+    goal, far = frame(1), frame(2)
+    probe = LatentMPC(model, PLANNER, ROBOT)
+    probe.set_goal(goal)
+    far_distance = probe.step(far, np.zeros(3)).goal_distance
+    assert probe.step(goal, np.zeros(3)).goal_distance == pytest.approx(0.0, abs=1e-6)  # the goal's own frame
+    mpc = LatentMPC(model, PLANNER, ROBOT, reach=(0.25 * far_distance, 0.75 * far_distance))
+    mpc.set_goal(goal)
+    assert not mpc.step(far, np.zeros(3)).reached  # away: it plans
+    current = np.array([0.2, -0.1, 0.3])
+    held = mpc.step(goal, current)
+    assert held.reached and held.command.tolist() == current.tolist() and not np.isfinite(held.plan_ms)
+    assert mpc.pending is None and mpc.warm_start is None
+    # between the two distances a held arm stays held (a blend of the goal and a far frame)
+    between = (0.6 * goal + 0.4 * far).astype(np.uint8)
+    distance = mpc.step(between, current).goal_distance
+    if 0.25 * far_distance < distance <= 0.75 * far_distance:
+        assert mpc.holding
+    assert not mpc.step(far, current).reached  # pushed away: planning resumes
+    mpc.step(goal, current)
+    mpc.set_goal(far)  # a new goal always starts with a plan
+    assert not mpc.holding
+    with pytest.raises(ConfigError, match=r"reach distances \(0.5, 0.1\): expected 0 < hold_below <= resume_above"):
+        LatentMPC(model, PLANNER, ROBOT, reach=(0.5, 0.1))
+
+
+def test_from_checkpoint_takes_the_calibrated_reach_unless_told_not_to(tmp_path):
+    from jepa_wm.config import load_robot
+    from jepa_wm.models import save_checkpoint
+
+    robot = load_robot("jepa_arm")
+    model = WorldModel(dataclasses.replace(TINY, joint_names=robot.joint_names))
+    folder = save_checkpoint(model, tmp_path / "calibrated", {"reach": {"hold_below": 0.04, "resume_above": 0.07}})
+    assert LatentMPC.from_checkpoint(folder, PLANNER, robot).reach == (0.04, 0.07)
+    assert LatentMPC.from_checkpoint(folder, PLANNER, robot, hold_at_goal=False).reach is None

@@ -41,3 +41,15 @@ def test_held_is_where_the_arm_ends_and_stays_touched_is_any_pass():
     assert metrics["hold_success_rate"] == pytest.approx(1 / 3) and metrics["touch_success_rate"] == 1.0
     with pytest.raises(ValueError, match="hold_steps=11: expected 1..max_steps=10"):
         ReachingConfig(max_steps=10, hold_steps=11)
+
+
+def test_reach_calibration_separates_frames_at_the_goal_from_frames_away():
+    from jepa_wm.models.checkpoint import default_checkpoint, load_checkpoint, read_checkpoint_config
+    from jepa_wm.reaching import calibrate_reach
+
+    model = load_checkpoint(default_checkpoint()).eval()
+    with make_sim(model.config.encoder.image_size, 0) as sim:
+        reach = calibrate_reach(model, sim, ReachingConfig(num_goals=2, seed=10), poses_per_scale=3)
+    assert 0 < reach["hold_below"] < reach["resume_above"] and reach["frames_near"] >= 10
+    stored = read_checkpoint_config(default_checkpoint())[1]["reach"]  # `jepa-ros calibrate` of the shipped model
+    assert 0 < stored["hold_below"] < stored["resume_above"] and stored["goals"] == 12

@@ -169,8 +169,9 @@ class ReachingClient(Node):
             with self._lock:
                 if step > 1:  # command `step` arrives a period after the one before: `step - 1` carried out
                     episode.errors_m.append(self._error(goal))
-                if self.last_plan_ms is not None:
+                if self.last_plan_ms is not None:  # a new plan since the last step (a held arm does not plan)
                     episode.replan_ms.append(self.last_plan_ms)
+                    self.last_plan_ms = None
                 if self.frame_msg is not None and step % video_every == 0:
                     episode.frames.append(image_to_rgb(self.frame_msg))
         time.sleep(config.control_period)  # the last command's period

@@ -4,8 +4,10 @@ Every control tick: encode the newest camera frame, imagine the rest of the prev
 if the arm is still on its way, plan normalised actions toward the goal latent (CEM or MPPI,
 warm-started from the previous plan), turn the first action into a joint-position target
 ``q + a * action_scale`` (q: the measured positions, or the previous command while it is under
-way) and clamp it to the robot's position and velocity limits. Joint order comes from names:
-inputs and commands are in the robot preset's order, the model sees its checkpoint's order.
+way) and clamp it to the robot's position and velocity limits. Once the frame is within the
+checkpoint's calibrated reach distance of the goal latent, the arm is held where it is (no plan)
+until the frame drifts past the resume distance or a new goal arrives. Joint order comes from
+names: inputs and commands are in the robot preset's order, the model sees its checkpoint's order.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from jepa_wm.models.checkpoint import (
 )
 from jepa_wm.models.rollout_graph import TracedImagine
 from jepa_wm.planning import PlanResult, RolloutFn, latent_goal_cost, make_generator, plan, shift_plan
+from jepa_wm.planning.costs import latent_distance
 from jepa_wm.safety import clamp_command, non_finite
 
 # The last command counts as under way while more than this fraction of its move is left. Without
@@ -56,6 +59,8 @@ class ControlOutput:
     plan_ms: float = math.nan
     action: np.ndarray | None = None  # float64 [J] normalised first action, robot joint order
     warnings: list[str] = field(default_factory=list)  # one per joint the safety clamp changed
+    reached: bool = False  # the frame is within the reach distance of the goal: the command holds the arm still
+    goal_distance: float = math.nan  # latent distance of the frame to the goal (the planner's cost, now)
 
 
 def to_rgb(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -169,8 +174,14 @@ class LatentMPC:
         control_period: float | None = None,
         device: str | torch.device = "cpu",
         explored_range: tuple[np.ndarray, np.ndarray] | None = None,
+        reach: tuple[float, float] | None = None,
     ) -> None:
         self.model = model.to(device).eval()
+        # (hold below, resume above): latent distances to the goal; None never holds
+        if reach is not None and not 0 < reach[0] <= reach[1]:
+            raise ConfigError(f"reach distances {reach}: expected 0 < hold_below <= resume_above")
+        self.reach = reach
+        self.holding = False
         self.planner = planner
         # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
         self.precision = resolve_precision(planner.precision, device)
@@ -212,11 +223,13 @@ class LatentMPC:
         control_period: float | None = None,
         device: str | torch.device = "cpu",
         stay_in_explored_range: bool = True,
+        hold_at_goal: bool = True,
     ) -> LatentMPC:
         """The controller of a checkpoint folder (None: the embedded default) for ``robot``.
 
         The checkpoint's joints are checked against the robot's first (the refusal names both sets),
-        then its explored joint range is read to bound the commands.
+        then its explored joint range is read to bound the commands, and its calibrated reach
+        distances (``jepa-ros calibrate``) to hold the arm at the goal (``hold_at_goal``).
         """
         folder = default_checkpoint() if folder is None else Path(folder)
         if not folder.is_dir():
@@ -230,7 +243,9 @@ class LatentMPC:
             raise ConfigError(f"checkpoint {folder}: the controller would run at {mismatch}; set control_rate to "
                               f"{1 / trained:.2f} Hz")
         explored = explored_joint_range(folder, robot.joint_names) if stay_in_explored_range else None
-        return cls(model, planner, robot, control_period, device, explored)
+        reach = read_checkpoint_config(folder)[1].get("reach") if hold_at_goal else None
+        return cls(model, planner, robot, control_period, device, explored,
+                   None if reach is None else (float(reach["hold_below"]), float(reach["resume_above"])))
 
     @property
     def has_goal(self) -> bool:
@@ -248,7 +263,7 @@ class LatentMPC:
         rgb = to_rgb(image, "goal image")
         self.goal_latent = self.encode(rgb, "goal image")
         self.goal_shape = rgb.shape[:2]
-        self.warm_start = None
+        self.warm_start, self.holding = None, False
 
     def clear_goal(self) -> None:
         """Forget the goal: no more commands until a new one is set."""
@@ -286,8 +301,20 @@ class LatentMPC:
             return ControlOutput(command=None, reason="no goal image set")
         self._check_aspect(rgb.shape[:2])
         started = time.perf_counter()
-        latent = self.encode(rgb).to(self.rollout_dtype)  # [N, D]
+        latent = self.encode(rgb)  # [N, D] float32
         encoded = time.perf_counter()
+        distance = float(latent_distance(latent[None, None], self.goal_latent, self.planner.cost)[0, 0])
+        latent = latent.to(self.rollout_dtype)
+        if self.reach is not None:
+            hold_below, resume_above = self.reach
+            self.holding = distance <= (resume_above if self.holding else hold_below)
+        if self.holding:  # arrived: hold the arm where it is, within its limits, until pushed away or a new goal
+            clamped = clamp_command(current, current, self.lower, self.upper, self.velocity_limits,
+                                    self.control_period, self.robot.joint_names, self.explored_range)
+            self.pending, self.warm_start = None, None
+            return ControlOutput(command=clamped.command, reason="", encode_ms=(encoded - started) * 1e3,
+                                 action=np.zeros(len(current)), warnings=list(clamped.warnings), reached=True,
+                                 goal_distance=distance)
         latent, start = self.imagine_pending(latent, seen)
         start_model = self._in_model_order(start)
         rollout = self.rollout_fn(latent, start_model)
@@ -310,6 +337,7 @@ class LatentMPC:
             plan_ms=(planned - encoded) * 1e3,
             action=action,
             warnings=list(clamped.warnings),
+            goal_distance=distance,
         )
 
     def imagine_pending(self, latent: torch.Tensor, current: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:

@@ -145,7 +145,8 @@ def run_controller(
                 sim.step(command_delay)
             if out.command is not None:
                 sim.set_target(out.command)
-                episode.replan_ms.append(out.plan_ms + out.encode_ms)
+                if np.isfinite(out.plan_ms):  # a tick that holds at the goal does not plan
+                    episode.replan_ms.append(out.plan_ms + out.encode_ms)
             sim.step(config.control_period - command_delay)
             episode.errors_m.append(float(np.linalg.norm(sim.end_effector_position() - goal.ee_position)))
             if video_every and step % video_every == 0:
@@ -254,6 +255,71 @@ def _fit(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(frame, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
 
 
+def calibrate_reach(model, sim: ArmSim, config: ReachingConfig, poses_per_scale: int = 4) -> dict[str, float]:
+    """Latent distances to the goal that say "arrived" and "pushed away", from the simulated arm.
+
+    For seeded goals, frames of poses scattered around each goal are encoded and their latent
+    distance to the goal image's latent (the planner's l1 cost) is set against the end effector's
+    distance to the goal. hold_below is the 90th percentile over frames within half the success
+    radius (such a frame looks arrived); resume_above the 5th percentile over frames farther than the
+    radius (such a frame looks away). A latent that cannot tell them apart is refused.
+    """
+    import torch
+
+    from jepa_wm.planning.costs import latent_distance
+
+    rng = np.random.default_rng(config.seed)
+    near, far = [], []
+    with torch.inference_mode():
+        for goal in sample_goals(sim, config):
+            goal_latent = model.encode(torch.from_numpy(goal.image)[None])[0]
+            for scale in (0.0, 0.01, 0.02, 0.04, 0.06, 0.1, 0.15):  # rad of joint noise around the goal pose
+                for _ in range(poses_per_scale):
+                    sim.reset(seed=config.seed, joint_positions=goal.joint_positions + rng.normal(0, scale, len(goal.joint_positions)))
+                    error = float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))
+                    latent = model.encode(torch.from_numpy(sim.render())[None])
+                    distance = float(latent_distance(latent[None], goal_latent)[0, 0])
+                    if error < config.success_radius / 2:
+                        near.append(distance)
+                    elif error > config.success_radius:
+                        far.append(distance)
+    sim.reset(seed=config.seed)
+    if len(near) < 10 or len(far) < 10:
+        raise ValueError(f"calibration drew {len(near)} frames near the goals and {len(far)} away; expected 10 of each")
+    hold_below, resume_above = float(np.percentile(near, 90)), float(np.percentile(far, 5))
+    if hold_below >= resume_above:
+        raise ValueError(f"the latent does not tell arrived from away: 90 % of frames within "
+                         f"{config.success_radius / 2 * 100:.1f} cm lie below {hold_below:.3f}, 5 % of frames beyond "
+                         f"{config.success_radius * 100:.0f} cm below {resume_above:.3f}")
+    return {"hold_below": hold_below, "resume_above": resume_above, "success_radius_m": config.success_radius,
+            "frames_near": len(near), "frames_away": len(far), "goals": config.num_goals, "seed": config.seed}
+
+
 def make_sim(image_size: int, seed: int) -> ArmSim:
     """The MuJoCo arm the goals are rendered with (same settings as sim_node)."""
     return ArmSim(SimConfig(image_size=image_size, seed=seed))
+
+
+def add_arguments(parser) -> None:
+    """Arguments of `jepa-ros calibrate`."""
+    parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the embedded one); its "
+                        "config.json gets the reach distances")
+    parser.add_argument("--goals", type=int, default=12, help="seeded goals to calibrate on")
+    parser.add_argument("--seed", type=int, default=10, help="seed of the goals (not the benchmark's 0, 1, 2)")
+    parser.add_argument("--scene-seed", type=int, default=0, help="object placement of the simulated scene")
+
+
+def run(args) -> int:
+    """Calibrate the reach distances of a checkpoint on the simulated arm and store them in it."""
+    from jepa_wm.models.checkpoint import default_checkpoint, load_checkpoint, update_metadata
+
+    folder = args.checkpoint or default_checkpoint()
+    model = load_checkpoint(folder).eval()
+    config = ReachingConfig(num_goals=args.goals, seed=args.seed, scene_seed=args.scene_seed)
+    with make_sim(model.config.encoder.image_size, config.scene_seed) as sim:
+        reach = calibrate_reach(model, sim, config)
+    update_metadata(folder, reach=reach)
+    print(f"{folder}: hold below a latent distance of {reach['hold_below']:.4f}, resume above "
+          f"{reach['resume_above']:.4f} ({reach['frames_near']} frames within {config.success_radius * 50:.1f} cm, "
+          f"{reach['frames_away']} beyond {config.success_radius * 100:.0f} cm)")
+    return 0

@@ -55,7 +55,8 @@ JOINT_MATCH_TOLERANCE_NS = 50_000_000  # a joint state further than this from th
 REPLAN_WINDOW = 25  # recent replanning times (5 s at 5 Hz) whose median is compared with the control period
 MIN_REPLANS = 5  # replans before judging: the first ones after start-up or a new goal run slower
 CLOCK_TIMEOUT_S = 2.0  # wall seconds without simulated time advancing (use_sim_time) before ~/status says so
-LEVELS = {"commanding": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK, "no_goal": DiagnosticStatus.OK,
+LEVELS = {"commanding": DiagnosticStatus.OK, "reached": DiagnosticStatus.OK, "disabled": DiagnosticStatus.OK,
+          "no_goal": DiagnosticStatus.OK,
           "waiting": DiagnosticStatus.WARN, "stale": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
 
@@ -76,6 +77,7 @@ class WorldModelNodeConfig:
     goal_image_file: str = ""  # PNG/JPEG goal set at start-up; empty: wait for ~/goal_image
     torch_threads: int = 1  # torch intra-op threads; 0 keeps torch's default (one per core)
     stay_in_explored_range: bool = True  # command only joint positions the training data covered
+    hold_at_goal: bool = True  # hold the arm still once the camera sees the goal (the checkpoint's calibrated reach)
     gil_switch_interval: float = 0.005  # s; Python's thread switch interval in this process (0.005: Python's)
     max_image_pixels: int = images.MAX_IMAGE_PIXELS  # frames and goals declaring more are refused before decoding
 
@@ -112,7 +114,7 @@ class WorldModelNode(Node):
         folder = Path(self.config.checkpoint) if self.config.checkpoint else default_checkpoint()
         period = 1.0 / self.config.control_rate
         self.controller = LatentMPC.from_checkpoint(folder, self.planner, self.robot, period, self.config.device,
-                                                    self.config.stay_in_explored_range)
+                                                    self.config.stay_in_explored_range, self.config.hold_at_goal)
         if self.config.goal_image_file:
             self.controller.set_goal(read_image_file(self.config.goal_image_file))
         self.enabled = self.config.start_enabled
@@ -275,7 +277,7 @@ class WorldModelNode(Node):
         # one snapshot of the inputs: the executor thread replaces them while this tick runs
         frame, joints_in = self._frame, self._joints
         image_age, joint_age = self._age(frame), self._age(joints_in)
-        energy = encode_ms = plan_ms = math.nan
+        energy = encode_ms = plan_ms = goal_distance = math.nan
         goal_msg, self._goal_msg = self._goal_msg, None
         try:
             if goal_msg is not None:
@@ -287,6 +289,7 @@ class WorldModelNode(Node):
                 seen = conv.joint_state_positions(self._joint_state_at_frame(frame[0], joints_in[0]), self.robot.joint_names)
                 out = self.controller.step(self._frame_rgb(frame[0]), joints, seen)
                 energy, encode_ms, plan_ms = out.energy, out.encode_ms, out.encode_ms + out.plan_ms
+                goal_distance = out.goal_distance
                 if math.isfinite(plan_ms):
                     self._note_replan_time(plan_ms)
                 if out.command is None:
@@ -299,7 +302,7 @@ class WorldModelNode(Node):
                     self.controller.reset()  # the planned command is not sent: nothing is under way
                 else:
                     self._publish_command(out.command)
-                    state, reason = "commanding", ""
+                    state, reason = ("reached", "") if out.reached else ("commanding", "")
                     for warning in out.warnings:
                         self.get_logger().warning(f"safety clamp: {warning}", throttle_duration_sec=2.0)
         except (ControlError, CommandError, PlanningError, conv.ConversionError) as err:
@@ -307,7 +310,7 @@ class WorldModelNode(Node):
         except Exception as err:  # a bug: stop commanding and say so, but keep ~/enable and ~/status alive
             self.get_logger().error(f"control tick failed:\n{traceback.format_exc()}", throttle_duration_sec=10.0)
             state, reason = "error", f"internal error {type(err).__name__}: {err} (traceback in the log)"
-        if state != "commanding" and self.state == "commanding":
+        if state not in ("commanding", "reached") and self.state in ("commanding", "reached"):
             self.controller.reset()  # resume from a fresh plan once inputs are good again
         if (state, reason) != (self.state, self.reason):
             text = f"{state}" + (f": {reason}" if reason else "")
@@ -317,7 +320,7 @@ class WorldModelNode(Node):
             else:
                 self.get_logger().warning(text)
         self.state, self.reason = state, reason
-        self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age)
+        self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age, goal_distance)
 
     def _note_replan_time(self, plan_ms: float) -> None:
         """Record one replanning time; warn while planning cannot keep up with control_rate.
@@ -376,7 +379,8 @@ class WorldModelNode(Node):
             msg = conv.numpy_to_multiarray(command)
         self.command_pub.publish(msg)
 
-    def _publish_status(self, energy: float, encode_ms: float, plan_ms: float, image_age: float, joint_age: float) -> None:
+    def _publish_status(self, energy: float, encode_ms: float, plan_ms: float, image_age: float, joint_age: float,
+                        goal_distance: float = math.nan) -> None:
         # plan_ms is the whole replanning latency (encode + plan): what bounds the control rate
         values = {
             "state": self.state,
@@ -384,6 +388,7 @@ class WorldModelNode(Node):
             "enabled": str(self.enabled).lower(),
             "has_goal": str(self.controller.has_goal).lower(),
             "energy": f"{energy:.6g}",
+            "goal_distance": f"{goal_distance:.6g}",  # latent distance of the newest frame to the goal
             "encode_ms": f"{encode_ms:.2f}",
             "plan_ms": f"{plan_ms:.2f}",
             "overrunning": str(self.overrunning).lower(),  # median replanning time > control period

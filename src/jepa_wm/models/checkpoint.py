@@ -71,6 +71,15 @@ def save_checkpoint(model: WorldModel, folder: str | Path, metadata: dict[str, A
     return folder
 
 
+def update_metadata(folder: str | Path, **fields: Any) -> None:
+    """Add or replace metadata fields of a checkpoint folder (e.g. a calibration), leaving the weights alone."""
+    read_checkpoint_config(folder)  # refuses what is not a checkpoint
+    path = Path(folder) / CONFIG
+    document = json.loads(path.read_text())
+    document["metadata"] = {**document.get("metadata", {}), **fields}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
 def read_checkpoint_config(folder: str | Path) -> tuple[WorldModelConfig, dict[str, Any]]:
     """The WorldModelConfig and training metadata stored in a checkpoint folder."""
     path = Path(folder) / CONFIG
