@@ -149,13 +149,13 @@ class WorldModelConfig:
 class PlannerConfig:
     """Sampling-based MPC in latent space (CEM as in V-JEPA 2-AC, MPPI as in TD-MPC2)."""
 
-    # MPPI by default: on 40 reaching goals (seeds 0, 1; the default checkpoint) MPPI reached 88 %
-    # within 3 cm and CEM 70 %, with the same samples and iterations. CEM averages its 16 elites
-    # equally; MPPI's mean follows the cheapest few.
+    # MPPI by default: CEM averages its elites equally, MPPI's mean follows the cheapest few, which
+    # reached more goals with the same samples and iterations (docs/research_log.md).
     method: Literal["cem", "mppi"] = "mppi"
     horizon: int = 4
-    # 96 candidates: a plan fits the 200 ms control period on a 2-core AVX2 CPU (128 took 223 ms over
-    # DDS and reached 75 % of the benchmark goals; 96: 176 ms, 80 %). Faster CPUs can afford more.
+    # 96 candidates: the most with which a plan fits a 5 Hz control period on a 2-core AVX2 CPU over
+    # DDS; a plan that overruns the period costs more goals than fewer candidates do. Faster CPUs can
+    # afford more.
     num_samples: int = 96
     iterations: int = 3
     num_elites: int = 16
@@ -164,8 +164,8 @@ class PlannerConfig:
     max_std: float = 1.0
     momentum_mean: float = 0.0  # weight of the previous iteration's mean (CEM)
     momentum_std: float = 0.0  # weight of the previous iteration's std (CEM)
-    # MPPI elite weighting, in units of the elites' cost spread. On goal seeds 1 and 2 the
-    # reaching success was 0.1: 90 %, 0.25: 97.5 %, 0.5: 87.5 %, 1.0: 85 %.
+    # MPPI elite weighting, in units of the elites' cost spread: lower follows the cheapest elite more
+    # closely, higher averages more of them (0.25 reached the most goals, docs/research_log.md).
     temperature: float = 0.25
     action_bound: float = 1.0  # normalised actions are clipped to [-bound, bound]
     cost: Literal["l1", "l2"] = "l1"

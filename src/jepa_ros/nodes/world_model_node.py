@@ -102,14 +102,13 @@ class WorldModelNode(Node):
         super().__init__("world_model_node", **node_kwargs)  # e.g. context, parameter_overrides
         self.robot, self.config, self.planner = self._read_parameters()
         if self.config.torch_threads:
-            # Small batched ops gain little from threads and lose much when the cores are shared
-            # (sim_node, other nodes): one thread planned 4x faster than two on a busy 2-core CPU.
+            # Small batched ops gain little from threads and lose much when the cores are shared with
+            # sim_node and other nodes: threads then wait on each other.
             torch.set_num_threads(self.config.torch_threads)
-        # Eager planning is many small torch ops, each releasing and retaking the GIL; with the default
-        # 5 ms switch interval every retake can wait behind the executor's thread, which made a 130 ms
-        # plan take seconds: eager rollouts want ~0.0002 s. TorchScript rollouts (the node's default)
-        # run without the GIL, and there a short interval only adds thread switches: over DDS on a
-        # 2-core CPU the median replan took 235 ms at 0.0002 s and 212 ms at 0.005 s.
+        # Eager planning is many small torch ops, each releasing and retaking the GIL; with Python's
+        # 5 ms switch interval every retake can wait behind the executor's thread, so eager rollouts want
+        # a short interval (~0.0002 s). TorchScript rollouts (the node's default) run without the GIL,
+        # and there a short interval only adds thread switches: they keep Python's 0.005 s.
         sys.setswitchinterval(self.config.gil_switch_interval)
         folder = Path(self.config.checkpoint) if self.config.checkpoint else default_checkpoint()
         period = 1.0 / self.config.control_rate

@@ -214,7 +214,7 @@ def evaluate_episodes(
 def torch_threads(count: int) -> Iterator[None]:
     """Run with ``count`` torch CPU threads, restoring the previous number afterwards."""
     previous = torch.get_num_threads()
-    # Measured here: with other processes on the 2 cores, 2 threads ran 5-7x slower than 1 (threads wait on each other).
+    # With other processes on a 2-core CPU, more threads than one wait on each other for these small batches.
     torch.set_num_threads(count)
     try:
         yield
