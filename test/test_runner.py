@@ -338,7 +338,7 @@ def test_up_sim_mujoco_passes_messages_and_stops_cleanly(tmp_path: Path, stop_si
     assert len(pids) == 2, output[-3000:]
     assert all(_gone(pid) for pid in pids), f"left behind: {[p for p in pids if not _gone(p)]}"
     assert re.search(r"^\[sim_node\] ", output, re.MULTILINE) and re.search(r"^\[world_model_node\] ", output, re.MULTILINE)
-    assert "sending SIGTERM" not in output  # both nodes stop on SIGINT alone
+    assert "sending SIGTERM" not in output, output[-3000:]  # both nodes stop on SIGINT alone
 
 
 def test_every_share_path_of_every_graph_exists() -> None:
