@@ -237,13 +237,14 @@ class LatentMPC:
         model = load_checkpoint(folder, device)
         match_joints(model.config.joint_names, robot)
         period = 1.0 / robot.control_rate if control_period is None else control_period
-        trained = read_checkpoint_config(folder)[1].get("period_s")  # None in checkpoints made before it was kept
+        metadata = read_checkpoint_config(folder)[1]
+        trained = metadata.get("period_s")  # None in checkpoints made before it was kept
         mismatch = period_mismatch(trained, period)
         if mismatch:
             raise ConfigError(f"checkpoint {folder}: the controller would run at {mismatch}; set control_rate to "
                               f"{1 / trained:.2f} Hz")
         explored = explored_joint_range(folder, robot.joint_names) if stay_in_explored_range else None
-        reach = read_checkpoint_config(folder)[1].get("reach") if hold_at_goal else None
+        reach = metadata.get("reach") if hold_at_goal else None
         return cls(model, planner, robot, control_period, device, explored,
                    None if reach is None else (float(reach["hold_below"]), float(reach["resume_above"])))
 
