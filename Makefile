@@ -38,34 +38,26 @@ demo: install
 bench: install
 	for b in sim world_model planner closed_loop evaluate fuzz; do $(PY) benchmarks/$$b.py || exit 1; done
 
-# The exploration data of `make checkpoint`; a folder that exists is kept (remove it to collect again).
-data/explore128: | install
-	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 0 --image-size 128 --out $@
-# a second set with little smoothing: the planner's candidate sequences are jerkier than a smooth walk
-data/explore128_jerky: | install
-	$(VENV)/bin/jepa-ros collect --episodes 120 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out $@
-# a third set: more frames for the joint readout and the predictor-only stage (both over-fit two sets)
-data/explore128_predictor: | install
-	$(VENV)/bin/jepa-ros collect --episodes 240 --steps 60 --seed 2000 --image-size 128 --out $@
-# a fourth for the joint readout alone: the tool roll is read from a few pixels and needs many frames
-data/explore128_extra: | install
-	$(VENV)/bin/jepa-ros collect --episodes 480 --steps 60 --seed 3000 --image-size 128 --out $@
+# `make checkpoint [ROBOT=<preset>]`: exploration data of a simulated robot preset, then the shipped recipe
+# (config/training/recipe.yaml) and the reach calibration; jepa_arm's model is the embedded default.
+ROBOT ?= jepa_arm
+CHECKPOINT_OUT ?= $(if $(filter jepa_arm,$(ROBOT)),checkpoints/default,checkpoints/$(ROBOT))
+DATA := data/$(ROBOT)
 
-# Reproduces the embedded default checkpoint (see README and docs/checkpoint.md).
-checkpoint: install data/explore128 data/explore128_jerky data/explore128_predictor data/explore128_extra
+# A folder that exists is kept (remove it to collect again): smooth random walks, and a quarter as many
+# jerky ones (the planner's candidate sequences are jerkier than a smooth walk).
+$(DATA)/smooth: | install
+	$(VENV)/bin/jepa-ros collect --robot $(ROBOT) --episodes 720 --steps 60 --seed 0 --image-size 128 --out $@
+$(DATA)/jerky: | install
+	$(VENV)/bin/jepa-ros collect --robot $(ROBOT) --episodes 240 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out $@
+
+checkpoint: install $(DATA)/smooth $(DATA)/jerky
 	# TRAIN_THREADS (2) BLAS threads: one run at a time on this 2-core CPU; where other work shares the
 	# cores, TRAIN_THREADS=1 (two threads per process then slow training down severalfold)
-	# first stage: the encoder alone learns to read the joint positions linearly (config/training/proprio.yaml)
-	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train \
-		--bags data/explore128 data/explore128_jerky data/explore128_predictor data/explore128_extra \
-		--config config/training/proprio.yaml --out runs/proprio --seed 0 --robot jepa_arm
-	# second stage: encoder and predictor, inverse dynamics and a smooth latent (config/training/joint.yaml)
-	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky \
-		--config config/training/joint.yaml --init runs/proprio/checkpoint --out runs/joint --seed 0 --robot jepa_arm
-	# third stage: that latent fixed, the predictor alone trains on (config/training/predictor.yaml)
-	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags data/explore128 data/explore128_jerky data/explore128_predictor \
-		--config config/training/predictor.yaml --init runs/joint/checkpoint --out runs/default --seed 0 --robot jepa_arm \
-		--export checkpoints/default
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags $(DATA)/smooth $(DATA)/jerky --robot $(ROBOT) \
+		--out runs/$(ROBOT) --seed 0 --export $(CHECKPOINT_OUT)
+	# when the latent says "arrived" (stored in the checkpoint; the node holds the arm there)
+	$(VENV)/bin/jepa-ros calibrate --checkpoint $(CHECKPOINT_OUT) --robot $(ROBOT)
 
 clean:
 	rm -rf $(VENV) build install log reports runs

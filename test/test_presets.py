@@ -106,7 +106,7 @@ def test_checkpoint_with_other_joints_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"checkpoint joints \['joint1'.*do not match robot 'ur5e' joints \['shoulder_pan"):
         check_joint_names(load_robot("jepa_arm").joint_names, robot.joint_names, "robot 'ur5e'")
     check_joint_names(tuple(reversed(robot.joint_names)), robot.joint_names)  # joint order comes from names
-    with pytest.raises(ConfigError, match=r"robot joints the checkpoint lacks: \['wrist_3_joint'\]; checkpoint joints the "
+    with pytest.raises(ConfigError, match=r"joints the checkpoint lacks: \['wrist_3_joint'\]; checkpoint joints the "
                                           r"robot lacks: \['gripper'\]"):
         check_joint_names([*robot.joint_names[:5], "gripper"], robot.joint_names)
 

@@ -1,5 +1,6 @@
 """Training: a short run on tiny real bags lowers the loss, writes its reports, resumes; torchrun DDP runs."""
 
+import argparse
 import dataclasses
 import json
 import os
@@ -9,12 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from jepa_wm.command_line import console_main, main
-from jepa_wm.config import TrainConfig, to_dict
+from jepa_wm.config import ConfigError, TrainConfig, load_robot, to_dict
+from jepa_wm.data import read_episodes
 from jepa_wm.models.checkpoint import load_checkpoint, read_checkpoint_config
 from jepa_wm.models.world_model import WorldModel
 from jepa_wm.training.trainer import learning_rate, loss_terms
@@ -152,9 +155,53 @@ def test_two_process_torchrun_on_cpu(setup):
     assert machine["processes"] == 2 and machine["threads"] == max(1, (os.cpu_count() or 1) // 2)
 
 
-def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():
-    """The default model's metadata chains the stages `make checkpoint` runs, each with its config's settings."""
-    from jepa_wm.config import TrainConfig, load_yaml, package_share
+def test_a_recipe_runs_its_stages_in_order_each_from_the_last_and_resumes_past_finished_ones(setup, capsys):
+    root = setup
+    (root / "s_proprio.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "mode": "proprio", "steps": 8}}))
+    (root / "s_joint.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, "steps": 8}}))
+    (root / "recipe.yaml").write_text(yaml.safe_dump({"stages": ["s_proprio.yaml", "s_joint.yaml"]}))
+    args = _args(root, "recipe", "--export", str(root / "recipe_export"))
+    args[args.index("--config") + 1] = str(root / "recipe.yaml")
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "stage 1/2 s_proprio: proprio, 8 steps" in printed and "stage 2/2 s_joint: joint, 8 steps" in printed
+    # The verdict ends the run, with each check (a toy model trained for 16 steps is not ready).
+    assert "NOT READY" in printed and "beats copy-last" in printed and "sees every joint" in printed
+    record = read_checkpoint_config(root / "recipe" / "checkpoint")[1]
+    assert record["train"]["mode"] == "joint" and record["init"]["train"]["mode"] == "proprio"
+    assert record["init"]["path"] == str(root / "recipe" / "1_s_proprio" / "checkpoint")
+    assert read_checkpoint_config(root / "recipe_export")[1] == record
+    # Resumed, a finished stage is not trained again.
+    assert main([*args, "--resume"]) == 0
+    assert "stage 1/2 s_proprio: done already" in capsys.readouterr().out
+    # --steps would be ambiguous over several stages.
+    with pytest.raises(ConfigError, match="has 2 stages; give one stage's file as --config"):
+        main([*args, "--steps", "3"])
+
+
+def test_the_default_config_is_the_shipped_recipe_and_make_checkpoint_runs_it():
+    """`jepa-ros train` with no --config trains the recipe `make checkpoint` runs, for any robot preset."""
+    from jepa_wm.config import package_share
+    from jepa_wm.training.command import add_arguments, load_stages
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = Path(parser.parse_args(["--bags", "b", "--out", "o"]).config)
+    assert default == package_share() / "config" / "training" / "recipe.yaml"
+    assert [(name, config.mode) for name, config in load_stages(default)] == [
+        ("proprio", "proprio"), ("joint", "joint"), ("predictor", "frozen_encoder")]
+    for _, config in load_stages(default):  # nothing in the recipe is sized for one robot's joints
+        assert not config.proprio_joint_weights and not config.inverse_dynamics_joint_weights
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\ncheckpoint:")[1].split("\nclean:")[0].replace("\\\n", " ")
+    trains = re.findall(r"jepa-ros train ([^\n]*)", recipe)
+    assert len(trains) == 1 and "--config" not in trains[0] and "--robot $(ROBOT)" in trains[0]
+
+
+def test_the_embedded_checkpoint_was_made_by_the_shipped_recipe():
+    """The default model's metadata chains the recipe's stages, each with its stage file's settings."""
+    from jepa_wm.config import package_share
+    from jepa_wm.training.command import load_stages
 
     def as_made(train: dict) -> TrainConfig:  # the recorded settings; fields added since take their defaults
         return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in train.items()})
@@ -162,18 +209,34 @@ def test_the_embedded_checkpoint_was_made_by_make_checkpoints_stages():
     share = package_share()
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     threads = int(re.search(r"^TRAIN_THREADS \?= (\d+)$", makefile, re.MULTILINE)[1])
-    recipe = makefile.split("\ncheckpoint:")[1].split("\nclean:")[0].replace("\\\n", " ")
-    commands = re.findall(r"jepa-ros train\s+--bags ([\w/ ]+?)\s+--config (config/[\w/]+\.yaml)", recipe)
-    stages = ["config/training/proprio.yaml", "config/training/joint.yaml", "config/training/predictor.yaml"]
-    assert [stage for _, stage in commands] == stages
     record = read_checkpoint_config(share / "checkpoints" / "default")[1]
-    for bags, stage in reversed(commands):  # each stage's record holds the one it started from under "init"
-        assert Path(stage).name in record["command"]  # made before config/ was sorted into folders
-        assert record["bags"] == bags.split()
+    assert record["robot"] == "jepa_arm"
+    weights = tuple(float(w) for w in load_robot("jepa_arm").readout_weights)
+    for _, stage in reversed(load_stages(share / "config" / "training" / "recipe.yaml")):
         assert record["machine"]["threads"] == threads
-        assert as_made(record["train"]) == load_yaml(share / stage, TrainConfig, "train")
+        made = as_made(record["train"])
+        expected = stage if stage.mode == "frozen_encoder" else dataclasses.replace(stage, proprio_joint_weights=weights)
+        assert made == expected
         record = record.get("init")
     assert record is None  # the first stage started from scratch
+
+
+def test_the_action_scale_comes_from_the_recorded_actions(setup):
+    from jepa_wm.training.command import action_scale_of
+
+    class Recorded:
+        def __init__(self, actions):
+            self.actions = np.asarray(actions, dtype=np.float32)
+
+    rng = np.random.default_rng(0)
+    assert action_scale_of([Recorded(rng.uniform(-0.1, 0.1, (500, 6)))]) == pytest.approx(0.1)
+    assert action_scale_of([Recorded(rng.uniform(-0.14, 0.14, (500, 2)))]) == pytest.approx(0.15)
+    assert action_scale_of([Recorded(rng.uniform(-0.6, 0.6, (500, 2)))]) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="the arm never moved"):
+        action_scale_of([Recorded(np.zeros((10, 2)))])
+    # Stored with the model, measured on the bags it was trained on.
+    assert load_checkpoint(setup / "exported").config.action_scale == pytest.approx(
+        action_scale_of([Recorded(np.concatenate([e.actions for e in read_episodes([setup / "bags"])]))]))
 
 
 @pytest.mark.parametrize("name", ["train", "finetune", "predictor", "train_fast", "proprio", "joint"])

@@ -182,16 +182,19 @@ class ReachingClient(Node):
 
 
 def run_closed_loop(
-    config: ReachingConfig, image_size: int | None, graph_args: list[str], out: Path, checkpoint: Path | None = None
+    config: ReachingConfig, image_size: int | None, graph_args: list[str], out: Path, checkpoint: Path | None = None,
+    robot: str | None = None,
 ) -> dict:
-    """Start the sim_mujoco graph, reach every goal, run the baselines, write the report; return metrics."""
+    """Start the sim_mujoco graph for ``robot`` (default: the checkpoint's), reach every goal, run the
+    baselines, write the report; return metrics."""
     from tqdm import tqdm
 
     from jepa_ros.runner import start_graph
-    from jepa_wm.models.checkpoint import load_checkpoint
+    from jepa_wm.models.checkpoint import checkpoint_robot, load_checkpoint
 
     checkpoint = checkpoint or default_checkpoint()
     model_config = load_checkpoint(checkpoint).config
+    robot = robot or checkpoint_robot(checkpoint)
     image_size = image_size or model_config.encoder.image_size  # the camera renders what the model sees
     scene_seeds = [arg.partition(":=")[2] for arg in graph_args if arg.startswith("seed:=")]
     if any(seed != str(config.scene_seed) for seed in scene_seeds):
@@ -199,13 +202,14 @@ def run_closed_loop(
             f"graph argument seed:={scene_seeds[-1]} would give sim_node another scene than the goal images' "
             f"(scene seed {config.scene_seed}); set both with --scene-seed"
         )
-    sim = make_sim(image_size, config.scene_seed)
+    sim = make_sim(image_size, config.scene_seed, robot)
     goals = sample_goals(sim, config)  # leaves sim at home
     home = sim.render().copy()
     action_scale = model_config.action_scale
     started = time.monotonic()
     # sim_node renders the scene the goals were rendered in: the same seed places the table objects
-    args = [f"image_size:={image_size}", f"checkpoint:={checkpoint}", f"seed:={config.scene_seed}", *graph_args]
+    args = [f"robot:={robot}", f"image_size:={image_size}", f"checkpoint:={checkpoint}", f"seed:={config.scene_seed}",
+            *graph_args]
     with start_graph("sim_mujoco", args):
         rclpy.init()
         client = ReachingClient()
@@ -238,6 +242,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene-seed", type=int, default=ReachingConfig.scene_seed,
                         help="object placement of the scene (sim_node's seed); the goals are rendered in it")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
+    parser.add_argument("--robot", default=None, help="simulated robot preset (default: the checkpoint's)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="camera image size (px); default: the checkpoint's encoder image size")
     parser.add_argument("graph_args", nargs="*", help="extra name:=value arguments for the sim_mujoco graph")
@@ -246,7 +251,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the headline figures."""
     config = ReachingConfig(num_goals=args.goals, max_steps=args.steps, seed=args.seed, scene_seed=args.scene_seed)
-    metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out, args.checkpoint)
+    metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out, args.checkpoint, args.robot)
     summary = {
         "hold_success_rate": metrics["world_model"]["hold_success_rate"],
         "touch_success_rate": metrics["world_model"]["touch_success_rate"],

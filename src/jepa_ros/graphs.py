@@ -196,14 +196,14 @@ def _world_model(*, remaps: tuple[tuple[str, str], ...] = (), extra: tuple[tuple
     )
 
 
-def _explore() -> NodeSpec:
+def _explore(extra: tuple[tuple[str, Value], ...] = ()) -> NodeSpec:
     # explore:=true asks for data collection, so it commands from the start (leave enable:=false)
     return NodeSpec(
         PACKAGE,
         "explore_node",
         "explore_node",
         param_files=(SharePath("config/nodes/explore_node.yaml"),),
-        parameters=(("use_sim_time", "{use_sim_time}"), ("start_enabled", True)),
+        parameters=(("use_sim_time", "{use_sim_time}"), ("start_enabled", True), *extra),
         condition="explore",
     )
 
@@ -216,6 +216,8 @@ SIM_MUJOCO = Graph(
         _EXPLORE,
         _CHECKPOINT,
         _ENABLE,
+        Argument("robot", "jepa_arm", "simulated robot preset (config/robots/<robot>.yaml with a description); "
+                 "give its checkpoint too"),
         Argument("image_size", "128", "camera image width and height (px) rendered by sim_node", kind="int"),
         Argument("seed", "0", "seed of the simulated scene (object placement)", kind="int"),
         Argument("real_time_factor", "1.0", "simulated seconds per wall second in sim_node; 0: as fast as possible", kind="float"),
@@ -229,13 +231,14 @@ SIM_MUJOCO = Graph(
             # sim_node is the clock: it publishes /clock and must not wait on it
             parameters=(
                 ("use_sim_time", False),
+                ("robot", "{robot}"),
                 ("image_size", "{image_size}"),
                 ("seed", "{seed}"),
                 ("real_time_factor", "{real_time_factor}"),
             ),
         ),
-        _world_model(),
-        _explore(),
+        _world_model(extra=(("robot", "{robot}"),)),
+        _explore(extra=(("robot", "{robot}"),)),
     ),
 )
 

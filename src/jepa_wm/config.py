@@ -368,7 +368,8 @@ class SimConfig:
     control_period: float = 0.1  # seconds of simulated time per control step
     physics_timestep: float = 0.002
     seed: int = 0
-    urdf: str = ""  # empty: the packaged urdf/arm.urdf.xacro
+    robot: str = "jepa_arm"  # preset (config/robots/<robot>.yaml, or a path): its description and exploration box
+    urdf: str = ""  # empty: the robot preset's description
     camera_name: str = "workspace_camera"
     num_objects: int = 3
     # The camera renders image_size * k pixels a side and averages each k x k block, as a sensor
@@ -407,6 +408,16 @@ class RobotConfig:
     joint_states_topic: str = topics.JOINT_STATES
     control_rate: float = 5.0  # Hz
     simulated: bool = False  # real robots start with commanding disabled
+    # URDF or xacro of the robot on its table with the workspace camera, for the MuJoCo simulation
+    # (relative paths are to the package share); empty for a robot that is not simulated here.
+    description: str = ""
+    # Joint box (rad) that exploration (explore_node, `jepa-ros collect`) stays in; empty: the middle
+    # 60 % of each joint's range. Choose it so the tool stays over the table and in the camera's view.
+    explore_lower: tuple[float, ...] = ()
+    explore_upper: tuple[float, ...] = ()
+    # How much each joint's readout from the image counts in training; empty: all 1. Joints that move
+    # few pixels (a wrist roll seen from afar) are learnt late and may weigh more.
+    readout_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -431,6 +442,31 @@ class RobotConfig:
             math.isfinite(self.control_rate) and self.control_rate > 0,
             f"robot {self.name!r}: control_rate={self.control_rate}: expected a finite rate > 0 Hz",
         )
+        for key in ("explore_lower", "explore_upper", "readout_weights"):
+            values = getattr(self, key)
+            require(len(values) in (0, n), f"robot {self.name!r}: {key} has {len(values)} values, expected {n} (one per joint) or none")
+        require(len(self.explore_lower) == len(self.explore_upper),
+                f"robot {self.name!r}: explore_lower and explore_upper: give both or neither")
+        for joint, lo, hi, lower, upper in zip(self.joint_names, *self.explore_box(), self.joint_lower, self.joint_upper):
+            require(math.isfinite(lo) and math.isfinite(hi) and lower <= lo < hi <= upper,
+                    f"robot {self.name!r}: joint {joint} exploration box [{lo}, {hi}]: expected lower < upper, "
+                    f"inside the joint limits [{lower}, {upper}]")
+        require(all(math.isfinite(w) and w > 0 for w in self.readout_weights),
+                f"robot {self.name!r}: readout_weights={list(self.readout_weights)}: expected finite values > 0")
+
+    def explore_box(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The exploration box (lower, upper) in rad: the preset's, or the middle 60 % of each joint's range."""
+        if self.explore_lower:
+            return self.explore_lower, self.explore_upper
+        spans = [hi - lo for lo, hi in zip(self.joint_lower, self.joint_upper)]
+        return (tuple(lo + 0.2 * s for lo, s in zip(self.joint_lower, spans)),
+                tuple(hi - 0.2 * s for hi, s in zip(self.joint_upper, spans)))
+
+    def description_path(self) -> Path:
+        """The description file, resolved against the package share; refuses a preset without one."""
+        require(bool(self.description), f"robot {self.name!r} names no description (URDF or xacro): it cannot be simulated")
+        path = Path(self.description)
+        return path if path.is_absolute() else package_share() / path
 
 
 # ---------------------------------------------------------------------------------------
@@ -519,7 +555,8 @@ def load_robot(name_or_path: str) -> RobotConfig:
 
 
 
-def check_joint_names(checkpoint_joints: Sequence[str], robot_joints: Sequence[str], robot_name: str = "the robot") -> None:
+def check_joint_names(checkpoint_joints: Sequence[str], robot_joints: Sequence[str], robot_name: str = "the robot",
+                      checkpoint_name: str = "checkpoint") -> None:
     """Refuse a checkpoint whose joints differ from the robot's (order may differ: joints match by name).
 
     The one joint-set check: the node, the controller, the checkpoint's explored range and training
@@ -529,8 +566,8 @@ def check_joint_names(checkpoint_joints: Sequence[str], robot_joints: Sequence[s
     extra = [name for name in checkpoint_joints if name not in robot_joints]
     require(
         not missing and not extra and len(set(checkpoint_joints)) == len(checkpoint_joints),
-        f"checkpoint joints {list(checkpoint_joints)} do not match {robot_name} joints {list(robot_joints)} "
-        f"(robot joints the checkpoint lacks: {missing}; checkpoint joints the robot lacks: {extra})",
+        f"{checkpoint_name} joints {list(checkpoint_joints)} do not match {robot_name} joints {list(robot_joints)} "
+        f"(joints the {checkpoint_name} lacks: {missing}; {checkpoint_name} joints {robot_name} lacks: {extra})",
     )
 
 

@@ -295,9 +295,9 @@ def calibrate_reach(model, sim: ArmSim, config: ReachingConfig, poses_per_scale:
             "frames_near": len(near), "frames_away": len(far), "goals": config.num_goals, "seed": config.seed}
 
 
-def make_sim(image_size: int, seed: int) -> ArmSim:
-    """The MuJoCo arm the goals are rendered with (same settings as sim_node)."""
-    return ArmSim(SimConfig(image_size=image_size, seed=seed))
+def make_sim(image_size: int, seed: int, robot: str = "jepa_arm") -> ArmSim:
+    """The MuJoCo arm of preset ``robot`` the goals are rendered with (same settings as sim_node)."""
+    return ArmSim(SimConfig(robot=robot, image_size=image_size, seed=seed))
 
 
 def add_arguments(parser) -> None:
@@ -307,16 +307,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--goals", type=int, default=12, help="seeded goals to calibrate on")
     parser.add_argument("--seed", type=int, default=10, help="seed of the goals (not the benchmark's 0, 1, 2)")
     parser.add_argument("--scene-seed", type=int, default=0, help="object placement of the simulated scene")
+    parser.add_argument("--robot", default=None, help="simulated robot preset (default: the checkpoint's)")
 
 
 def run(args) -> int:
     """Calibrate the reach distances of a checkpoint on the simulated arm and store them in it."""
-    from jepa_wm.models.checkpoint import default_checkpoint, load_checkpoint, update_metadata
+    from jepa_wm.models.checkpoint import checkpoint_robot, default_checkpoint, load_checkpoint, update_metadata
 
     folder = args.checkpoint or default_checkpoint()
     model = load_checkpoint(folder).eval()
     config = ReachingConfig(num_goals=args.goals, seed=args.seed, scene_seed=args.scene_seed)
-    with make_sim(model.config.encoder.image_size, config.scene_seed) as sim:
+    with make_sim(model.config.encoder.image_size, config.scene_seed, args.robot or checkpoint_robot(folder)) as sim:
         reach = calibrate_reach(model, sim, config)
     update_metadata(folder, reach=reach)
     print(f"{folder}: hold below a latent distance of {reach['hold_below']:.4f}, resume above "

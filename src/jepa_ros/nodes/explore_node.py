@@ -26,19 +26,19 @@ from jepa_ros import conversions as conv
 from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
 from jepa_wm import topics
-from jepa_wm.config import ConfigError, require
+from jepa_wm.config import ConfigError, load_robot, require
 from jepa_wm.sim import RandomWalkExplorer
-from jepa_wm.sim.arm_sim import EXPLORE_BOX
 
 
 @dataclass(frozen=True)
 class ExploreConfig:
     """Joint box, step size and timing of the random exploration."""
 
-    joint_names: tuple[str, ...] = tuple(EXPLORE_BOX)
-    # Joint box (rad) the walk stays in; the default is the sim arm's exploration box.
-    box_lower: tuple[float, ...] = tuple(low for low, _ in EXPLORE_BOX.values())
-    box_upper: tuple[float, ...] = tuple(high for _, high in EXPLORE_BOX.values())
+    robot: str = "jepa_arm"  # preset: joint names and, unless given below, the exploration box
+    joint_names: tuple[str, ...] = ()  # empty: the preset's
+    # Joint box (rad) the walk stays in; empty: the preset's exploration box.
+    box_lower: tuple[float, ...] = ()
+    box_upper: tuple[float, ...] = ()
     max_delta: float = 0.1  # largest commanded joint-position delta per step (rad)
     smoothing: float = 0.8  # weight of the previous delta in the random walk (0 = white noise)
     rate: float = 5.0  # commands per second (node clock: honours use_sim_time)
@@ -47,6 +47,15 @@ class ExploreConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not (self.joint_names and self.box_lower and self.box_upper):
+            preset = load_robot(self.robot)
+            lower, upper = preset.explore_box()
+            require(not self.joint_names or tuple(self.joint_names) == preset.joint_names or (self.box_lower and self.box_upper),
+                    f"explore_node.joint_names={list(self.joint_names)} differ from robot {preset.name!r}'s "
+                    f"{list(preset.joint_names)}: give box_lower and box_upper for them")
+            object.__setattr__(self, "joint_names", tuple(self.joint_names) or preset.joint_names)
+            object.__setattr__(self, "box_lower", tuple(self.box_lower) or lower)
+            object.__setattr__(self, "box_upper", tuple(self.box_upper) or upper)
         n = len(self.joint_names)
         require(n >= 1, "explore_node.joint_names is empty")
         for key in ("box_lower", "box_upper"):

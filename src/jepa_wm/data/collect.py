@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from jepa_wm.sim import ArmSim
 
 NS = 1_000_000_000
-COMMAND_TOPIC = topics.in_bag(topics.POSITION_COMMANDS)
 AUTO_PARALLEL_FRAMES = 600  # below this many frames one process is faster than two (measured here)
 
 
@@ -38,6 +37,7 @@ class CollectConfig:
     """What `jepa-ros collect` generates."""
 
     out: str
+    robot: str = "jepa_arm"  # simulated robot preset (config/robots/<robot>.yaml with a description)
     episodes: int = 10
     steps: int = 60
     storage: Literal["mcap", "sqlite3"] = "mcap"
@@ -72,8 +72,8 @@ class CollectConfig:
 
     def sim_config(self) -> SimConfig:
         """The simulation every worker builds."""
-        return SimConfig(image_size=self.image_size, control_period=self.control_period, seed=self.scene_seed,
-                         supersampling=self.supersampling)
+        return SimConfig(robot=self.robot, image_size=self.image_size, control_period=self.control_period,
+                         seed=self.scene_seed, supersampling=self.supersampling)
 
     def worker_count(self) -> int:
         """Processes to run: a worker takes about 2 s to start, so small jobs stay in one."""
@@ -114,6 +114,8 @@ def collect_episode(config: CollectConfig, index: int) -> Path:
     intrinsics = sim.camera_intrinsics()
     names = list(sim.joint_names)
     path = config.episode_path(index)
+    command_topic = topics.in_bag(sim.robot.command_topic)  # Float64MultiArray in the preset's joint order
+    order = [sim.joint_names.index(name) for name in sim.robot.joint_names]
     with BagWriter(path, config.storage) as bag:
         for step in range(config.steps):
             stamp = step * ticks * tick_ns
@@ -123,7 +125,7 @@ def collect_episode(config: CollectConfig, index: int) -> Path:
             bag.write_image(topics.in_bag(topics.CAMERA), stamp, sim.render())
             # the command for this step is decided from the state seen at its start, like a controller would
             target = sim.set_target(joint_positions + explorer.next_delta(joint_positions))
-            bag.write_command(COMMAND_TOPIC, stamp, target)
+            bag.write_command(command_topic, stamp, target[order])
             for tick in range(ticks):
                 tick_stamp = stamp + tick * tick_ns
                 bag.write_joint_state("/joint_states", tick_stamp, names, sim.joint_positions, sim.joint_velocities)
@@ -165,6 +167,7 @@ def collect(config: CollectConfig, progress: bool = True) -> list[Path]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `jepa-ros collect`."""
+    parser.add_argument("--robot", default="jepa_arm", help="simulated robot preset (config/robots/<robot>.yaml)")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (one bag each)")
     parser.add_argument("--steps", type=int, default=60, help="control steps (frames) per episode")
     parser.add_argument("--out", required=True, help="output folder; bags go to OUT/episode_0000, ...")
@@ -185,7 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point: build the config from flags, collect, report the frame rate."""
-    config = CollectConfig(out=args.out, episodes=args.episodes, steps=args.steps, storage=args.storage,
+    config = CollectConfig(out=args.out, robot=args.robot, episodes=args.episodes, steps=args.steps, storage=args.storage,
                            image_size=args.image_size, control_period=args.control_period,
                            joint_state_rate=args.joint_state_rate, seed=args.seed, scene_seed=args.scene_seed,
                            max_delta=args.max_delta, smoothing=args.smoothing, supersampling=args.supersampling,

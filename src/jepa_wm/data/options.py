@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from jepa_wm import topics
-from jepa_wm.config import ConfigError, load_robot
+from jepa_wm.config import ConfigError, RobotConfig, load_robot
 from jepa_wm.data.episodes import BagTopics
 
 
@@ -23,6 +23,7 @@ class BagReading:
     topics: BagTopics = BagTopics()
     joint_names: tuple[str, ...] | None = None  # None: the first joint state's names and order
     period: float | None = None  # s; None: the camera's rate
+    robot: RobotConfig | None = None  # the preset named by --robot, if any
 
 
 def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +44,7 @@ def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bag_reading(args: argparse.Namespace) -> BagReading:
     """BagReading from the flags of :func:`add_bag_arguments` (preset first, each flag over it)."""
-    bag_topics, joint_names = BagTopics(), None
+    bag_topics, joint_names, robot = BagTopics(), None, None
     if args.robot:
         robot = load_robot(args.robot)
         command_topic = robot.command_topic if robot.command_interface == "position" else BagTopics.commands
@@ -61,4 +62,4 @@ def bag_reading(args: argparse.Namespace) -> BagReading:
         joint_names = tuple(args.joints)
     if args.period is not None and not args.period > 0:
         raise ConfigError(f"--period {args.period}: expected a control period > 0 s")
-    return BagReading(bag_topics, joint_names, args.period)
+    return BagReading(bag_topics, joint_names, args.period, robot)

@@ -186,3 +186,53 @@ def _cross_validated_ridges(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         for i, ridge in enumerate(PROBE_RIDGES):
             errors[i] += ((y[held] - x[held] @ _ridge_fit(x[fit], y[fit], ridge)) ** 2).sum(axis=0)
     return np.asarray(PROBE_RIDGES)[errors.argmin(axis=0)]
+
+
+# What "fit to plan with" asks of a model, on held-out data.
+READY_ERROR_RATIO = 0.9  # latent error at every horizon at most this fraction of copying the last frame's
+READY_PROBE_R2 = 0.5  # every joint readable from one frame's latent at least this well
+READY_ENERGY_RANK = 0.5  # the recorded actions rank, on average, below the middle of random ones
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a model is fit to plan with, and each check behind the verdict."""
+
+    ready: bool
+    checks: tuple[tuple[str, bool, str], ...]  # (name, passed, what was measured against what)
+
+    @property
+    def statement(self) -> str:
+        """One line for the verdict, one per check."""
+        verdict = ("READY: the model is fit to plan with" if self.ready
+                   else "NOT READY: do not plan with this model (failed: "
+                   + ", ".join(name for name, passed, _ in self.checks if not passed) + ")")
+        return "\n".join([verdict, *(f"  [{'ok' if passed else 'FAIL'}] {name}: {text}" for name, passed, text in self.checks)])
+
+
+def readiness(error_ratios: dict[int, float], probe_r2: dict[str, float], energy_rank: float | None = None) -> Readiness:
+    """The verdict from held-out figures: prediction error over copy-last per horizon, the probe's R^2 per joint
+    and, where measured (`jepa-ros evaluate`), the recorded actions' mean energy rank among random ones.
+
+    A model that does not beat copying the last frame is never ready, whatever else it does well.
+    """
+    checks = []
+    finite = {h: r for h, r in sorted(error_ratios.items()) if np.isfinite(r)}
+    worst = max(finite.values()) if finite else float("nan")
+    text = ", ".join(f"h{h} {r:.3f}" for h, r in finite.items()) or "not measured"
+    checks.append(("beats copy-last", bool(finite) and worst <= READY_ERROR_RATIO,
+                   f"latent error / copy-last error {text} (at most {READY_ERROR_RATIO} at every horizon)"))
+    low = {name: r2 for name, r2 in probe_r2.items() if not r2 >= READY_PROBE_R2}
+    text = ", ".join(f"{name} {r2:.3f}" for name, r2 in probe_r2.items())
+    checks.append(("sees every joint", bool(probe_r2) and not low,
+                   f"probe R^2 {text} (at least {READY_PROBE_R2}; an unseen joint cannot be planned)"))
+    if energy_rank is not None:
+        checks.append(("ranks the recorded actions", bool(energy_rank < READY_ENERGY_RANK),
+                       f"mean energy rank {energy_rank:.3f} among random actions (below {READY_ENERGY_RANK})"))
+    return Readiness(all(passed for _, passed, _ in checks), tuple(checks))
+
+
+def readiness_of_training(final: dict[str, float], joint_names: Sequence[str]) -> Readiness:
+    """:func:`readiness` from the held-out figures `jepa-ros train` records (``h{k}_error_ratio``, ``probe_r2_<joint>``)."""
+    ratios = {int(key[1:].split("_")[0]): value for key, value in final.items() if key.endswith("_error_ratio")}
+    return readiness(ratios, {name: final[f"probe_r2_{name}"] for name in joint_names if f"probe_r2_{name}" in final})

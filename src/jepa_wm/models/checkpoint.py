@@ -80,6 +80,20 @@ def update_metadata(folder: str | Path, **fields: Any) -> None:
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
+def checkpoint_robot(folder: str | Path) -> str:
+    """The robot preset a checkpoint was trained for (``jepa-ros train --robot``, kept in its metadata).
+
+    A checkpoint without one is taken for the project's arm only when its joints are that arm's.
+    """
+    config, metadata = read_checkpoint_config(folder)
+    if metadata.get("robot"):
+        return str(metadata["robot"])
+    if config.joint_names == WorldModelConfig.joint_names:
+        return "jepa_arm"
+    raise ConfigError(f"checkpoint {folder} names no robot preset and its joints {list(config.joint_names)} are not "
+                      "jepa_arm's: pass the robot (--robot / robot:=)")
+
+
 def read_checkpoint_config(folder: str | Path) -> tuple[WorldModelConfig, dict[str, Any]]:
     """The WorldModelConfig and training metadata stored in a checkpoint folder."""
     path = Path(folder) / CONFIG

@@ -1,4 +1,4 @@
-"""MuJoCo simulation of the jepa_ros arm: position-controlled joints and a workspace camera image."""
+"""MuJoCo simulation of a robot preset's arm: position-controlled joints and a workspace camera image."""
 
 from __future__ import annotations
 
@@ -8,22 +8,13 @@ import cv2
 import mujoco
 import numpy as np
 
-from jepa_wm.config import SimConfig
+from jepa_wm.config import SimConfig, check_joint_names, load_robot
 from jepa_wm.safety import clamp_to_limits
 from jepa_wm.sim.description import load_description
 from jepa_wm.sim.scene import TABLE_LINK, TCP_LINK, build_scene
 
 logger = logging.getLogger(__name__)
 
-# Exploration / goal box for the project's arm (rad): the arm leans toward the camera over the table.
-EXPLORE_BOX = {
-    "joint1": (-1.1, 0.95),  # +y swings the tool toward the right image border
-    "joint2": (-0.3, 0.9),
-    "joint3": (0.6, 1.9),
-    "joint4": (-1.4, 1.4),
-    "joint5": (0.0, 1.7),
-    "joint6": (-1.5, 1.5),
-}
 TABLE_CLEARANCE = 0.07  # m the arm keeps above the table top: clear of the objects (<= 6 cm tall) too
 SETPOINT_SPEED = 0.9  # fraction of the velocity limit: the servo lags and catches up a few % faster
 IMAGE_MARGIN = 0.08  # fraction of the image the tool centre point keeps away from the border
@@ -34,7 +25,10 @@ class ArmSim:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self.description = load_description(self.config.urdf, self.config.camera_name)
+        self.robot = load_robot(self.config.robot)
+        self.description = load_description(self.config.urdf or self.robot.description_path(), self.config.camera_name)
+        check_joint_names(self.robot.joint_names, self.description.joint_names, f"description {self.description.source}",
+                          f"robot preset {self.robot.name!r}")
         self.model = build_scene(
             self.description, self.config.camera_name, self.config.physics_timestep, self.config.num_objects, self.config.seed
         )
@@ -46,9 +40,11 @@ class ArmSim:
         self.joint_upper = self.description.joint_upper.copy()
         self.velocity_limits = self.description.velocity_limits.copy()
         self.home_joint_positions = self.description.home_joint_positions.copy()
-        box = [EXPLORE_BOX.get(name, self._inner_range(i)) for i, name in enumerate(self.joint_names)]
-        self.explore_lower = np.maximum(np.array([low for low, _ in box]), self.joint_lower)
-        self.explore_upper = np.minimum(np.array([high for _, high in box]), self.joint_upper)
+        # the preset's box, in the description's joint order, inside the description's limits
+        order = [self.robot.joint_names.index(name) for name in self.joint_names]
+        box_lower, box_upper = (np.asarray(values)[order] for values in self.robot.explore_box())
+        self.explore_lower = np.maximum(box_lower, self.joint_lower)
+        self.explore_upper = np.minimum(box_upper, self.joint_upper)
 
         joint_ids = [self.model.joint(name).id for name in self.joint_names]
         self._qpos_index = self.model.jnt_qposadr[joint_ids]
@@ -61,6 +57,10 @@ class ArmSim:
         self._arm_bodies = np.array([b for b in range(self.model.nbody) if self._descends_from(b, first)])
         table_geom = self.model.body(TABLE_LINK).geomadr[0]
         self._table_top = float(self.model.body(TABLE_LINK).pos[2] + self.model.geom_size[table_geom, 2])
+        # What the clearance check watches: the arm's bodies and geoms that are clear of the table at the
+        # home pose (those near the base, such as a pan joint's housing, sit low whatever the pose).
+        self._clear_bodies, self._clear_geoms = self._arm_bodies, np.isin(self.model.geom_bodyid, self._arm_bodies)
+        self._clear_bodies, self._clear_geoms = self._clear_at(self.description.home_joint_positions)
 
         rendered = self.config.image_size * self.config.supersampling
         self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), rendered)
@@ -167,17 +167,22 @@ class ArmSim:
 
     def pose_is_valid(self, joint_positions: np.ndarray) -> bool:
         """True if at ``joint_positions`` the arm stays above the table and the tool is inside the image."""
-        self._scratch.qpos[self._qpos_index] = joint_positions
-        mujoco.mj_kinematics(self.model, self._scratch)
-        lowest = self._scratch.xpos[self._arm_bodies, 2].min()
-        geoms = np.isin(self.model.geom_bodyid, self._arm_bodies)
-        lowest = min(lowest, (self._scratch.geom_xpos[geoms, 2] - self.model.geom_rbound[geoms]).min())
-        if lowest < self._table_top + TABLE_CLEARANCE:
+        bodies, geoms = self._clear_at(joint_positions)
+        if len(bodies) < len(self._clear_bodies) or geoms.sum() < self._clear_geoms.sum():
             return False
         mujoco.mj_camlight(self.model, self._scratch)
         u, v = self._project(self._scratch, self._scratch.xpos[self._tcp_body])[0]
         margin, size = IMAGE_MARGIN * self.config.image_size, self.config.image_size
         return bool(margin <= u <= size - margin and margin <= v <= size - margin)
+
+    def _clear_at(self, joint_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The watched arm bodies, and a mask of the watched geoms, that clear the table at ``joint_positions``."""
+        self._scratch.qpos[self._qpos_index] = joint_positions
+        mujoco.mj_kinematics(self.model, self._scratch)
+        floor = self._table_top + TABLE_CLEARANCE
+        bodies = self._clear_bodies[self._scratch.xpos[self._clear_bodies, 2] >= floor]
+        lowest = self._scratch.geom_xpos[:, 2] - self.model.geom_rbound
+        return bodies, self._clear_geoms & (lowest >= floor)
 
     def close(self) -> None:
         """Free the renderer's OpenGL context."""
@@ -188,10 +193,6 @@ class ArmSim:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _inner_range(self, i: int) -> tuple[float, float]:
-        span = self.joint_upper[i] - self.joint_lower[i]
-        return self.joint_lower[i] + 0.2 * span, self.joint_upper[i] - 0.2 * span
 
     def _descends_from(self, body: int, ancestor: int) -> bool:
         while body > 0:
