@@ -278,6 +278,43 @@ def test_read_episodes_finds_every_bag(tmp_path: Path) -> None:
     assert len(episodes) == 3 and all(e.frames.shape[1:] == (16, 16, 3) for e in episodes)
 
 
+def test_bags_behind_symbolic_links_are_found_once(tmp_path: Path) -> None:
+    write_robot_bag(tmp_path / "elsewhere" / "run_c", seconds=1.0, seed=3)
+    write_robot_bag(tmp_path / "robot" / "run_a", seconds=1.0, seed=1)
+    (tmp_path / "robot" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "robot" / "run_a" / "loop").symlink_to(tmp_path / "robot", target_is_directory=True)  # no endless walk
+    assert [p.relative_to(tmp_path).as_posix() for p in find_bags(tmp_path / "robot")] == ["robot/linked/run_c", "robot/run_a"]
+
+
+def test_a_camera_on_its_own_clock_is_refused_by_header_stamps_and_paired_by_arrival(tmp_path: Path) -> None:
+    from jepa_wm.data.rosbag_io import IMAGE, TYPESTORE
+
+    device_clock = 12_345 * 1_000_000_000  # the camera counts from its own power-up
+    with BagWriter(tmp_path / "bag") as bag:
+        for i in range(int(3.0 * CAMERA_HZ)):
+            arrival = T0 + int(i / CAMERA_HZ * 1e9) + 30_000_000  # received 30 ms after exposure
+            image = TYPESTORE.types[IMAGE](
+                header=TYPESTORE.types["std_msgs/msg/Header"](
+                    stamp=TYPESTORE.types["builtin_interfaces/msg/Time"](sec=(device_clock + i * 33_333_333) // 1_000_000_000,
+                                                                         nanosec=(device_clock + i * 33_333_333) % 1_000_000_000),
+                    frame_id="camera"),
+                height=4, width=4, encoding="rgb8", is_bigendian=0, step=12, data=np.full(48, i % 256, np.uint8))
+            bag.write_serialized("/camera/image_raw", IMAGE, arrival, TYPESTORE.serialize_cdr(image, IMAGE))
+        for i in range(int(3.0 * JOINT_HZ)):
+            stamp = T0 + int(i / JOINT_HZ * 1e9)
+            bag.write_joint_state("/joint_states", stamp, NAMES, joint_positions_at(i / JOINT_HZ))
+    with pytest.raises(BagError, match=r"no frame on /camera/image_raw has a joint state .*--stamps arrival"):
+        read_episode(tmp_path / "bag", period=PERIOD)
+    with pytest.warns(ActionWarning):  # no commands in this bag
+        episode = read_episode(tmp_path / "bag", BagTopics(stamps="arrival"), period=PERIOD)
+    # Each step's frame and joint state were received together: frame i arrived 30 ms after i / 30 s.
+    frame_index = episode.frames[:, 0, 0, 0].astype(int)
+    expected = np.array([joint_positions_at(((k * 1e9 / CAMERA_HZ + 30e6) // 1e7) / JOINT_HZ) for k in frame_index])
+    np.testing.assert_allclose(episode.joint_positions, expected, atol=0.02)
+    with pytest.raises(BagError, match="stamps='device': expected 'header' or 'arrival'"):
+        BagTopics(stamps="device")
+
+
 # ---------------------------------------------------------------------------------------
 # training windows and the split
 

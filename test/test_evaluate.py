@@ -19,7 +19,8 @@ from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig, pac
 from jepa_wm.data import BagError, BagWriter, iter_messages
 from jepa_wm.data.rosbag_io import FLOAT64_ARRAY, IMAGE, JOINT_STATE, TYPESTORE
 from jepa_wm.evaluation import episode_metrics as m
-from jepa_wm.models import WorldModel, save_checkpoint
+from jepa_wm.evaluation.command import EvaluationSettings
+from jepa_wm.models import WorldModel, load_checkpoint, save_checkpoint
 
 DEFAULT_CHECKPOINT = package_share() / "checkpoints" / "default"
 TINY = WorldModelConfig(
@@ -79,6 +80,13 @@ def test_mcap_and_sqlite_bags_give_a_full_report(bags, tiny_checkpoint, tmp_path
     report = (tmp_path / "report" / "report.md").read_text()
     for plot in ("prediction_error.png", "planner_agreement.png", "energy_rank.png"):
         assert plot in report and (tmp_path / "report" / plot).stat().st_size > 1000
+    # An untrained model is never ready; the verdict opens the report and ends the printout, check by check.
+    assert not metrics["readiness"]["ready"] and report.startswith("# World model evaluation on recorded bags\n\n**NOT READY")
+    assert "beats copy-last" in printed and "sees every joint" in printed and "ranks the recorded actions" in printed
+    # Per joint probe figures, and the planner's bound said where planned actions pile up.
+    assert all(f"| joint{j} |" in report for j in range(1, 7))
+    assert metrics["action_bound_rad"] == pytest.approx(load_checkpoint(tiny_checkpoint).config.action_scale)
+    assert "planned actions pile up there" in report
 
 
 def test_compressed_images_reordered_joints_and_ros1_bags_give_the_same_figures(bags, tiny_checkpoint, tmp_path):
@@ -148,6 +156,7 @@ def test_default_checkpoint_beats_copy_last_and_prefers_the_recorded_action(bags
     prediction, energy = metrics["overall"]["prediction"], metrics["overall"]["energy"]
     assert prediction["model_l1"][0] < prediction["copy_last_l1"][0], prediction
     assert energy["mean_rank"] < 0.5, energy
+    assert metrics["readiness"]["ready"], metrics["readiness"]["statement"]
 
 
 def test_truncated_bag_names_the_file_and_what_was_readable(bags, tiny_checkpoint, tmp_path):
@@ -202,6 +211,9 @@ def test_metric_functions_on_known_values():
     agreement = m.action_agreement(planned, np.array([[0.2, -0.4, 0.0], [0.2, -0.1, 0.1]]))
     assert agreement["cosine"] == pytest.approx((1.0 + (0.04 - 0.01 + 0.005) / (np.sqrt(0.0525) * np.sqrt(0.06))) / 2)
     assert agreement["sign_agreement"] == [1.0, 0.5, 1.0]  # joint 3 counts only the step where it moved
+    still = m.action_agreement(planned, np.zeros_like(planned))  # nothing moved: no agreement to speak of
+    assert still["sign_agreement"] == [None, None, None] and np.isnan(still["sign_agreement_mean"])
+    assert EvaluationSettings().plan_every <= 10  # a 60-step bag gets several plans, not one
 
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(12, 2))

@@ -11,6 +11,7 @@ warning naming the time: nothing is interpolated across a gap.
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,14 @@ class BagTopics:
     # Joint order of Float64MultiArray commands (they carry no names): the controller's joint list, as a
     # robot preset states it. Empty: the order of the joints read, with an ActionWarning naming it.
     command_joints: tuple[str, ...] = ()
+    # What pairs a frame with its joint state: "header" stamps (when the sensor saw it), or "arrival" (when
+    # the recorder received it), for a camera that stamps on its own device clock. Arrival adds the
+    # transport's latency to every frame: prefer fixing the camera's clock.
+    stamps: str = "header"
+
+    def __post_init__(self) -> None:
+        if self.stamps not in ("header", "arrival"):
+            raise BagError(f"stamps={self.stamps!r}: expected 'header' or 'arrival'")
 
 
 def resize_frame(image: np.ndarray, image_size: int | None) -> np.ndarray:
@@ -168,8 +177,9 @@ class _Streams:
         joint_msgs: list[tuple[int, Any]] = []
         command_msgs: list[tuple[int, str, Any]] = []
         ee: list[tuple[int, np.ndarray]] = []
+        by_arrival = topics.stamps == "arrival"
         for topic, msgtype, log_time, message in bag.raw_messages(wanted):
-            stamp = header_stamp_ns(message) or log_time
+            stamp = log_time if by_arrival else header_stamp_ns(message) or log_time
             if topic == self.image_topic:
                 self.frame_stamps.append(stamp)
                 continue
@@ -336,7 +346,8 @@ def _read_segments(bag: BagReader, topics: BagTopics, period: float | None, join
     if len(covered) == 0:
         raise BagError(f"bag {path}: no frame on {streams.image_topic} has a joint state within {tolerance_ns / NS:.3f} s "
                        f"(frames {frame_stamps[0]}..{frame_stamps[-1]} ns, joint states "
-                       f"{streams.joint_stamps[0]}..{streams.joint_stamps[-1]} ns)")
+                       f"{streams.joint_stamps[0]}..{streams.joint_stamps[-1]} ns); if the camera stamps on its own "
+                       "clock, pair by arrival time (--stamps arrival)")
     start, end = int(covered[0]), int(covered[-1])
     if period is not None:
         grid = start + step_ns * np.arange(max(0, (end - start) // step_ns + 1), dtype=np.int64)
@@ -451,13 +462,28 @@ def find_bags(paths: str | Path | list[str | Path]) -> list[Path]:
         if (root / "metadata.yaml").is_file() or root.is_file():
             found.append(root)
             continue
-        folders = sorted(p.parent for p in root.rglob("metadata.yaml"))
+        folders, files = _walk_bags(root)
         found += folders
-        found += sorted(p for p in root.rglob("*") if p.suffix in (".mcap", ".db3", ".bag") and p.is_file()
-                        and not any(folder in p.parents for folder in folders))
+        found += [p for p in files if not any(folder in p.parents for folder in folders)]
     if not found:
         raise BagError(f"no bags (folders with metadata.yaml, .mcap, .db3 or .bag files) under {[str(r) for r in roots]}")
     return sorted(set(found))
+
+
+def _walk_bags(root: Path) -> tuple[list[Path], list[Path]]:
+    """Bag folders and lone bag files under ``root``, following symbolic links (each real folder once)."""
+    folders, files, seen = [], [], set()
+    for here, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:  # a link back up the tree, or two links to one folder
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders.sort()
+        if "metadata.yaml" in names:
+            folders.append(Path(here))
+        files += [Path(here) / name for name in names if Path(name).suffix in (".mcap", ".db3", ".bag")]
+    return sorted(folders), sorted(files)
 
 
 def step_period_s(episodes: list[Episode]) -> float:

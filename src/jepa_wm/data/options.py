@@ -40,6 +40,9 @@ def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--command-joints", nargs="+", default=None,
                        help="joint order of Float64MultiArray commands (the controller's joint list)")
     group.add_argument("--period", type=float, default=None, help="resample episodes to this control period (s)")
+    group.add_argument("--stamps", choices=("header", "arrival"), default="header",
+                       help="pair frames and joint states by header stamps, or by arrival time in the recorder "
+                            "(a camera stamping on its own clock)")
 
 
 def bag_reading(args: argparse.Namespace) -> BagReading:
@@ -56,6 +59,8 @@ def bag_reading(args: argparse.Namespace) -> BagReading:
     overrides = {"image": args.image_topic, "joint_states": args.joint_states_topic, "commands": args.command_topic,
                  "trajectory": args.trajectory_topic}
     bag_topics = dataclasses.replace(bag_topics, **{k: topics.in_bag(v) for k, v in overrides.items() if v})
+    if args.stamps != bag_topics.stamps:
+        bag_topics = dataclasses.replace(bag_topics, stamps=args.stamps)
     if args.command_joints:
         bag_topics = dataclasses.replace(bag_topics, command_joints=tuple(args.command_joints))
     if args.joints:

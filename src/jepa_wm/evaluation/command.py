@@ -27,7 +27,7 @@ from jepa_wm.data import BagError, BagTopics, GapWarning, find_bags, read_episod
 from jepa_wm.data.episodes import period_mismatch, step_period_s
 from jepa_wm.data.options import add_bag_arguments, bag_reading
 from jepa_wm.evaluation import episode_metrics as m
-from jepa_wm.evaluation.quality import encode_frames
+from jepa_wm.evaluation.quality import Readiness, encode_frames, readiness
 from jepa_wm.evaluation.report import write_evaluation_report
 from jepa_wm.models.checkpoint import read_checkpoint_config
 
@@ -38,7 +38,7 @@ class EvaluationSettings:
 
     horizon: int = 4  # prediction horizons 1..horizon
     goal_offset: int = 4  # goal = frame k steps ahead (also the planner horizon)
-    plan_every: int = 100  # plan from every k-th step (0.2-0.4 s a plan on one busy core: the costly part); 0: never
+    plan_every: int = 10  # plan from every k-th step (0.2-0.4 s a plan on one busy core: the costly part); 0: never
     energy_every: int = 15  # rank the recorded action's energy at every k-th step; 0: never
     num_random: int = 15  # random sequences the recorded one is ranked among
     batch_size: int = 128  # frames per encoder batch and start points per rollout batch
@@ -106,13 +106,28 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - started
     results["timing"] = timing(episodes, wall)
     results["checkpoint"] = str(args.checkpoint)
+    results["action_bound_rad"] = planner.action_bound * model.config.action_scale
+    verdict = readiness_of_evaluation(results)
+    results["readiness"] = {"ready": verdict.ready, "statement": verdict.statement}
     out = write_evaluation_report(results, Path(args.out))
     t = results["timing"]
     print(
         f"evaluated {t['frames']} frames ({t['recorded_s']:.1f} s recorded) in {wall:.2f} s: "
         f"{t['frames_per_s']:.0f} frames/s, {t['x_realtime']:.1f}x real time; report: {out}"
     )
+    print(verdict.statement)
     return 0
+
+
+def readiness_of_evaluation(results: dict[str, Any]) -> Readiness:
+    """:func:`readiness` from an evaluation's overall figures."""
+    overall = results["overall"]
+    prediction = overall["prediction"]
+    ratios = {h: (model / copy if copy else float("nan"))
+              for h, model, copy in zip(prediction["horizon"], prediction["model_l1"], prediction["copy_last_l1"])}
+    rank = overall["energy"]["mean_rank"]
+    return readiness(ratios, dict(zip(results["joint_names"], overall["probe"]["per_joint_r2"])),
+                     rank if np.isfinite(rank) else None)
 
 
 def load_episodes(

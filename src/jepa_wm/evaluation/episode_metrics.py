@@ -112,7 +112,8 @@ def action_agreement(planned: np.ndarray, recorded: np.ndarray, min_magnitude: f
         "per_joint_abs_error": np.abs(planned - recorded).mean(0).tolist(),
         "cosine": float(cosine[norms > 0].mean()) if (norms > 0).any() else float("nan"),
         "sign_agreement": [None if np.isnan(v) else float(v) for v in sign],
-        "sign_agreement_mean": float(agree.sum() / max(moving.sum(), 1)),
+        # no joint moved in any recorded action: nothing to agree with (not an agreement of 0)
+        "sign_agreement_mean": float(agree.sum() / moving.sum()) if moving.any() else float("nan"),
     }
 
 

@@ -62,6 +62,11 @@ def _plot_planner(results: dict[str, Any], path: Path) -> str:
             axis.scatter(recorded[:, joint], planned[:, joint], s=12, label=name)
         limit = float(max(np.abs(planned).max(), np.abs(recorded).max(), 1e-3))
         axis.plot([-limit, limit], [-limit, limit], color="black", lw=0.8)
+        bound = results.get("action_bound_rad")
+        if bound is not None:  # the planner draws no action beyond it: points pile up on these lines
+            for level in (-bound, bound):
+                axis.axhline(level, color="tab:red", ls=":", lw=0.8)
+            axis.set_title(f"planned actions end at the planner's bound, +-{bound:.3g} rad", fontsize=8)
         axis.legend(fontsize=7)
     axis.set_xlabel("recorded action (rad)")
     axis.set_ylabel("first planned action (rad)")
@@ -95,9 +100,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
     overall, timing = results["overall"], results.get("timing", {})
     prediction = overall["prediction"]
+    readiness = results.get("readiness")
     lines = [
         "# World model evaluation on recorded bags",
         "",
+        *([f"**{readiness['statement'].splitlines()[0]}**", "",
+           *[f"- {line.strip()}" for line in readiness["statement"].splitlines()[1:]], ""] if readiness else []),
         f"Checkpoint: `{results.get('checkpoint', '?')}`; {len(results['episodes'])} episodes, "
         f"{timing.get('frames', '?')} frames, {_fmt(timing.get('recorded_s'), 1)} s recorded, evaluated in "
         f"{_fmt(timing.get('wall_s'), 2)} s ({_fmt(timing.get('x_realtime'), 1)}x real time, "
@@ -137,7 +145,9 @@ def _markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         f"Goal = frame {results['settings']['goal_offset']} steps ahead; the first planned action against the "
         f"recorded one over {planner['count']} plans: mean abs error {_fmt(planner['abs_error'])} rad, mean cosine "
         f"{_fmt(planner['cosine'], 3)} (random: 0), sign agreement {_fmt(planner.get('sign_agreement_mean'), 3)} "
-        f"(random: 0.5); per joint: {signs}.",
+        f"(random: 0.5; n/a where the recorded joint did not move); per joint: {signs}. The planner draws no "
+        f"action beyond {_fmt(results.get('action_bound_rad'), 3)} rad a joint (its action bound times the "
+        "checkpoint's action scale): planned actions pile up there in the plot.",
         "",
         f"![planner agreement]({plots['planner']})",
         "",

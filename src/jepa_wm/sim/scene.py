@@ -56,6 +56,10 @@ def build_scene(description: ArmDescription, camera_name: str, timestep: float, 
                 geom.contype, geom.conaffinity = 0, ARM_COLLISION
         if body.name in moving:
             body.gravcomp = 1.0  # the joint controllers of real arms compensate gravity too
+            if body.parent.name not in moving:
+                # The first link turns on the base it rests on: MuJoCo filters parent-child contacts except
+                # with bodies welded to the world, and the touching faces would brake the joint by friction.
+                spec.add_exclude(bodyname1=body.parent.name, bodyname2=body.name)
 
     for i, name in enumerate(description.joint_names):
         joint = spec.joint(name)
