@@ -35,16 +35,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from jepa_wm.config import PlannerConfig, TrainConfig, load_yaml  # noqa: E402
-from jepa_wm.data import read_episodes  # noqa: E402
+from jepa_wm.data import BagTopics, read_episodes  # noqa: E402
 from jepa_wm.data.collect import CollectConfig, collect  # noqa: E402
 from jepa_wm.evaluation.quality import encode_frames, horizon_errors, latent_statistics, probe_scores  # noqa: E402
-from jepa_wm.models.checkpoint import load_checkpoint  # noqa: E402
+from jepa_wm.models.checkpoint import checkpoint_robot, load_checkpoint  # noqa: E402
 from jepa_wm.models.objectives import CUBIC_MIDPOINT  # noqa: E402
 from jepa_wm.models.world_model import WorldModel  # noqa: E402
 from jepa_wm.reaching import ReachingConfig, make_sim, sample_goals  # noqa: E402
 from jepa_wm.training.trainer import DistributedContext, Trainer  # noqa: E402
 
-HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0, 1000, 2000 and 3000
+HELD_OUT_SEED = 7000  # `make checkpoint` collects its training data with seeds 0 and 1000
 PROBE_FIT_SEED = 8000  # the second probe's fitting episodes
 
 
@@ -119,14 +119,14 @@ def quality(
     return result
 
 
-def latent_metric(model: WorldModel, goals: int = 8, poses: int = 1500) -> dict[str, float]:
+def latent_metric(model: WorldModel, robot: str, goals: int = 8, poses: int = 1500) -> dict[str, float]:
     """End-effector error of the random pose whose latent is nearest each goal image's latent.
 
     A perfect planner ends where the latent distance is smallest; if that pose is far from the
     goal's end effector while a close pose was among the candidates, the model limits reaching.
     """
     size = model.config.encoder.image_size
-    with make_sim(size, 0) as sim:
+    with make_sim(size, 0, robot) as sim:
         targets = sample_goals(sim, ReachingConfig(num_goals=goals))
         rng = np.random.default_rng(1)
         frames, ee = [], []
@@ -144,7 +144,7 @@ def latent_metric(model: WorldModel, goals: int = 8, poses: int = 1500) -> dict[
     return {"nearest_latent_ee_error_m": float(np.median(nearest)), "closest_sampled_ee_error_m": float(np.median(closest))}
 
 
-def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> dict[str, float]:
+def latent_roughness(model: WorldModel, robot: str, lines: int = 30, step: float = 0.04) -> dict[str, float]:
     """How rough the latent is in the joints, at the exploration data's step size (0.04 rad per joint).
 
     Along ``lines`` straight joint-space lines (every joint moving ``step`` rad per step, random
@@ -155,7 +155,7 @@ def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> 
     """
     rng = np.random.default_rng(5)
     frames = []
-    with make_sim(model.config.encoder.image_size, 0) as sim:
+    with make_sim(model.config.encoder.image_size, 0, robot) as sim:
         for _ in range(lines):
             start, direction = sim.sample_joint_positions(rng), rng.choice([-1.0, 1.0], size=len(sim.joint_names))
             for t in (-1, 0, 1, 2, 3):
@@ -167,18 +167,21 @@ def latent_roughness(model: WorldModel, lines: int = 30, step: float = 0.04) -> 
     return {"latent_roughness": error / (z[:, 1] - z[:, 2]).abs().mean().item()}
 
 
-def collect_episodes(model: WorldModel, episodes: int, steps: int, seed: int) -> list:
-    """Exploration episodes of a seed no training set uses, collected here."""
+def collect_episodes(model: WorldModel, robot: str, episodes: int, steps: int, seed: int) -> list:
+    """Exploration episodes of simulated ``robot`` with a seed no training set uses, collected here."""
     with tempfile.TemporaryDirectory() as folder:
-        collect(CollectConfig(out=folder, episodes=episodes, steps=steps, seed=seed,
+        collect(CollectConfig(out=folder, robot=robot, episodes=episodes, steps=steps, seed=seed,
                               image_size=model.config.encoder.image_size, workers=1), progress=False)
-        return read_episodes(folder, image_size=model.config.encoder.image_size, progress=False)
+        topics = BagTopics(command_joints=model.config.joint_names)  # collect writes the preset's order
+        return read_episodes(folder, topics, joint_names=model.config.joint_names,
+                             image_size=model.config.encoder.image_size, progress=False)
 
 
 def main() -> int:
     """Collect held-out episodes, measure, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "default"))
+    parser.add_argument("--robot", default=None, help="simulated robot preset (default: the checkpoint's)")
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--probe-fit-episodes", type=int, default=240,
@@ -186,18 +189,19 @@ def main() -> int:
     args = parser.parse_args()
     torch.manual_seed(0)
     model = load_checkpoint(args.checkpoint)
+    robot = args.robot or checkpoint_robot(args.checkpoint)
     results: dict[str, float] = {}
     with torch.inference_mode():
         results.update(speed(model))
-    episodes = collect_episodes(model, args.episodes, args.steps, HELD_OUT_SEED)
+    episodes = collect_episodes(model, robot, args.episodes, args.steps, HELD_OUT_SEED)
     fit_episodes = None
     if args.probe_fit_episodes:
-        fit_episodes = collect_episodes(model, args.probe_fit_episodes, args.steps, PROBE_FIT_SEED)
+        fit_episodes = collect_episodes(model, robot, args.probe_fit_episodes, args.steps, PROBE_FIT_SEED)
     results.update(training_speed(model, episodes))
     results.update(quality(model, episodes, fit_episodes=fit_episodes))
     with torch.inference_mode():
-        results.update(latent_metric(model))
-        results.update(latent_roughness(model))
+        results.update(latent_metric(model, robot))
+        results.update(latent_roughness(model, robot))
     results["held_out_episodes"] = len(episodes)
     for key, value in results.items():
         print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")

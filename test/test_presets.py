@@ -7,6 +7,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -122,3 +123,51 @@ def test_robot_graph_takes_topic_defaults_from_the_preset() -> None:
     values = resolve_arguments(graph, ["robot:=fr3", "camera_topic:=/wrist/image_raw", "command_topic:=/fr3/commands"])
     assert values["camera_topic"] == "/wrist/image_raw" and values["command_topic"] == "/fr3/commands"
     assert values["joint_states_topic"] == "joint_states"
+
+
+SIMULATED = [name for name in PRESETS if load_robot(name).description]
+
+
+def test_two_simulated_robots_differ_in_joints_and_kinematics() -> None:
+    assert {"jepa_arm", "so101_sim"} <= set(SIMULATED)
+    arm, so101 = load_robot("jepa_arm"), load_robot("so101_sim")
+    assert len(arm.joint_names) != len(so101.joint_names) and not set(arm.joint_names) & set(so101.joint_names)
+    assert so101.joint_names == load_robot("so101").joint_names  # the real SO-101's joints and limits
+    assert so101.joint_lower == load_robot("so101").joint_lower and so101.joint_upper == load_robot("so101").joint_upper
+
+
+@pytest.mark.parametrize("name", SIMULATED)
+def test_a_simulated_preset_matches_its_description_and_explores_inside_its_limits(name: str) -> None:
+    from jepa_wm.sim.description import load_description
+
+    robot = load_robot(name)
+    description = load_description(robot.description_path())
+    assert description.joint_names == robot.joint_names  # the controller's order is the description's
+    np.testing.assert_allclose(description.joint_lower, robot.joint_lower)
+    np.testing.assert_allclose(description.joint_upper, robot.joint_upper)
+    np.testing.assert_allclose(description.velocity_limits, robot.velocity_limits)
+    lower, upper = robot.explore_box()
+    assert np.all(np.array(robot.joint_lower) <= lower) and np.all(np.array(upper) <= robot.joint_upper)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"explore_upper": []}, r"explore_lower and explore_upper: give both or neither"),
+        ({"explore_lower": [-1.0] * 5, "explore_upper": [1.0] * 5}, r"explore_lower has 5 values, expected 6"),
+        ({"explore_lower": [-4.0] + [-1.0] * 5, "explore_upper": [1.0] * 6},
+         r"joint1 exploration box \[-4.0, 1.0\]: expected lower < upper, inside the joint limits"),
+        ({"readout_weights": [1, 1, 1, 1, 1, 0]}, r"readout_weights=\[1.0, 1.0, 1.0, 1.0, 1.0, 0.0\]: expected finite values > 0"),
+    ],
+)
+def test_a_broken_exploration_box_or_readout_weights_fail_naming_the_field(tmp_path: Path, changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_robot(str(_write_broken(tmp_path, **changes)))
+
+
+def test_a_preset_without_description_cannot_be_simulated() -> None:
+    from jepa_wm.config import SimConfig
+    from jepa_wm.sim import ArmSim
+
+    with pytest.raises(ConfigError, match=r"robot 'ur5e' names no description \(URDF or xacro\): it cannot be simulated"):
+        ArmSim(SimConfig(robot="ur5e"))

@@ -245,3 +245,26 @@ def test_missing_or_broken_urdf_fails_at_start(tmp_path):
     broken.write_text("<robot xmlns:xacro='http://www.ros.org/wiki/xacro'><xacro:include filename='gone.xacro'/></robot>")
     with pytest.raises(DescriptionError, match="broken.urdf.xacro does not render with xacro"):
         ArmSim(SimConfig(urdf=str(broken)))
+
+
+def test_the_second_robot_simulates_from_its_preset_alone():
+    """so101_sim: another joint count, names, kinematics and look, built with no code of its own."""
+    with ArmSim(SimConfig(robot="so101_sim", image_size=64)) as arm, ArmSim(SimConfig(image_size=64)) as default:
+        assert arm.joint_names == ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
+        assert arm.robot.name == "so101_sim"
+        np.testing.assert_allclose(arm.explore_lower, arm.robot.explore_lower)
+        # Every joint follows its commands (none rubs on the link it rests on), within its velocity limit.
+        start = arm.home_joint_positions.copy()
+        arm.reset(joint_positions=start)
+        arm.set_target(start + 0.1)
+        arm.step(0.4)
+        np.testing.assert_allclose(arm.joint_positions - start, 0.1, atol=0.01)
+        assert np.all(np.abs(arm.joint_velocities) <= arm.velocity_limits)
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            pose = arm.sample_joint_positions(rng)
+            arm.reset(joint_positions=pose)
+            u, v = arm.project(arm.end_effector_position())[0]
+            assert 0 <= u < 64 and 0 <= v < 64
+        # It looks nothing like the default arm at home.
+        assert np.abs(arm.render().astype(int) - default.render().astype(int)).mean() > 10

@@ -94,6 +94,15 @@ def checkpoint_robot(folder: str | Path) -> str:
                       "jepa_arm's: pass the robot (--robot / robot:=)")
 
 
+def training_seconds(folder: str | Path) -> float:
+    """Seconds of training behind a checkpoint: its own record's and those of the stages it started from."""
+    record, total = read_checkpoint_config(folder)[1], 0.0
+    while record:
+        total += float(record.get("train_seconds", 0.0))
+        record = record.get("init")
+    return total
+
+
 def read_checkpoint_config(folder: str | Path) -> tuple[WorldModelConfig, dict[str, Any]]:
     """The WorldModelConfig and training metadata stored in a checkpoint folder."""
     path = Path(folder) / CONFIG
