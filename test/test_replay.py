@@ -18,8 +18,9 @@ from jepa_ros import conversions as conv
 from jepa_ros.cli import main
 from jepa_ros.nodes import BackgroundSpinner
 from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
+from jepa_wm.data import BagError
 from jepa_wm.data.rosbag_io import TYPESTORE
-from jepa_wm.evaluation.bagcheck import BagReadError, scan_bag
+from jepa_wm.evaluation.bagcheck import scan_bag
 from jepa_wm.models import WorldModel, save_checkpoint
 from ros_processes import NodeProcess, ProbeGraph
 from test_evaluate import collect, compressed_and_reversed, drop_window, to_ros1
@@ -126,7 +127,7 @@ def test_truncated_bag_fails_before_publishing(bags, tmp_path):
     storage = next(broken.glob("*.mcap"))
     with storage.open("r+b") as stream:
         stream.truncate(storage.stat().st_size * 2 // 3)
-    with pytest.raises(BagReadError) as caught:
+    with pytest.raises(BagError) as caught:
         main(["replay", "--bag", str(broken)])
     message = str(caught.value)
     assert str(broken) in message and "truncated or corrupt" in message
@@ -134,11 +135,11 @@ def test_truncated_bag_fails_before_publishing(bags, tmp_path):
 
 
 def test_missing_topic_lists_what_the_bag_has(bags):
-    with pytest.raises(BagReadError) as caught:
+    with pytest.raises(BagError) as caught:
         main(["replay", "--bag", str(bags["mcap"]), "--topics", "/camera/image_raw", "/wrist/image"])
     message = str(caught.value)
     assert "/wrist/image" in message and "/joint_states [sensor_msgs/msg/JointState]" in message
-    with pytest.raises(BagReadError, match="'/wrist/image'"):  # every requested topic is checked, not only the last
+    with pytest.raises(BagError, match="'/wrist/image'"):  # every requested topic is checked, not only the last
         main(["replay", "--bag", str(bags["mcap"]), "--topics", "/wrist/image", "/camera/image_raw"])
 
 
@@ -148,7 +149,7 @@ def test_topic_of_a_type_without_python_package_is_left_out_unless_asked_for(bag
     assert "not replaying /tf: message type tf2_msgs/msg/TFMessage has no Python package" in capsys.readouterr().out
     time.sleep(0.3)
     assert len(probe["image"]) == STEPS
-    with pytest.raises(BagReadError, match="tf2_msgs/msg/TFMessage"):
+    with pytest.raises(BagError, match="tf2_msgs/msg/TFMessage"):
         main(["replay", "--bag", str(bag), "--topics", "/tf", "/joint_states"])
 
 

@@ -27,7 +27,6 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from jepa_ros.replay import message_class
 from jepa_wm import topics
 from jepa_wm.data.rosbag_io import TYPESTORE, BagError, BagWriter
-from jepa_wm.evaluation.bagcheck import BagReadError
 
 DEFAULT_TOPICS = (
     *(topics.in_bag(name) for name in (topics.CAMERA, topics.CAMERA_INFO, topics.JOINT_STATES, topics.POSITION_COMMANDS,
@@ -69,9 +68,9 @@ class Recorder(Node):
             msgtype = next((name for name in types[topic] if name in TYPESTORE.fielddefs), None)
             try:
                 if msgtype is None:
-                    raise BagReadError(f"rosbags' ROS 2 Kilted type store has no definition of {types[topic]}")
+                    raise BagError(f"rosbags' ROS 2 Kilted type store has no definition of {types[topic]}")
                 msg_class = message_class(msgtype)
-            except BagReadError as err:
+            except BagError as err:
                 self.get_logger().error(f"not recording {topic}: {err}")
                 self._topic_subscriptions[topic] = None
                 continue

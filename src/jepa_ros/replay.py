@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from jepa_wm import topics
 from jepa_wm.config import load_robot
+from jepa_wm.data import BagError
 from jepa_wm.data.rosbag_io import (
     COMPRESSED_IMAGE,
     FLOAT64_ARRAY,
@@ -36,7 +37,7 @@ from jepa_wm.data.rosbag_io import (
     decode_message,
 )
 from jepa_wm.evaluation import json_safe
-from jepa_wm.evaluation.bagcheck import BagReadError, BagSummary, find_gaps, require_topics, scan_bag
+from jepa_wm.evaluation.bagcheck import BagSummary, find_gaps, require_summary_topics, scan_bag
 from jepa_wm.evaluation.live_score import CommandStream, command_target, score_commands
 
 COMMAND_TYPES = (FLOAT64_ARRAY, JOINT_TRAJECTORY)
@@ -102,17 +103,17 @@ def run(args: argparse.Namespace) -> int:
 def _select_topics(summary: BagSummary, args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Topics to publish and live command topics to record; missing requested topics list what the bag has."""
     if args.topics:
-        require_topics(summary, {f"requested topic {i + 1}": topic for i, topic in enumerate(args.topics)})
+        require_summary_topics(summary, {f"requested topic {i + 1}": topic for i, topic in enumerate(args.topics)})
         replayed = list(args.topics)
     else:
         replayed = [t.name for t in summary.topics.values() if t.msgtype not in COMMAND_TYPES and t.name != topics.CLOCK]
     if args.score:
         if not recorded_command_topics(summary):
-            raise BagReadError(f"--score needs recorded commands ({FLOAT64_ARRAY} or {JOINT_TRAJECTORY}) in "
+            raise BagError(f"--score needs recorded commands ({FLOAT64_ARRAY} or {JOINT_TRAJECTORY}) in "
                                f"{summary.path}; it has: {summary.describe()}")
-        require_topics(summary, {"joint states": args.joint_states_topic})
+        require_summary_topics(summary, {"joint states": args.joint_states_topic})
     if args.goal != "none":
-        require_topics(summary, {"camera": args.image_topic})
+        require_summary_topics(summary, {"camera": args.image_topic})
     return replayed, list(args.command_topics or DEFAULT_COMMAND_TOPICS)
 
 
@@ -127,7 +128,7 @@ def message_class(msgtype: str) -> type:
     try:
         return getattr(importlib.import_module(f"{package}.{kind}"), name)
     except (ImportError, AttributeError) as err:
-        raise BagReadError(
+        raise BagError(
             f"message type {msgtype} has no Python package here ({err}); install its ROS package"
         ) from err
 
@@ -166,7 +167,7 @@ class BagReplayer:
         for topic in replayed:
             try:
                 msg_class = message_class(summary.topics[topic].msgtype)
-            except BagReadError as err:
+            except BagError as err:
                 if args.topics:  # asked for by name: fail
                     raise
                 print(f"warning: not replaying {topic}: {err}")
@@ -313,7 +314,7 @@ def score_replay(
         if msgtype == JOINT_STATE:
             missing = [n for n in joint_names if n not in payload.names]
             if missing:
-                raise BagReadError(f"{path} {topic}: joint state names {list(payload.names)} lack {missing}")
+                raise BagError(f"{path} {topic}: joint state names {list(payload.names)} lack {missing}")
             joint_stamps.append(log_ns)
             joint_rows.append(payload.positions[[payload.names.index(n) for n in joint_names]])
         else:

@@ -3,7 +3,8 @@
 The graph comes from :mod:`jepa_ros.graphs`, the description the launch files use too. Each node
 runs as ``<executable> [arguments] --ros-args -r __node:=<name> --params-file <file> -r from:=to
 -p name:=value`` in its own process group; its output is prefixed with its name. Ctrl-C or
-SIGTERM stops the graph: SIGINT to every group, then SIGTERM, then SIGKILL, each after a deadline,
+SIGTERM stops the graph: SIGINT to every group, then SIGTERM, then SIGKILL (after SIGUSR1, on which a node
+prints its threads' stacks), each after a deadline,
 so no process is left behind.
 """
 
@@ -305,6 +306,11 @@ class GraphRunner:
                 break
             if sig != signal.SIGINT:
                 self._say("runner", f"{len(alive)} process group(s) still running: sending {signal.Signals(sig).name}")
+            if sig == signal.SIGKILL:  # first, where each is stuck: the nodes print their threads' stacks on SIGUSR1
+                for pgid in alive:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pgid, signal.SIGUSR1)
+                time.sleep(1.0)
             for pgid in alive:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pgid, sig)

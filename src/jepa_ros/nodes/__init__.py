@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import signal
 import sys
@@ -129,6 +130,8 @@ def spin_node(
     An expected start-up error (bad parameter, checkpoint, ...) is printed in one line naming
     the node and the process exits with status 2; a clean shutdown exits with 0.
     """
+    # A node that does not stop is killed by whoever started it; SIGUSR1 first makes it say where it hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:

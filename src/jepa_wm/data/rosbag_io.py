@@ -400,11 +400,18 @@ def bag_topics(path: str | Path) -> dict[str, str]:
         return bag.topics
 
 
-def require_topics(path: str | Path, available: dict[str, str], wanted: Iterable[str]) -> None:
-    """Raise BagError listing the topics a bag has when any of ``wanted`` is absent."""
-    missing = [topic for topic in wanted if topic not in available]
+def require_topics(path: str | Path, available: dict[str, str], wanted: dict[str, str] | Iterable[str],
+                   counts: dict[str, int] | None = None) -> None:
+    """Raise BagError listing the topics a bag has when a wanted topic is absent (or, given ``counts``, empty).
+
+    ``wanted``: topic names, or role -> topic name (the role is said in the message: "camera '/image'").
+    """
+    named = wanted.items() if isinstance(wanted, dict) else ((None, topic) for topic in wanted)
+    missing = [f"{role} {topic!r}" if role else topic for role, topic in named
+               if topic not in available or (counts is not None and not counts.get(topic))]
     if missing:
-        have = ", ".join(f"{topic} ({msgtype})" for topic, msgtype in available.items()) or "no topics"
+        have = ", ".join(f"{topic} ({msgtype})" + (f" x{counts.get(topic, 0)}" if counts is not None else "")
+                         for topic, msgtype in sorted(available.items())) or "no topics"
         raise BagError(f"bag {path} has no topic {', '.join(missing)}; it has: {have}")
 
 

@@ -15,11 +15,8 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 
 from jepa_wm.data.episodes import gap_breaks
+from jepa_wm.data.rosbag_io import BagError, require_topics
 from jepa_wm.data.salvage import describe_readable
-
-
-class BagReadError(RuntimeError):
-    """A bag cannot be read: missing, truncated, corrupt, or lacking the requested topics."""
 
 
 @dataclass
@@ -78,10 +75,10 @@ class Gap:
 
 
 def scan_bag(path: str | Path) -> BagSummary:
-    """Read every record of a bag (no deserialisation); raise BagReadError saying what is wrong."""
+    """Read every record of a bag (no deserialisation); raise BagError saying what is wrong."""
     path = Path(path)
     if not path.exists():
-        raise BagReadError(f"bag {path} does not exist")
+        raise BagError(f"bag {path} does not exist")
     summary = BagSummary(path)
     try:
         with AnyReader([path]) as reader:
@@ -91,19 +88,17 @@ def scan_bag(path: str | Path) -> BagSummary:
                 _count(summary, connection.topic, connection.msgtype, log_ns)
     except Exception as err:  # rosbags raises many types (ReaderError, sqlite3, struct, zstd): all mean unreadable
         read = summary.describe() if any(t.count for t in summary.topics.values()) else "nothing"
-        raise BagReadError(
+        raise BagError(
             f"bag {path} is truncated or corrupt: {type(err).__name__}: {str(err).rstrip('.')}. "
             f"Read before the error: {read}. {describe_readable(path)}"
         ) from err
     return summary
 
 
-def require_topics(summary: BagSummary, wanted: dict[str, str]) -> None:
-    """Raise BagReadError if a wanted topic (role -> name) is absent or empty, listing the bag's topics."""
-    missing = [f"{role} {name!r}" for role, name in wanted.items()
-               if name not in summary.topics or not summary.topics[name].count]
-    if missing:
-        raise BagReadError(f"bag {summary.path} has no messages on {', '.join(missing)}; it has: {summary.describe()}")
+def require_summary_topics(summary: BagSummary, wanted: dict[str, str]) -> None:
+    """Raise BagError if a wanted topic (role -> name) is absent or empty, listing the bag's topics."""
+    require_topics(summary.path, {t.name: t.msgtype for t in summary.topics.values()}, wanted,
+                   {t.name: t.count for t in summary.topics.values()})
 
 
 def find_gaps(stamps_ns: np.ndarray, factor: float = 3.0) -> list[Gap]:
