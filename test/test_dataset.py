@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from pathlib import Path
@@ -214,8 +215,8 @@ def test_unnamed_commands_in_another_order_than_the_joint_states_are_refused_nam
     write_robot_bag(tmp_path / "bag", seed=0)  # its first joint state lists joint_c, joint_a, joint_b
     first_order = read_episode(tmp_path / "bag", period=PERIOD, topics=BagTopics(command_joints=NAMES)).joint_names
     assert first_order != NAMES  # the joint states' order is not the controller's
-    with pytest.raises(BagError, match=r"commands on /forward_position_controller/commands and the motion that "
-                                       r"follows disagree for joints .*Give the controller's joint order"):
+    with pytest.raises(BagError, match=r"bag .*bag: .*the motion that follows disagree for joints .*Give the "
+                                       r"controller's joint order"):
         read_episode(tmp_path / "bag", period=PERIOD)
     # with the controller's order stated, every command lands on its joint, whatever the joint states' order
     episode = read_episode(tmp_path / "bag", period=PERIOD, topics=BagTopics(command_joints=NAMES))
@@ -224,6 +225,28 @@ def test_unnamed_commands_in_another_order_than_the_joint_states_are_refused_nam
     np.testing.assert_allclose(episode.actions[:, order], by_name.actions)
     with pytest.raises(BagError, match=r"the command joints \['joint_a', 'joint_b', 'joint_x'\] lack \['joint_c'\]"):
         read_episode(tmp_path / "bag", period=PERIOD, topics=BagTopics(command_joints=("joint_a", "joint_b", "joint_x")))
+
+
+def test_one_joint_held_back_in_a_short_bag_is_said_and_the_recording_judged_as_a_whole(tmp_path: Path) -> None:
+    from jepa_wm.data.episodes import check_actions_follow_motion
+
+    def episode(joint_b_pushed: bool, source: str) -> Episode:
+        rng = np.random.default_rng(len(source))
+        actions = rng.uniform(-0.1, 0.1, (60, 3)).astype(np.float32)
+        motion = actions.copy()
+        if joint_b_pushed:  # contact pushes joint_b back for a third of the bag, whatever it is commanded
+            motion[20:40, 1] = -0.3
+        positions = np.concatenate([np.zeros((1, 3)), np.cumsum(motion[:-1], axis=0)]).astype(np.float32)
+        return Episode(np.zeros((60, 4, 4, 3), np.uint8), positions, actions, np.arange(60, dtype=np.int64), NAMES, source)
+
+    good = [episode(False, f"bag_{i}") for i in range(20)]
+    check_actions_follow_motion([*good, episode(True, "pushed")], "the bags")  # one bad stretch among many: read
+    with pytest.raises(BagError, match=r"the bags: over 1 episodes the actions and the motion that follows disagree "
+                                       r"for joints joint_b -?0.\d+ "):
+        check_actions_follow_motion([episode(True, "pushed")], "the bags")
+    swapped = [dataclasses.replace(e, actions=e.actions[:, [1, 0, 2]]) for e in good]
+    with pytest.raises(BagError, match=r"disagree for joints joint_a .*, joint_b .*another joint order than"):
+        check_actions_follow_motion(swapped, "the bags")
 
 
 def test_an_assumed_command_order_and_missing_commands_are_said_by_name(tmp_path: Path) -> None:

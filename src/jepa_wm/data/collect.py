@@ -124,7 +124,7 @@ def collect_episode(config: CollectConfig, index: int) -> Path:
                                   intrinsics["fx"], intrinsics["fy"], intrinsics["cx"], intrinsics["cy"])
             bag.write_image(topics.in_bag(topics.CAMERA), stamp, sim.render())
             # the command for this step is decided from the state seen at its start, like a controller would
-            target = sim.set_target(joint_positions + explorer.next_delta(joint_positions))
+            target = sim.set_target(joint_positions + explore_step(sim, explorer, joint_positions))
             bag.write_command(command_topic, stamp, target[order])
             for tick in range(ticks):
                 tick_stamp = stamp + tick * tick_ns
@@ -133,6 +133,17 @@ def collect_episode(config: CollectConfig, index: int) -> Path:
                 sim.step(duration=1.0 / config.joint_state_rate)
             assert abs(sim.time - (stamp + ticks * tick_ns) / NS) < 1e-6, f"sim time {sim.time} drifted from the stamps"
     return path
+
+
+def explore_step(sim: ArmSim, explorer, joint_positions: np.ndarray) -> np.ndarray:
+    """The explorer's next delta, turned back where it would take the arm into the table or the tool out of
+    view (the box alone does not know the scene); no move where both ways are blocked."""
+    delta = explorer.next_delta(joint_positions)
+    if sim.pose_is_valid(joint_positions + delta):
+        return delta
+    explorer.turn_back()
+    delta = explorer.next_delta(joint_positions)
+    return delta if sim.pose_is_valid(joint_positions + delta) else np.zeros_like(delta)
 
 
 def _collect_one(args: tuple[CollectConfig, int]) -> Path:

@@ -39,6 +39,11 @@ class RandomWalkExplorer:
         self._direction = self.rng.uniform(-1.0, 1.0, self.lower.shape)
         self._velocity = np.zeros_like(self.lower)  # smoothed delta, in units of max_delta
 
+    def turn_back(self) -> None:
+        """Reverse the walk (the next step heads back where it came from), e.g. before an obstacle."""
+        self._velocity *= -1.0
+        self._direction *= -1.0
+
     def next_delta(self, joint_positions: np.ndarray) -> np.ndarray:
         """Joint-position delta (rad) [J] for the next step from ``joint_positions``; |delta| <= max_delta."""
         joint_positions = np.asarray(joint_positions, dtype=np.float64)
