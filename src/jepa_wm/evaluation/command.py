@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jepa_wm.config import ConfigError, PlannerConfig, check_joint_names, load_yaml, to_dict
+from jepa_wm.config import ConfigError, PlannerConfig, check_joint_names, load_yaml, require, to_dict
 from jepa_wm.data import BagError, BagTopics, GapWarning, find_bags, read_episode_segments
 from jepa_wm.data.episodes import period_mismatch, step_period_s
 from jepa_wm.data.options import add_bag_arguments, bag_reading
@@ -253,12 +253,12 @@ class PhaseTimer:
 
 
 def _check_joints(episodes: list[Any], joint_names: tuple[str, ...]) -> None:
+    """The checkpoint's joints, in its order (load_episodes reads them so): actions index joints by position."""
     for episode in episodes:
-        if tuple(episode.joint_names) != tuple(joint_names):
-            raise ConfigError(
-                f"{episode.source}: joints {list(episode.joint_names)} do not match "
-                f"the checkpoint's {list(joint_names)}"
-            )
+        check_joint_names(joint_names, episode.joint_names, f"bag {episode.source}")
+        require(tuple(episode.joint_names) == tuple(joint_names),
+                f"bag {episode.source}: joints in the order {list(episode.joint_names)}, the checkpoint's is "
+                f"{list(joint_names)}; read it with joint_names= the checkpoint's")
 
 
 def _duration_s(episode: Any) -> float:
