@@ -376,9 +376,28 @@ class SimConfig:
     # integrates light over its pixel area; 1 renders image_size directly (MuJoCo's 4x multisampling
     # only). The wrist parts move a fraction of a pixel per step: averaged, their image changes smoothly.
     supersampling: int = 1
+    # What a real camera and room change at run time (benchmarks/robustness.py); the defaults are the
+    # scene the exploration data is collected in.
+    light_scale: float = 1.0  # brightness of every light, times
+    light_azimuth: float = 0.0  # deg the key light is turned about the vertical
+    table_rgb: tuple[float, ...] = ()  # table colour (0..1); empty: the description's
+    background_rgb: tuple[float, ...] = ()  # the plain background's colour (0..1); empty: light grey-blue
+    distractors: int = 0  # boxes moving on the table in view, out of the arm's reach
+    camera_shift: tuple[float, ...] = ()  # (dx, dy, dz) m and (roll, pitch, yaw) deg added to the camera pose
+    image_noise: float = 0.0  # std of Gaussian sensor noise, in 8-bit levels
 
     def __post_init__(self) -> None:
         require(64 <= self.image_size <= 256, f"sim.image_size={self.image_size}: expected 64..256")
+        require(math.isfinite(self.light_scale) and 0 <= self.light_scale <= 3,
+                f"sim.light_scale={self.light_scale}: expected 0..3")
+        for key in ("table_rgb", "background_rgb"):
+            value = getattr(self, key)
+            require(len(value) in (0, 3) and all(0 <= v <= 1 for v in value),
+                    f"sim.{key}={list(value)}: expected three values in 0..1, or none")
+        require(len(self.camera_shift) in (0, 6) and all(math.isfinite(v) for v in self.camera_shift),
+                f"sim.camera_shift={list(self.camera_shift)}: expected dx dy dz (m) roll pitch yaw (deg), or none")
+        require(0 <= self.distractors <= 8, f"sim.distractors={self.distractors}: expected 0..8")
+        require(math.isfinite(self.image_noise) and self.image_noise >= 0, f"sim.image_noise={self.image_noise}: expected >= 0")
         require(self.seed >= 0, f"sim.seed={self.seed}: expected an integer >= 0")
         require(self.num_objects >= 0, f"sim.num_objects={self.num_objects}: expected >= 0")
         require(1 <= self.supersampling <= 4, f"sim.supersampling={self.supersampling}: expected 1..4")

@@ -21,7 +21,7 @@ from geometry_msgs.msg import PointStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -51,8 +51,10 @@ class SimNodeConfig:
     real_time_factor: float = 1.0  # simulated seconds per wall second; 0 runs as fast as possible
     world_frame: str = "world"  # frame of end_effector_position
     camera_frame: str = "camera_optical_frame"  # frame of the camera image and camera_info
+    jpeg_quality: int = 0  # > 0: also publish camera/image_raw/compressed, JPEG of this quality (image_transport's name)
 
     def __post_init__(self) -> None:
+        require(0 <= self.jpeg_quality <= 100, f"sim_node.jpeg_quality={self.jpeg_quality}: expected 0 (off) .. 100")
         require(0 < self.camera_rate <= 120, f"sim_node.camera_rate={self.camera_rate}: expected (0, 120] Hz")
         require(
             50 <= self.joint_state_rate <= 1000,
@@ -91,6 +93,8 @@ class SimNode(Node):
 
         self.joint_state_pub = self.create_publisher(JointState, topics.JOINT_STATES, SENSOR_PUB_QOS)
         self.image_pub = self.create_publisher(Image, topics.CAMERA, SENSOR_PUB_QOS)
+        self.compressed_pub = (self.create_publisher(CompressedImage, f"{topics.CAMERA}/compressed", SENSOR_PUB_QOS)
+                               if self.config.jpeg_quality else None)
         self.info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, SENSOR_PUB_QOS)
         self.ee_pub = self.create_publisher(PointStamped, topics.END_EFFECTOR, SENSOR_PUB_QOS)
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
@@ -220,6 +224,9 @@ class SimNode(Node):
                 self.ee_pub.publish(conv.point_stamped(tcp, stamp, self.config.world_frame))
                 if frame is not None:
                     self.image_pub.publish(conv.rgb_to_image(frame, stamp, self.config.camera_frame))
+                    if self.compressed_pub is not None:
+                        self.compressed_pub.publish(conv.rgb_to_compressed(frame, "jpeg", stamp, self.config.camera_frame,
+                                                                           self.config.jpeg_quality))
                     self.info_pub.publish(conv.camera_info(self._intrinsics, stamp, self.config.camera_frame))
                 if rtf > 0:
                     delay = wall_start + (now - sim_start) / rtf - time.monotonic()

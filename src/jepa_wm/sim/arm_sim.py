@@ -29,9 +29,7 @@ class ArmSim:
         self.description = load_description(self.config.urdf or self.robot.description_path(), self.config.camera_name)
         check_joint_names(self.robot.joint_names, self.description.joint_names, f"description {self.description.source}",
                           f"robot preset {self.robot.name!r}")
-        self.model = build_scene(
-            self.description, self.config.camera_name, self.config.physics_timestep, self.config.num_objects, self.config.seed
-        )
+        self.model = build_scene(self.description, self.config)
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)  # forward kinematics for pose sampling, never stepped
 
@@ -68,6 +66,8 @@ class ArmSim:
         self._renderer = mujoco.Renderer(self.model, height=rendered, width=rendered)
         self._substeps = int(round(self.config.control_period / self.config.physics_timestep))
         self.last_clamp_warnings: list[str] = []
+        self._noise = np.random.default_rng(self.config.seed)
+        self._distractor_centres = self._place_distractors() if self.config.distractors else np.zeros((0, 3))
         self.reset()
 
     # ----------------------------------------------------------------------------------- state
@@ -81,6 +81,7 @@ class ArmSim:
         self._target = start.copy()
         self._setpoint = start.copy()
         self.data.ctrl[self._actuator_index] = start
+        self._move_distractors()
         mujoco.mj_forward(self.model, self.data)
 
     def set_target(self, q_target: np.ndarray) -> np.ndarray:
@@ -103,6 +104,7 @@ class ArmSim:
             self._setpoint += np.clip(self._target - self._setpoint, -max_move, max_move)
             self.data.ctrl[self._actuator_index] = self._setpoint
             mujoco.mj_step(self.model, self.data)
+        self._move_distractors()
 
     @property
     def time(self) -> float:
@@ -133,10 +135,13 @@ class ArmSim:
         """RGB image from the workspace camera, uint8 [H, W, 3] (H = W = image_size)."""
         self._renderer.update_scene(self.data, camera=self._camera)
         image = self._renderer.render()
-        if self.config.supersampling == 1:
-            return image
-        size = self.config.image_size
-        return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)  # mean of each k x k block
+        if self.config.supersampling > 1:
+            size = self.config.image_size
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)  # mean of each k x k block
+        if self.config.image_noise > 0:
+            noisy = image + self._noise.normal(0.0, self.config.image_noise, image.shape)
+            image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        return image
 
     def camera_intrinsics(self) -> dict[str, float]:
         """Pinhole intrinsics of the rendered image: width, height, fx, fy, cx, cy (pixels)."""
@@ -193,6 +198,36 @@ class ArmSim:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _place_distractors(self, tries: int = 4000) -> np.ndarray:
+        """Centres [K, 3] on the table top for the moving distractors: in view at the home pose, clear of
+        the arm's base and of each other. They touch nothing: the arm may pass through them, as through a
+        shadow, but the camera sees them."""
+        rng = np.random.default_rng(self.config.seed + 1)
+        base = self.data.xpos[self.model.jnt_bodyid[self.model.joint(self.joint_names[0]).id]]
+        self._scratch.qpos[self._qpos_index] = self.description.home_joint_positions
+        mujoco.mj_kinematics(self.model, self._scratch)
+        mujoco.mj_camlight(self.model, self._scratch)
+        table = self.model.body(TABLE_LINK)
+        half = self.model.geom_size[table.geomadr[0], :2]
+        centres: list[np.ndarray] = []
+        size, margin = self.config.image_size, IMAGE_MARGIN * self.config.image_size
+        for _ in range(tries):
+            xy = table.pos[:2] + rng.uniform(-half + 0.05, half - 0.05)
+            point = np.array([*xy, self._table_top + 0.03])
+            u, v = self._project(self._scratch, point)[0]
+            clear = np.linalg.norm(xy - base[:2]) > 0.25 and all(np.linalg.norm(xy - c[:2]) > 0.15 for c in centres)
+            if clear and margin <= u <= size - margin and margin <= v <= size - margin:
+                centres.append(point)
+                if len(centres) == self.config.distractors:
+                    return np.array(centres)
+        raise RuntimeError(f"no room for {self.config.distractors} distractors on the table in view")
+
+    def _move_distractors(self) -> None:
+        """Each distractor circles its centre (5 cm radius, one turn in 4 s of simulated time)."""
+        for index, centre in enumerate(self._distractor_centres):
+            phase = 2 * np.pi * (self.data.time / 4.0 + index / max(1, len(self._distractor_centres)))
+            self.data.mocap_pos[index] = centre + 0.05 * np.array([np.cos(phase), np.sin(phase), 0.0])
 
     def _descends_from(self, body: int, ancestor: int) -> bool:
         while body > 0:

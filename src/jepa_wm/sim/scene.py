@@ -5,6 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from jepa_wm.config import SimConfig
 from jepa_wm.sim.description import ArmDescription, DescriptionError
 
 TABLE_LINK = "table"
@@ -24,8 +25,10 @@ ARM_COLLISION = 2  # arm geoms collide with the table and objects, never with ea
 SERVO_DAMPING_RATIO = 1.2  # over-damped: the joint follows its setpoint without overshooting it
 
 
-def build_scene(description: ArmDescription, camera_name: str, timestep: float, num_objects: int, seed: int) -> mujoco.MjModel:
-    """Compile the scene: the URDF arm plus position servos, the workspace camera, lights and objects."""
+def build_scene(description: ArmDescription, config: SimConfig) -> mujoco.MjModel:
+    """Compile the scene: the URDF arm plus position servos, the workspace camera, lights and objects
+    (and, where ``config`` asks, changed lights, colours, camera pose and moving distractors)."""
+    camera_name, timestep = config.camera_name, config.physics_timestep
     # Keep fixed links (tcp, camera frames) as bodies instead of fusing them into their parents.
     urdf = description.urdf_xml.replace(
         "</robot>", '<mujoco><compiler fusestatic="false" discardvisual="true" balanceinertia="true"/></mujoco></robot>'
@@ -40,8 +43,8 @@ def build_scene(description: ArmDescription, camera_name: str, timestep: float, 
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.visual.global_.offwidth = 512
     spec.visual.global_.offheight = 512
-    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    spec.visual.headlight.diffuse = [0.45, 0.45, 0.45]
+    spec.visual.headlight.ambient = [0.35 * config.light_scale] * 3
+    spec.visual.headlight.diffuse = [0.45 * config.light_scale] * 3
 
     bodies = {body.name: body for body in spec.bodies}
     for name in (TABLE_LINK, TCP_LINK, description.camera_frame):
@@ -71,16 +74,31 @@ def build_scene(description: ArmDescription, camera_name: str, timestep: float, 
         actuator.forcerange = [-description.effort_limits[i], description.effort_limits[i]]
 
     # MuJoCo cameras look along -z with y up; the optical frame looks along +z with y down.
+    position, orientation = np.zeros(3), np.array([0.0, 1.0, 0.0, 0.0])
+    if config.camera_shift:  # in the optical frame: x right, y down, z forward; angles about those axes
+        position = np.array(config.camera_shift[:3], dtype=np.float64)
+        turn = np.zeros(4)
+        mujoco.mju_euler2Quat(turn, np.radians(config.camera_shift[3:]), "XYZ")
+        mujoco.mju_mulQuat(orientation, turn, orientation.copy())
     bodies[description.camera_frame].add_camera(
-        name=camera_name, quat=[0.0, 1.0, 0.0, 0.0], fovy=float(np.degrees(description.camera_horizontal_fov))
+        name=camera_name, pos=position, quat=orientation, fovy=float(np.degrees(description.camera_horizontal_fov))
     )
     # A plain, light background: no horizon line or texture for the world model to waste capacity on.
+    sky = list(config.background_rgb or (0.78, 0.82, 0.88))
     spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,
-                     rgb1=[0.78, 0.82, 0.88], rgb2=[0.78, 0.82, 0.88], width=16, height=16)
+                     rgb1=sky, rgb2=sky, width=16, height=16)
     world = spec.worldbody
-    world.add_light(name="key_light", pos=[0.6, 0.8, 2.2], dir=[-0.2, -0.35, -1.0], diffuse=[0.6, 0.6, 0.6],
+    azimuth = np.radians(config.light_azimuth)
+    direction = np.array([-0.2, -0.35]) @ np.array([[np.cos(azimuth), np.sin(azimuth)], [-np.sin(azimuth), np.cos(azimuth)]])
+    world.add_light(name="key_light", pos=[0.6, 0.8, 2.2], dir=[*direction, -1.0], diffuse=[0.6 * config.light_scale] * 3,
                     castshadow=False)
-    _add_objects(spec, bodies[TABLE_LINK], num_objects, seed)
+    if config.table_rgb:
+        bodies[TABLE_LINK].first_geom().rgba = [*config.table_rgb, 1.0]
+    _add_objects(spec, bodies[TABLE_LINK], config.num_objects, config.seed)
+    for index in range(config.distractors):  # moved by ArmSim; seen by the camera, touching nothing
+        body = world.add_body(name=f"distractor{index}", mocap=True, pos=[0.0, 0.0, -1.0])
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025, 0.025, 0.025], contype=0, conaffinity=0,
+                      rgba=OBJECT_COLOURS[(index + 3) % len(OBJECT_COLOURS)])
     model = spec.compile()
     _set_servo_damping(model, description)
     # Joint limits as stiff as MuJoCo integrates stably (time constant: two physics steps): an arm driven
