@@ -268,3 +268,28 @@ def test_the_second_robot_simulates_from_its_preset_alone():
             assert 0 <= u < 64 and 0 <= v < 64
         # It looks nothing like the default arm at home.
         assert np.abs(arm.render().astype(int) - default.render().astype(int)).mean() > 10
+
+
+def test_scene_factors_change_the_image_and_only_the_image():
+    """What benchmarks/robustness.py changes: light, colours, distractors, camera pose, noise; defaults: none."""
+    from jepa_wm.config import ConfigError
+
+    factors = {"light_scale": 0.6, "light_azimuth": 120.0, "table_rgb": (0.55, 0.42, 0.30),
+               "background_rgb": (0.62, 0.66, 0.58), "distractors": 2, "camera_shift": (0.02, 0, 0, 0, 2.0, 0),
+               "image_noise": 4.0}
+    with ArmSim(SimConfig(image_size=64)) as plain:
+        plain.step(1.0)
+        nominal, tcp = plain.render(), plain.end_effector_position()
+    for name, value in factors.items():
+        with ArmSim(SimConfig(image_size=64, **{name: value})) as changed:
+            changed.step(1.0)
+            image = changed.render()
+            np.testing.assert_allclose(changed.end_effector_position(), tcp, atol=1e-9)  # the physics is the same
+            assert np.abs(image.astype(int) - nominal).mean() > 0.5, name
+            if name == "distractors":  # they move: the scene is not the same a second later
+                changed.step(1.0)
+                assert np.abs(changed.render().astype(int) - image).max() > 40
+    with pytest.raises(ConfigError, match=r"sim.camera_shift=\[0.02\]: expected dx dy dz"):
+        SimConfig(camera_shift=(0.02,))
+    with pytest.raises(ConfigError, match=r"sim.table_rgb=\[2.0, 0.0, 0.0\]: expected three values in 0..1"):
+        SimConfig(table_rgb=(2.0, 0.0, 0.0))

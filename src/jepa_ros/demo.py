@@ -10,13 +10,17 @@ random actions in MuJoCo, and a report folder is written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.executors import SingleThreadedExecutor
@@ -29,6 +33,7 @@ from std_srvs.srv import SetBool, Trigger
 from jepa_ros.conversions import image_to_rgb, rgb_to_image
 from jepa_ros.nodes import BackgroundSpinner
 from jepa_wm import topics
+from jepa_wm.config import SimConfig
 from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.reaching import (
     Goal,
@@ -39,6 +44,7 @@ from jepa_wm.reaching import (
     sample_goals,
     write_reaching_report,
 )
+from jepa_wm.sim import ArmSim
 
 # Share of pixels that may differ (by more than SCENE_LEVELS in a channel) between sim_node's camera
 # and the goals' renderer at the home pose; another scene seed moves the table objects: 2.5-3.2 %.
@@ -137,7 +143,7 @@ class ReachingClient(Node):
             raise RuntimeError(f"sim_node reset failed: {reply.message}")
         return time.monotonic()
 
-    def check_scene(self, home: np.ndarray, timeout: float = 10.0) -> None:
+    def check_scene(self, home: np.ndarray, tolerance: float = SCENE_TOLERANCE, timeout: float = 10.0) -> None:
         """Refuse to run if sim_node's camera, with the arm reset, does not show ``home`` (the goals' scene).
 
         The goal images are rendered here; if sim_node's table objects sit elsewhere (another scene
@@ -148,10 +154,10 @@ class ReachingClient(Node):
         with self._lock:
             frame = image_to_rgb(self.frame_msg)
         differs = scene_difference(frame, home)
-        if differs > SCENE_TOLERANCE:
+        if differs > tolerance:
             raise RuntimeError(
                 f"sim_node's camera differs from the goals' scene in {differs:.1%} of the pixels at the home pose "
-                f"(expected <= {SCENE_TOLERANCE:.1%}): is sim_node running with another seed or image size?"
+                f"(expected <= {tolerance:.1%}): is sim_node running with another seed or image size?"
             )
 
     def run_goal(self, index: int, goal: Goal, config: ReachingConfig, video_every: int) -> ReachAttempt:
@@ -183,10 +189,16 @@ class ReachingClient(Node):
 
 def run_closed_loop(
     config: ReachingConfig, image_size: int | None, graph_args: list[str], out: Path, checkpoint: Path | None = None,
-    robot: str | None = None,
+    robot: str | None = None, sim_params: dict[str, Any] | None = None, node_params: dict[str, Any] | None = None,
+    scene_tolerance: float = SCENE_TOLERANCE,
 ) -> dict:
     """Start the sim_mujoco graph for ``robot`` (default: the checkpoint's), reach every goal, run the
-    baselines, write the report; return metrics."""
+    baselines, write the report; return metrics.
+
+    ``sim_params`` / ``node_params`` are parameters layered over sim_node's / world_model_node's packaged
+    files (benchmarks/robustness.py changes the scene this way); the goal images stay those of the
+    scene the model was trained in, and sim_node's camera is checked against its own scene.
+    """
     from tqdm import tqdm
 
     from jepa_ros.runner import start_graph
@@ -205,12 +217,23 @@ def run_closed_loop(
     sim = make_sim(image_size, config.scene_seed, robot)
     goals = sample_goals(sim, config)  # leaves sim at home
     home = sim.render().copy()
+    scene = {k: tuple(v) if isinstance(v, list) else v for k, v in (sim_params or {}).items()
+             if k in {f.name for f in dataclasses.fields(SimConfig)}}
+    if scene:  # the camera at home in the changed scene, for the check that sim_node shows it
+        with ArmSim(dataclasses.replace(sim.config, **scene)) as changed:
+            home = changed.render().copy()
     action_scale = model_config.action_scale
     started = time.monotonic()
     # sim_node renders the scene the goals were rendered in: the same seed places the table objects
     args = [f"robot:={robot}", f"image_size:={image_size}", f"checkpoint:={checkpoint}", f"seed:={config.scene_seed}",
             *graph_args]
-    with start_graph("sim_mujoco", args):
+    files = tempfile.TemporaryDirectory()
+    for argument, params in (("sim_params_file", sim_params), ("params_file", node_params)):
+        if params:
+            path = Path(files.name) / f"{argument}.yaml"
+            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+            args.append(f"{argument}:={path}")
+    with files, start_graph("sim_mujoco", args):
         rclpy.init()
         client = ReachingClient()
         # one thread: the client shares the CPU with the nodes it measures (two took ~90 % of a core)
@@ -218,7 +241,7 @@ def run_closed_loop(
         executor.add_node(client)
         spinner = BackgroundSpinner(executor)
         try:
-            client.check_scene(home)
+            client.check_scene(home, scene_tolerance)
             episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
         finally:
             spinner.stop()

@@ -221,13 +221,18 @@ SIM_MUJOCO = Graph(
         Argument("image_size", "128", "camera image width and height (px) rendered by sim_node", kind="int"),
         Argument("seed", "0", "seed of the simulated scene (object placement)", kind="int"),
         Argument("real_time_factor", "1.0", "simulated seconds per wall second in sim_node; 0: as fast as possible", kind="float"),
+        Argument("sim_params_file", SharePath("config/nodes/sim_node.yaml"),
+                 "sim_node parameters loaded after the packaged config/nodes/sim_node.yaml (e.g. light_scale, "
+                 "camera_shift, jpeg_quality; a file with only those keys is enough)"),
+        Argument("params_file", SharePath("config/nodes/world_model_node.yaml"),
+                 "world_model_node parameters loaded after the packaged config/nodes/world_model_node.yaml"),
     ),
     nodes=(
         NodeSpec(
             PACKAGE,
             "sim_node",
             "sim_node",
-            param_files=(SharePath("config/nodes/sim_node.yaml"),),
+            param_files=(SharePath("config/nodes/sim_node.yaml"), "{sim_params_file}"),
             # sim_node is the clock: it publishes /clock and must not wait on it
             parameters=(
                 ("use_sim_time", False),
@@ -237,7 +242,7 @@ SIM_MUJOCO = Graph(
                 ("real_time_factor", "{real_time_factor}"),
             ),
         ),
-        _world_model(extra=(("robot", "{robot}"),)),
+        _world_model(param_files=("{params_file}",), extra=(("robot", "{robot}"),)),
         _explore(extra=(("robot", "{robot}"),)),
     ),
 )
