@@ -43,6 +43,24 @@ def test_held_is_where_the_arm_ends_and_stays_touched_is_any_pass():
         ReachingConfig(max_steps=10, hold_steps=11)
 
 
+def test_the_video_marks_the_frames_where_the_arm_is_held_at_its_goal(tmp_path: Path):
+    import imageio.v2 as imageio
+    import numpy as np
+
+    from jepa_wm.reaching import ReachAttempt, sample_goals, write_reaching_report
+
+    config = ReachingConfig(num_goals=1, max_steps=4, hold_steps=2)
+    with make_sim(64, 0) as sim:
+        goals = sample_goals(sim, config)
+        frame = sim.render().copy()
+    attempt = ReachAttempt(0, [0.2, 0.1, 0.02, 0.01, 0.01], frames=[frame, frame], holding=[False, True])
+    results = {name: [attempt] for name in ("world_model", "random", "zero")}
+    write_reaching_report(tmp_path, config, results, goals, {})
+    first, second = (np.asarray(image)[..., :3].astype(int) for image in imageio.mimread(tmp_path / "rollouts.gif"))
+    green = lambda image: ((image[..., 1] > 150) & (image[..., 0] < 80) & (image[..., 2] < 80)).sum()  # noqa: E731
+    assert green(second) > green(first) + 100  # a green frame and "holding" on the held step only
+
+
 def test_reach_calibration_separates_frames_at_the_goal_from_frames_away():
     from jepa_wm.models.checkpoint import default_checkpoint, load_checkpoint, read_checkpoint_config
     from jepa_wm.reaching import calibrate_reach

@@ -72,6 +72,7 @@ class ReachingClient(Node):
         self.frame_time = 0.0  # time.monotonic() of its arrival
         self.commands = 0
         self.last_plan_ms: float | None = None
+        self.holding = False  # world_model_node says "reached" on ~/status: it holds the arm at the goal
         self.create_subscription(PointStamped, topics.END_EFFECTOR, self._on_ee, qos_profile_sensor_data)
         self.create_subscription(Image, topics.CAMERA, self._on_image, qos_profile_sensor_data)
         self.create_subscription(Float64MultiArray, topics.POSITION_COMMANDS, self._on_command, 10)
@@ -100,7 +101,10 @@ class ReachingClient(Node):
     def _on_status(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             for item in status.values:
-                if item.key == "plan_ms":
+                if item.key == "state":
+                    with self._lock:
+                        self.holding = item.value == "reached"
+                elif item.key == "plan_ms":
                     try:
                         plan_ms = float(item.value)
                     except ValueError:
@@ -180,6 +184,7 @@ class ReachingClient(Node):
                     self.last_plan_ms = None
                 if self.frame_msg is not None and step % video_every == 0:
                     episode.frames.append(image_to_rgb(self.frame_msg))
+                    episode.holding.append(self.holding)
         time.sleep(config.control_period)  # the last command's period
         with self._lock:  # one reading per command carried out, as in jepa_wm.reaching's in-process loop
             episode.errors_m.append(self._error(goal))

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from jepa_wm.config import SimConfig
@@ -60,6 +61,7 @@ class ReachAttempt:
     goal_index: int
     errors_m: list[float] = field(default_factory=list)  # errors_m[0] is before the first command
     frames: list[np.ndarray] = field(default_factory=list)  # camera view per step (for the video)
+    holding: list[bool] = field(default_factory=list)  # per video frame: the controller held the arm (reached)
     replan_ms: list[float] = field(default_factory=list)
 
     @property
@@ -151,6 +153,7 @@ def run_controller(
             episode.errors_m.append(float(np.linalg.norm(sim.end_effector_position() - goal.ee_position)))
             if video_every and step % video_every == 0:
                 episode.frames.append(frame)
+                episode.holding.append(bool(out.reached))
         episodes.append(episode)
     return episodes
 
@@ -215,7 +218,7 @@ def write_reaching_report(
         held = "yes" if first[index].held(config) else "no"
         touched = "yes" if first[index].touched(config) else "no"
         lines.append(f"| {index} | {first[index].errors_m[0] * 100:.1f} | {finals} | {held} | {touched} |")
-    lines += ["", "![end-effector error per step](ee_error.png)", "", "Video: `rollouts.gif` (camera | goal)."]
+    lines += ["", "![end-effector error per step](ee_error.png)", "", "Video: `rollouts.gif` (camera | goal; a green frame: the arm held at the goal)."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
     columns = 5
@@ -239,11 +242,21 @@ def write_reaching_report(
     video = []
     for episode in first:
         goal_image = goals[episode.goal_index].image
-        for frame in episode.frames:
-            video.append(np.concatenate([_fit(frame, goal_image.shape), goal_image], axis=1))
+        for frame, holding in zip(episode.frames, episode.holding or [False] * len(episode.frames)):
+            video.append(np.concatenate([_mark_holding(_fit(frame, goal_image.shape), holding), goal_image], axis=1))
     if video:
         imageio.mimsave(out / "rollouts.gif", video, duration=0.1, loop=0)
     return metrics
+
+
+def _mark_holding(frame: np.ndarray, holding: bool) -> np.ndarray:
+    """A green frame and "holding" on a camera view where the controller held the arm at the goal."""
+    if not holding:
+        return frame
+    marked = frame.copy()
+    cv2.rectangle(marked, (1, 1), (marked.shape[1] - 2, marked.shape[0] - 2), (0, 200, 0), 2)
+    cv2.putText(marked, "holding", (4, marked.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 200, 0), 1, cv2.LINE_AA)
+    return marked
 
 
 def _fit(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
