@@ -56,7 +56,7 @@ def test_bad_values_fail_naming_the_parameter(make_node):
 
 
 def test_field_comments_are_read_from_the_source():
-    assert field_comments(SimConfig)["urdf"].startswith("empty: the packaged")
+    assert field_comments(SimConfig)["urdf"].startswith("empty: the robot preset's description")
 
 
 def test_a_wrong_typed_override_after_a_params_file_is_refused_not_dropped(make_node, tmp_path):
