@@ -5,7 +5,7 @@ if the arm is still on its way, plan normalised actions toward the goal latent (
 warm-started from the previous plan), turn the first action into a joint-position target
 ``q + a * action_scale`` (q: the measured positions, or the previous command while it is under
 way) and clamp it to the robot's position and velocity limits. Once the frame is within the
-checkpoint's calibrated reach distance of the goal latent, the arm is held where that frame saw it (no plan)
+checkpoint's calibrated reach distance of the goal latent, the arm is held where it is (no plan)
 until the frame drifts past the resume distance or a new goal arrives. Joint order comes from
 names: inputs and commands are in the robot preset's order, the model sees its checkpoint's order.
 """
@@ -182,7 +182,6 @@ class LatentMPC:
             raise ConfigError(f"reach distances {reach}: expected 0 < hold_below <= resume_above")
         self.reach = reach
         self.holding = False
-        self.hold_target: np.ndarray | None = None  # where the arm is held (robot order, rad) while holding
         self.planner = planner
         # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
         self.precision = resolve_precision(planner.precision, device)
@@ -265,7 +264,7 @@ class LatentMPC:
         rgb = to_rgb(image, "goal image")
         self.goal_latent = self.encode(rgb, "goal image")
         self.goal_shape = rgb.shape[:2]
-        self.warm_start, self.holding, self.hold_target = None, False, None
+        self.warm_start, self.holding = None, False
 
     def clear_goal(self) -> None:
         """Forget the goal: no more commands until a new one is set."""
@@ -309,14 +308,9 @@ class LatentMPC:
         latent = latent.to(self.rollout_dtype)
         if self.reach is not None:
             hold_below, resume_above = self.reach
-            arrived = distance <= (resume_above if self.holding else hold_below)
-            if arrived and not self.holding:
-                # Hold where the camera saw the arm arrive: the arm has moved on since that frame (planning
-                # and the camera's age), and holding where it is now would keep the overshoot.
-                self.hold_target = seen.copy()
-            self.holding = arrived
-        if self.holding:  # arrived: hold the arm there, within its limits, until pushed away or a new goal
-            clamped = clamp_command(self.hold_target, current, self.lower, self.upper, self.velocity_limits,
+            self.holding = distance <= (resume_above if self.holding else hold_below)
+        if self.holding:  # arrived: hold the arm where it is, within its limits, until pushed away or a new goal
+            clamped = clamp_command(current, current, self.lower, self.upper, self.velocity_limits,
                                     self.control_period, self.robot.joint_names, self.explored_range)
             self.pending, self.warm_start = None, None
             return ControlOutput(command=clamped.command, reason="", encode_ms=(encoded - started) * 1e3,
