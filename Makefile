@@ -39,9 +39,10 @@ bench: install
 	for b in sim world_model planner closed_loop evaluate fuzz; do $(PY) benchmarks/$$b.py || exit 1; done
 
 # `make checkpoint [ROBOT=<preset>]`: exploration data of a simulated robot preset, then the shipped recipe
-# (config/training/recipe.yaml) and the reach calibration; jepa_arm's model is the embedded default.
+# (config/training/recipe.yaml) and the reach calibration, into checkpoints/<preset>. The embedded
+# checkpoints/default was trained stage by stage with the same stage files (docs/checkpoint.md).
 ROBOT ?= jepa_arm
-CHECKPOINT_OUT ?= $(if $(filter jepa_arm,$(ROBOT)),checkpoints/default,checkpoints/$(ROBOT))
+CHECKPOINT_OUT ?= checkpoints/$(ROBOT)
 DATA := data/$(ROBOT)
 
 # A folder that exists is kept (remove it to collect again): smooth random walks, and a quarter as many

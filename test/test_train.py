@@ -198,9 +198,11 @@ def test_the_default_config_is_the_shipped_recipe_and_make_checkpoint_runs_it():
     assert len(trains) == 1 and "--config" not in trains[0] and "--robot $(ROBOT)" in trains[0]
 
 
-def test_the_embedded_checkpoint_was_made_by_the_shipped_recipe():
-    """The default model's metadata chains the recipe's stages, each with its stage file's settings."""
+def test_the_embedded_checkpoint_was_made_by_the_shipped_recipes_stages():
+    """The default model's metadata chains the recipe's three stages, each with its stage file's settings and the
+    preset's readout weights (it was trained stage by stage, each on its own choice of the exploration sets)."""
     from jepa_wm.config import package_share
+    from jepa_wm.models.checkpoint import checkpoint_robot
     from jepa_wm.training.command import load_stages
 
     def as_made(train: dict) -> TrainConfig:  # the recorded settings; fields added since take their defaults
@@ -209,14 +211,14 @@ def test_the_embedded_checkpoint_was_made_by_the_shipped_recipe():
     share = package_share()
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     threads = int(re.search(r"^TRAIN_THREADS \?= (\d+)$", makefile, re.MULTILINE)[1])
-    record = read_checkpoint_config(share / "checkpoints" / "default")[1]
-    assert record["robot"] == "jepa_arm"
+    default = share / "checkpoints" / "default"
+    assert checkpoint_robot(default) == "jepa_arm"
+    record = read_checkpoint_config(default)[1]
     weights = tuple(float(w) for w in load_robot("jepa_arm").readout_weights)
     for _, stage in reversed(load_stages(share / "config" / "training" / "recipe.yaml")):
         assert record["machine"]["threads"] == threads
-        made = as_made(record["train"])
         expected = stage if stage.mode == "frozen_encoder" else dataclasses.replace(stage, proprio_joint_weights=weights)
-        assert made == expected
+        assert as_made(record["train"]) == expected
         record = record.get("init")
     assert record is None  # the first stage started from scratch
 
