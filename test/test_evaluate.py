@@ -215,6 +215,16 @@ def test_metric_functions_on_known_values():
     assert still["sign_agreement"] == [None, None, None] and np.isnan(still["sign_agreement_mean"])
     assert EvaluationSettings().plan_every <= 10  # a 60-step bag gets several plans, not one
 
+    from jepa_wm.evaluation.quality import readiness
+    good = readiness({1: 0.4, 2: 0.5}, {"a": 0.9, "b": 0.8}, 0.2, probe_frames=5000)
+    assert good.ready and good.statement.startswith("READY")
+    # never ready without beating copy-last, whatever else it does well
+    assert not readiness({1: 0.4, 2: 0.95}, {"a": 0.9}, 0.1).ready
+    unseen = readiness({1: 0.4}, {"a": 0.9, "b": 0.2})
+    assert not unseen.ready and "failed: sees every joint" in unseen.statement
+    few = readiness({1: 0.4}, {"a": 0.9, "b": -3.0}, probe_frames=90)  # a probe of 90 frames says nothing
+    assert few.ready and "[--] sees every joint: not judged, 90 frames are too few" in few.statement
+
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(12, 2))
     latents = [torch.as_tensor(rng.normal(size=(40, 3, 4))) for _ in range(3)]  # [T, N, D]

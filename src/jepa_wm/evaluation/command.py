@@ -127,7 +127,7 @@ def readiness_of_evaluation(results: dict[str, Any]) -> Readiness:
               for h, model, copy in zip(prediction["horizon"], prediction["model_l1"], prediction["copy_last_l1"])}
     rank = overall["energy"]["mean_rank"]
     return readiness(ratios, dict(zip(results["joint_names"], overall["probe"]["per_joint_r2"])),
-                     rank if np.isfinite(rank) else None)
+                     rank if np.isfinite(rank) else None, probe_frames=int(sum(e["frames"] for e in results["episodes"])))
 
 
 def load_episodes(

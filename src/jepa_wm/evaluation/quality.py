@@ -192,6 +192,7 @@ def _cross_validated_ridges(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 READY_ERROR_RATIO = 0.9  # latent error at every horizon at most this fraction of copying the last frame's
 READY_PROBE_R2 = 0.5  # every joint readable from one frame's latent at least this well
 READY_ENERGY_RANK = 0.5  # the recorded actions rank, on average, below the middle of random ones
+READY_PROBE_FRAMES = 1000  # fewer frames than this fit a linear probe of a few hundred latent features badly
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class Readiness:
 
     ready: bool
     checks: tuple[tuple[str, bool, str], ...]  # (name, passed, what was measured against what)
+    unjudged: tuple[str, ...] = ()  # checks left out, and why
 
     @property
     def statement(self) -> str:
@@ -207,16 +209,19 @@ class Readiness:
         verdict = ("READY: the model is fit to plan with" if self.ready
                    else "NOT READY: do not plan with this model (failed: "
                    + ", ".join(name for name, passed, _ in self.checks if not passed) + ")")
-        return "\n".join([verdict, *(f"  [{'ok' if passed else 'FAIL'}] {name}: {text}" for name, passed, text in self.checks)])
+        return "\n".join([verdict, *(f"  [{'ok' if passed else 'FAIL'}] {name}: {text}" for name, passed, text in self.checks),
+                          *(f"  [--] {text}" for text in self.unjudged)])
 
 
-def readiness(error_ratios: dict[int, float], probe_r2: dict[str, float], energy_rank: float | None = None) -> Readiness:
+def readiness(error_ratios: dict[int, float], probe_r2: dict[str, float], energy_rank: float | None = None,
+              probe_frames: int | None = None) -> Readiness:
     """The verdict from held-out figures: prediction error over copy-last per horizon, the probe's R^2 per joint
     and, where measured (`jepa-ros evaluate`), the recorded actions' mean energy rank among random ones.
 
-    A model that does not beat copying the last frame is never ready, whatever else it does well.
+    A model that does not beat copying the last frame is never ready, whatever else it does well. A probe
+    fit on fewer than READY_PROBE_FRAMES frames (``probe_frames``) is not judged, and the statement says so.
     """
-    checks = []
+    checks, notes = [], []
     finite = {h: r for h, r in sorted(error_ratios.items()) if np.isfinite(r)}
     worst = max(finite.values()) if finite else float("nan")
     text = ", ".join(f"h{h} {r:.3f}" for h, r in finite.items()) or "not measured"
@@ -224,12 +229,16 @@ def readiness(error_ratios: dict[int, float], probe_r2: dict[str, float], energy
                    f"latent error / copy-last error {text} (at most {READY_ERROR_RATIO} at every horizon)"))
     low = {name: r2 for name, r2 in probe_r2.items() if not r2 >= READY_PROBE_R2}
     text = ", ".join(f"{name} {r2:.3f}" for name, r2 in probe_r2.items())
-    checks.append(("sees every joint", bool(probe_r2) and not low,
-                   f"probe R^2 {text} (at least {READY_PROBE_R2}; an unseen joint cannot be planned)"))
+    if probe_frames is not None and probe_frames < READY_PROBE_FRAMES:
+        notes.append(f"sees every joint: not judged, {probe_frames} frames are too few for the probe "
+                     f"(at least {READY_PROBE_FRAMES}); probe R^2 {text}")
+    else:
+        checks.append(("sees every joint", bool(probe_r2) and not low,
+                       f"probe R^2 {text} (at least {READY_PROBE_R2}; an unseen joint cannot be planned)"))
     if energy_rank is not None:
         checks.append(("ranks the recorded actions", bool(energy_rank < READY_ENERGY_RANK),
                        f"mean energy rank {energy_rank:.3f} among random actions (below {READY_ENERGY_RANK})"))
-    return Readiness(all(passed for _, passed, _ in checks), tuple(checks))
+    return Readiness(all(passed for _, passed, _ in checks), tuple(checks), tuple(notes))
 
 
 def readiness_of_training(final: dict[str, float], joint_names: Sequence[str]) -> Readiness:
