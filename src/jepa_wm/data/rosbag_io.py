@@ -404,10 +404,10 @@ def require_topics(path: str | Path, available: dict[str, str], wanted: dict[str
                    counts: dict[str, int] | None = None) -> None:
     """Raise BagError listing the topics a bag has when a wanted topic is absent (or, given ``counts``, empty).
 
-    ``wanted``: topic names, or role -> topic name (the role is said in the message: "camera '/image'").
+    ``wanted``: topic names, or role -> topic name (the role is said in the message: "/image (camera)").
     """
     named = wanted.items() if isinstance(wanted, dict) else ((None, topic) for topic in wanted)
-    missing = [f"{role} {topic!r}" if role else topic for role, topic in named
+    missing = [f"{topic} ({role})" if role else topic for role, topic in named
                if topic not in available or (counts is not None and not counts.get(topic))]
     if missing:
         have = ", ".join(f"{topic} ({msgtype})" + (f" x{counts.get(topic, 0)}" if counts is not None else "")
