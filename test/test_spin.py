@@ -53,3 +53,18 @@ def test_sigint_and_sigterm_call_stop_inside_and_the_handlers_come_back_after():
         time.sleep(0.05)  # Python runs the handlers on the main thread between bytecodes
     assert calls == ["stop", "stop"]
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_a_teardown_that_hangs_ends_the_process_saying_so_and_one_that_returns_does_not():
+    import subprocess
+    import sys
+
+    script = ("import time; from jepa_ros.nodes import teardown_watchdog\n"
+              "timer = teardown_watchdog('probe_node', 0.5)\n"
+              "time.sleep(float(__import__('sys').argv[1]))\n"
+              "timer.cancel(); print('returned')\n")
+    hung = subprocess.run([sys.executable, "-c", script, "30"], capture_output=True, text=True, timeout=20)
+    assert hung.returncode == 0 and "returned" not in hung.stdout
+    assert "probe_node: DDS teardown did not finish within 0.5 s; exiting without it" in hung.stderr
+    quick = subprocess.run([sys.executable, "-c", script, "0.1"], capture_output=True, text=True, timeout=20)
+    assert quick.returncode == 0 and "returned" in quick.stdout and not quick.stderr

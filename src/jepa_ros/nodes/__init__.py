@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import os
 import signal
 import sys
 import threading
@@ -112,6 +113,29 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+TEARDOWN_S = 3.0  # s the DDS teardown of a stopped node may take before the process leaves without it
+
+
+def teardown_watchdog(name: str, seconds: float = TEARDOWN_S) -> threading.Timer:
+    """Start a timer that ends the process if the node's DDS teardown has not returned within ``seconds``.
+
+    Fast DDS can block in rcl's node teardown (rclpy's Node.destroy_node, after every publisher,
+    subscription and timer of the node was destroyed): seen about once in 10-25 stops on a loaded 2-core
+    machine. Nothing is published any more by then, so the process leaves, saying so, rather than wait
+    for SIGKILL. Cancel the timer once the teardown returned.
+    """
+
+    def leave() -> None:
+        print(f"{name}: DDS teardown did not finish within {seconds:g} s; exiting without it "
+              "(the node publishes nothing any more)", file=sys.stderr, flush=True)
+        os._exit(0)
+
+    timer = threading.Timer(seconds, leave)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def spin_node(
     make_node: Callable[[], Node],
     name: str,
@@ -132,6 +156,7 @@ def spin_node(
     """
     # A node that does not stop is killed by whoever started it; SIGUSR1 first makes it say where it hangs.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    watchdog: threading.Timer | None = None
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
@@ -159,7 +184,11 @@ def spin_node(
                     try:
                         spinner.stop()  # raises what a callback raised
                     finally:
+                        watchdog = teardown_watchdog(name)  # over the node's teardown and the context's shutdown
                         node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C while the node was still being built
         pass
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
     return 0
