@@ -270,16 +270,7 @@ def _check_command_order(path: Path, topics: BagTopics, streams: _Streams, actio
     follows = valid[:-1] & valid[1:] & ~breaks  # steps whose successor is the next step
     motion = joint_positions[1:][follows] - joint_positions[:-1][follows]
     commanded = actions[:-1][follows]
-    disagree, judged = [], 0
-    for j, name in enumerate(streams.joint_names):
-        a, m = commanded[:, j], motion[:, j]
-        size_a, size_m = float(np.sqrt(np.mean(a**2))), float(np.sqrt(np.mean(m**2)))
-        if len(a) < 10 or size_a < 1e-4 or size_m < 1e-4:  # too few steps, or a joint that hardly moves
-            continue
-        judged += 1
-        agreement = float(np.mean(a * m)) / (size_a * size_m)  # cosine: a joint moves the way it is commanded
-        if agreement < MIN_COMMAND_MOTION_AGREEMENT:
-            disagree.append(f"{name} {agreement:.2f}")
+    disagree, judged = _disagreeing_joints(commanded, motion, streams.joint_names, min_steps=10)
     said = (f"commands on {topics.commands} and the motion that follows disagree for joints {', '.join(disagree)} "
             f"(cosine of commanded step and next motion; expected >= {MIN_COMMAND_MOTION_AGREEMENT}); its values were "
             f"taken in the order {order}")
@@ -292,6 +283,24 @@ def _check_command_order(path: Path, topics: BagTopics, streams: _Streams, actio
                       f"(the recording as a whole is checked too)", ActionWarning, stacklevel=4)
 
 
+def _disagreeing_joints(commanded: np.ndarray, motion: np.ndarray, names: tuple[str, ...],
+                        min_steps: int) -> tuple[list[str], int]:
+    """("<joint> <cosine>" for each joint whose commanded steps [K, J] and following motion [K, J] point apart
+    (cosine below MIN_COMMAND_MOTION_AGREEMENT), number of joints judged). A joint that hardly moves or is
+    hardly commanded, or fewer than ``min_steps`` steps, is not judged."""
+    disagree, judged = [], 0
+    for j, name in enumerate(names):
+        a, m = commanded[:, j].astype(np.float64), motion[:, j].astype(np.float64)
+        size_a, size_m = float(np.sqrt(np.mean(a**2))), float(np.sqrt(np.mean(m**2)))
+        if len(a) < min_steps or size_a < 1e-4 or size_m < 1e-4:
+            continue
+        judged += 1
+        agreement = float(np.mean(a * m)) / (size_a * size_m)  # cosine: a joint moves the way it is commanded
+        if agreement < MIN_COMMAND_MOTION_AGREEMENT:
+            disagree.append(f"{name} {agreement:.2f}")
+    return disagree, judged
+
+
 def check_actions_follow_motion(episodes: list[Episode], where: str) -> None:
     """Refuse a recording whose actions, over all its episodes, do not point where each joint then moves.
 
@@ -300,20 +309,12 @@ def check_actions_follow_motion(episodes: list[Episode], where: str) -> None:
     commanded = np.concatenate([e.actions[:-1] for e in episodes if len(e) > 1])
     motion = np.concatenate([np.diff(e.joint_positions, axis=0) for e in episodes if len(e) > 1])
     names = episodes[0].joint_names
-    disagree = []
-    for j, name in enumerate(names):
-        a, m = commanded[:, j].astype(np.float64), motion[:, j].astype(np.float64)
-        size_a, size_m = float(np.sqrt(np.mean(a**2))), float(np.sqrt(np.mean(m**2)))
-        if size_a < 1e-4 or size_m < 1e-4:
-            continue
-        agreement = float(np.mean(a * m)) / (size_a * size_m)
-        if agreement < MIN_COMMAND_MOTION_AGREEMENT:
-            disagree.append(f"{name} {agreement:.2f}")
+    disagree, _ = _disagreeing_joints(commanded, motion, names, min_steps=1)
     if disagree:
         raise BagError(f"{where}: over {len(episodes)} episodes the actions and the motion that follows disagree for joints "
                        f"{', '.join(disagree)} (cosine; expected >= {MIN_COMMAND_MOTION_AGREEMENT}): the commands are "
-                       f"in another joint order than {list(names)}, or the arm was held back for much of it. Give the controller's joint order (--robot "
-                       f"PRESET or --command-joints)")
+                       f"in another joint order than {list(names)}, or the arm was held back for much of it. Give the "
+                       f"controller's joint order (--robot PRESET or --command-joints)")
 
 
 def _segments(valid: np.ndarray, breaks: np.ndarray) -> list[np.ndarray]:
