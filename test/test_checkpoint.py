@@ -66,46 +66,89 @@ def test_bad_config_json_is_refused(tmp_path):
         load_checkpoint(tmp_path / "missing")
 
 
-def _vjepa2_layout(config: WorldModelConfig, tubelet: int = 2, frames: int = 4) -> dict:
-    """An official-style checkpoint: video patch embed, DDP/backbone prefixes, 2-AC predictor."""
+def ac_config(**encoder) -> WorldModelConfig:
+    """A tiny V-JEPA 2-AC-shaped model: video tubelet, RoPE encoder, the published predictor, 7-D actions."""
+    return WorldModelConfig(
+        encoder=EncoderConfig(**{"image_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 1, "num_heads": 2,
+                                 "use_rope": True, "tubelet_size": 2, **encoder}),
+        predictor=PredictorConfig(embed_dim=36, depth=1, num_heads=2, latent_grid=4, variant="vjepa2_ac"),
+        joint_names=tuple(f"j{i}" for i in range(7)),
+    )
+
+
+def _vjepa2_layout(config: WorldModelConfig, frames: int = 64) -> dict:
+    """An official-style checkpoint: DDP/backbone prefixes, a clip-sized pos_embed, a 2-AC predictor."""
     reference = WorldModel(config)
-    encoder = {}
-    for key, value in reference.encoder.state_dict().items():
-        if key == "patch_embed.proj.weight":
-            value = value.unsqueeze(2).repeat(1, 1, tubelet, 1, 1) / tubelet  # Conv3d over a tubelet
-        if key == "pos_embed":
-            value = value.repeat(1, frames // tubelet, 1)  # a table for a whole clip
-        encoder[f"module.backbone.{key}"] = value
-    predictor = {f"module.{k}": v for k, v in reference.predictor.state_dict().items()
-                 if k not in ("time_embed", "token_embed")}
-    predictor["module.extrinsics_encoder.weight"] = torch.zeros(config.predictor.embed_dim, config.action_dim - 1)
-    return {"encoder": encoder, "target_encoder": encoder, "predictor": predictor, "epoch": 3}, reference
+    encoder = {f"module.backbone.{k}": v for k, v in reference.encoder.state_dict().items()}
+    side = config.encoder.grid_size
+    encoder["module.backbone.pos_embed"] = torch.randn(1, frames // 2 * side * side, config.encoder.embed_dim)
+    predictor = {f"module.{k}": v for k, v in reference.predictor.state_dict().items()}
+    return {"encoder": encoder, "predictor": predictor, "epoch": 3}, reference
 
 
-def test_vjepa2_state_dict_layout_loads(tmp_path):
-    config = tiny_config()
+def test_vjepa2_ac_layout_loads_whole_into_the_published_predictor(tmp_path):
+    config = ac_config()
+    checkpoint, reference = _vjepa2_layout(config)
+    torch.save(checkpoint, tmp_path / "vjepa2-ac.pt")
+    model = load_vjepa2(tmp_path / "vjepa2-ac.pt", config).eval()  # RoPE: the released pos_embed is left out
+    frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    assert torch.equal(model.encode(frames), reference.eval().encode(frames))
+    for key, value in reference.predictor.state_dict().items():
+        assert torch.equal(model.predictor.state_dict()[key], value), key
+
+
+def test_an_ac_predictor_is_refused_by_the_own_predictor_and_the_encoder_alone_loads(tmp_path):
+    config = ac_config()
+    checkpoint, reference = _vjepa2_layout(config)
+    torch.save(checkpoint, tmp_path / "vjepa2-ac.pt")
+    own = dataclasses.replace(config, predictor=PredictorConfig(embed_dim=36, depth=1, num_heads=2, latent_grid=2))
+    with pytest.raises(CheckpointError, match=r"its predictor is V-JEPA 2-AC's.*variant: vjepa2_ac.*--init-parts encoder"):
+        load_vjepa2(tmp_path / "vjepa2-ac.pt", own)
+    six = dataclasses.replace(config, joint_names=config.joint_names[:6])
+    with pytest.raises(CheckpointError, match=r"takes 7-D actions and states, this model 6"):
+        load_vjepa2(tmp_path / "vjepa2-ac.pt", six)
+    for target in (own, six):
+        model = load_vjepa2(tmp_path / "vjepa2-ac.pt", target, parts="encoder").eval()
+        assert torch.equal(model.encoder.patch_embed.proj.weight, reference.encoder.patch_embed.proj.weight)
+
+
+def test_a_video_tubelet_folds_into_an_image_encoder_exactly(tmp_path):
+    config = ac_config()
     checkpoint, reference = _vjepa2_layout(config)
     torch.save(checkpoint, tmp_path / "vjepa2.pt")
-    model = load_vjepa2(tmp_path / "vjepa2.pt", config).eval()
+    image = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, tubelet_size=1))
+    model = load_vjepa2(tmp_path / "vjepa2.pt", image).eval()
+    assert model.encoder.patch_embed.proj.weight.shape == (48, 3, 8, 8)
     frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
-    # Summing the tubelet kernel equals the video model on a still image: same latents as the reference.
+    # Summing the tubelet kernel equals the video model on a still image repeated over the tubelet.
     assert torch.allclose(model.encode(frames), reference.eval().encode(frames), atol=1e-5)
-    assert torch.equal(model.predictor.predictor_proj.weight, reference.predictor.predictor_proj.weight)
+
+
+def test_an_absolute_position_table_is_interpolated_to_another_image_size(tmp_path):
+    trained = ac_config(use_rope=False, tubelet_size=1)  # 4x4 grid at 32 px
+    checkpoint, reference = _vjepa2_layout(trained, frames=2)
+    table = reference.encoder.pos_embed.detach()
+    checkpoint["encoder"]["module.backbone.pos_embed"] = table.repeat(1, 3, 1)  # three frames' rows
+    torch.save(checkpoint, tmp_path / "abs.pt")
+    wider = dataclasses.replace(trained, encoder=dataclasses.replace(trained.encoder, image_size=64),
+                                predictor=dataclasses.replace(trained.predictor, latent_grid=8))
+    model = load_vjepa2(tmp_path / "abs.pt", wider, source_image_size=32)
+    grid = table.reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(grid, size=(8, 8), mode="bicubic").permute(0, 2, 3, 1).reshape(1, 64, -1)
+    assert torch.allclose(model.encoder.pos_embed, expected)
+    assert torch.equal(load_vjepa2(tmp_path / "abs.pt", trained).encoder.pos_embed, table)
+    # 48 rows are no whole number of 8x8 grids: the file was trained at another size than the one said
+    with pytest.raises(CheckpointError, match=r"pos_embed \(1, 48, 48\) is not a whole number of 8x8 position grids"):
+        load_vjepa2(tmp_path / "abs.pt", wider)
 
 
 def test_vjepa2_rope_encoder_loads_and_mismatch_is_named(tmp_path):
-    config = WorldModelConfig(
-        encoder=EncoderConfig(image_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=2, use_rope=True),
-        predictor=PredictorConfig(embed_dim=32, depth=1, num_heads=2, latent_grid=2),
-        joint_names=("a", "b"),
-    )
+    config = ac_config()
     checkpoint, _ = _vjepa2_layout(config)
-    assert not any("pos_embed" in k for k in checkpoint["encoder"])
     torch.save({"encoder": checkpoint["encoder"]}, tmp_path / "rope.pt")
     load_vjepa2(tmp_path / "rope.pt", config)
-    wrong = WorldModelConfig(encoder=EncoderConfig(image_size=32, patch_size=8, embed_dim=64, depth=1, num_heads=2,
-                                                   use_rope=True), predictor=config.predictor, joint_names=("a", "b"))
-    with pytest.raises(CheckpointError, match=r"patch_embed.proj.weight: checkpoint \(48, 3, 8, 8\) vs model \(64, 3, 8, 8\)"):
+    wrong = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, embed_dim=64))
+    with pytest.raises(CheckpointError, match=r"patch_embed.proj.weight: checkpoint \(48, 3, 2, 8, 8\) vs model \(64, 3, 2, 8, 8\)"):
         load_vjepa2(tmp_path / "rope.pt", wrong)
 
 

@@ -55,8 +55,14 @@ class EncoderConfig:
     # that moves by a fraction of a pixel then changes the image by a fraction too, as a camera's
     # optics do, instead of flipping whole pixels as a rendered one does.
     input_blur: float = 0.0
+    # Frames per patch (V-JEPA 2's video encoders: 2). A still image is repeated over the tubelet,
+    # as V-JEPA 2-AC encodes each frame; a clip of T frames gives T / tubelet_size token grids.
+    tubelet_size: int = 1
 
     def __post_init__(self) -> None:
+        require(1 <= self.tubelet_size <= 8, f"encoder.tubelet_size={self.tubelet_size}: expected 1..8 frames")
+        require(self.tubelet_size == 1 or self.patch_embed == "linear",
+                f"encoder.tubelet_size={self.tubelet_size}: a video tubelet needs patch_embed 'linear'")
         require(16 <= self.image_size <= 1024, f"encoder.image_size={self.image_size}: expected 16..1024")
         require(0.0 <= self.input_blur <= 4.0, f"encoder.input_blur={self.input_blur}: expected 0..4 pixels")
         require(self.patch_embed in ("linear", "conv"),
@@ -95,8 +101,15 @@ class PredictorConfig:
     # "linear": each latent token is a learned projection of its block of patch tokens (starts as the mean)
     latent_pooling: Literal["mean", "linear"] = "mean"
     max_steps: int = 16  # longest sequence of time steps (context + rollout)
+    # "jepa_ros": this package's predictor (learned time and token tables, output a residual on the
+    # latent, pooled and standardised latents). "vjepa2_ac": V-JEPA 2-AC as published (RoPE over time
+    # and space, output the next latent itself, every patch token layer-normalised); official
+    # ``predictor`` weights load into it unchanged.
+    variant: Literal["jepa_ros", "vjepa2_ac"] = "jepa_ros"
 
     def __post_init__(self) -> None:
+        require(self.variant in ("jepa_ros", "vjepa2_ac"),
+                f"predictor.variant={self.variant!r}: expected 'jepa_ros' or 'vjepa2_ac'")
         require(
             self.embed_dim % self.num_heads == 0,
             f"predictor.embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}",
@@ -133,6 +146,11 @@ class WorldModelConfig:
             f"world_model.joint_names has duplicates: {list(self.joint_names)}",
         )
         require(self.action_scale > 0, f"world_model.action_scale={self.action_scale}: expected > 0")
+        require(
+            self.predictor.variant != "vjepa2_ac" or self.predictor.latent_grid == self.encoder.grid_size,
+            f"predictor.variant=vjepa2_ac predicts every patch token: predictor.latent_grid="
+            f"{self.predictor.latent_grid} must equal the encoder's patch grid {self.encoder.grid_size}",
+        )
         require(
             self.encoder.grid_size % self.predictor.latent_grid == 0,
             f"predictor.latent_grid={self.predictor.latent_grid} does not divide the encoder "

@@ -8,15 +8,19 @@ Official files hold ``encoder`` / ``target_encoder`` / ``predictor`` state dicts
 may carry ``module.`` and ``backbone.`` prefixes; they are read with
 ``torch.load(weights_only=True)``. What maps onto our modules:
 
-* encoder: every ViT weight by name; the video patch embedding ``[D, 3, tubelet, p, p]``
-  is folded to ``[D, 3, p, p]`` by summing over the tubelet, which is exactly what the
-  video model computes for a still image repeated over the tubelet; a ``pos_embed`` table
-  (non-RoPE models) keeps its first frame's ``g*g`` rows. RoPE models have no table.
-* predictor (2-AC): ``predictor_embed``, ``action_encoder``, ``state_encoder``,
-  ``predictor_blocks.*``, ``predictor_norm``, ``predictor_proj`` by name; the official
-  ``extrinsics_encoder`` is dropped and our ``time_embed`` / ``token_embed`` keep their
-  initial values (V-JEPA 2-AC positions its tokens with RoPE instead), so the predictor
-  needs fine-tuning (``train.mode: frozen_encoder``) before it is used for planning.
+* encoder: every ViT weight by name. The video patch embedding ``[D, 3, tubelet, p, p]`` loads
+  as it is into an encoder with that ``tubelet_size`` (clips of distinct frames), or folded to
+  ``[D, 3, p, p]`` by summing over the tubelet into an image encoder (``tubelet_size: 1``), which is
+  exactly what the video model computes for a still image repeated over the tubelet. A RoPE
+  encoder's file may carry a ``pos_embed`` entry (the released ones do): RoPE does not use it and
+  it is left out, as the official hub loader does. A non-RoPE file's table keeps its first
+  frame's rows, interpolated bicubically (as the reference does) when the file was trained at
+  another image size (``source_image_size``).
+* predictor (2-AC): every weight by name into ``predictor.variant: vjepa2_ac``, which computes
+  what V-JEPA 2-AC computes (:mod:`~jepa_wm.models.ac_predictor`). This package's own predictor
+  (``variant: jepa_ros``) positions tokens with learned tables and predicts a residual, so an
+  official predictor is refused there rather than loaded into a model that computes something
+  else; ``parts="encoder"`` takes the encoder alone (frozen, as V-JEPA 2-AC trains its predictor).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from jepa_wm.config import ConfigError, WorldModelConfig, check_joint_names, from_dict, to_dict
+from jepa_wm.config import ConfigError, EncoderConfig, WorldModelConfig, check_joint_names, from_dict, to_dict
 from jepa_wm.models.world_model import WorldModel
 
 FORMAT = "jepa_ros.world_model"
@@ -237,15 +241,33 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def encoder_state_from_vjepa2(state: dict[str, torch.Tensor], grid_size: int) -> dict[str, torch.Tensor]:
-    """Adapt a V-JEPA 2 encoder state dict to the image encoder (fold tubelet, first-frame positions)."""
+def encoder_state_from_vjepa2(state: dict[str, torch.Tensor], config: EncoderConfig, source: str,
+                              source_image_size: int | None = None) -> dict[str, torch.Tensor]:
+    """Adapt a V-JEPA 2 encoder state dict to ``config`` (tubelet kept or folded, positions as the model uses them).
+
+    source_image_size: the image size the file was trained at (default: config.image_size); it
+    says how many position rows one frame has in a non-RoPE file's table.
+    """
     state = strip_prefixes(state)
     weight = state.get("patch_embed.proj.weight")
-    if weight is not None and weight.ndim == 5:  # [D, C, tubelet, p, p]
+    if weight is not None and weight.ndim == 5 and config.tubelet_size == 1:  # [D, C, tubelet, p, p]
         state["patch_embed.proj.weight"] = weight.sum(dim=2)
-    pos = state.get("pos_embed")
-    if pos is not None and pos.shape[1] > grid_size * grid_size:
-        state["pos_embed"] = pos[:, : grid_size * grid_size].clone()
+    pos = state.pop("pos_embed", None)
+    if pos is None or config.use_rope:  # a RoPE encoder has no table; the released files still carry one
+        return state
+    size = config.image_size if source_image_size is None else source_image_size
+    side, g = size // config.patch_size, config.grid_size
+    if pos.ndim != 3 or pos.shape[1] % (side * side):
+        raise CheckpointError(
+            f"{source}: pos_embed {tuple(pos.shape)} is not a whole number of {side}x{side} position grids "
+            f"(image size {size}, patch {config.patch_size}); give the image size the file was trained at"
+        )
+    first = pos[:, : side * side].float()  # frame 0: a still image repeated over the tubelet
+    if side != g:
+        grid = first.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        grid = torch.nn.functional.interpolate(grid, size=(g, g), mode="bicubic")
+        first = grid.permute(0, 2, 3, 1).reshape(1, g * g, -1)
+    state["pos_embed"] = first.to(pos.dtype).contiguous()
     return state
 
 
@@ -271,9 +293,15 @@ def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_vjepa2(path: str | Path, config: WorldModelConfig, encoder_key: str = "target_encoder",
-                load_predictor: bool = True) -> WorldModel:
-    """WorldModel with weights from an official V-JEPA 2 (or 2-AC) ``.pt`` file; ``config`` must match its sizes."""
+                parts: str = "all", source_image_size: int | None = None) -> WorldModel:
+    """WorldModel with weights from an official V-JEPA 2 (or 2-AC) ``.pt`` file; ``config`` must match its sizes.
+
+    parts: "all" (the encoder, and a 2-AC predictor where the file has one) or "encoder" (the
+    predictor keeps its fresh weights). source_image_size: see :func:`encoder_state_from_vjepa2`.
+    """
     path = Path(path)
+    if parts not in ("all", "encoder"):
+        raise ValueError(f"parts={parts!r}: expected 'all' or 'encoder'")
     if not path.is_file():
         raise CheckpointError(f"V-JEPA 2 checkpoint {path} does not exist")
     checkpoint = load_torch_file(path)
@@ -282,13 +310,24 @@ def load_vjepa2(path: str | Path, config: WorldModelConfig, encoder_key: str = "
     key = encoder_key if encoder_key in checkpoint else "encoder"
     if key not in checkpoint:
         raise CheckpointError(f"{path}: no '{encoder_key}' or 'encoder' entry; keys are {sorted(checkpoint)}")
-    model = WorldModel(config)  # latent_norm starts as the identity (mean 0, variance 1)
-    encoder_state = encoder_state_from_vjepa2(checkpoint[key], config.encoder.grid_size)
+    model = WorldModel(config)  # latent_norm (own variant) starts as the identity (mean 0, variance 1)
+    encoder_state = encoder_state_from_vjepa2(checkpoint[key], config.encoder, f"{path}:{key}", source_image_size)
     load_state_checked(model.encoder, encoder_state, f"{path}:{key}")
     predictor_state = strip_prefixes(checkpoint.get("predictor") or {})
     # Only a 2-AC predictor (it has an action encoder) fits; V-JEPA 2's masked-video predictor does not.
-    if load_predictor and "action_encoder.weight" in predictor_state:
-        predictor_state = {k: v for k, v in predictor_state.items() if not k.startswith("extrinsics_encoder")}
-        load_state_checked(model.predictor, predictor_state, f"{path}:predictor",
-                           allow_missing=("time_embed", "token_embed"))
+    if parts == "encoder" or "action_encoder.weight" not in predictor_state:
+        return model
+    if config.predictor.variant != "vjepa2_ac":
+        raise CheckpointError(
+            f"{path}: its predictor is V-JEPA 2-AC's, which this model's predictor (variant "
+            f"{config.predictor.variant!r}) does not compute; set predictor.variant: vjepa2_ac to load it, "
+            f"or take the encoder alone (--init-parts encoder)"
+        )
+    file_actions, actions = predictor_state["action_encoder.weight"].shape[1], config.action_dim
+    if file_actions != actions:
+        raise CheckpointError(
+            f"{path}: its predictor takes {file_actions}-D actions and states, this model {actions} "
+            f"({list(config.joint_names)}); take the encoder alone (--init-parts encoder) and train a predictor"
+        )
+    load_state_checked(model.predictor, predictor_state, f"{path}:predictor")
     return model

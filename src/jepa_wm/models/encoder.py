@@ -1,16 +1,17 @@
-"""ViT image encoder whose parameter names and shapes match V-JEPA 2's VisionTransformer.
+"""ViT image and video encoder whose parameter names and shapes match V-JEPA 2's VisionTransformer.
 
-State-dict layout (image mode)::
+State-dict layout::
 
-    patch_embed.proj.weight  [D, 3, p, p]   (V-JEPA 2 video: [D, 3, tubelet, p, p], see checkpoint.py)
+    patch_embed.proj.weight  [D, 3, p, p], or [D, 3, tubelet, p, p] with encoder.tubelet_size > 1
     patch_embed.proj.bias    [D]
     pos_embed                [1, g*g, D]    only when use_rope is False
     blocks.{i}.norm1 / attn.qkv / attn.proj / norm2 / mlp.fc1 / mlp.fc2
     norm.weight / norm.bias  [D]
 
-so official ViT-L/H/g weights load by name (after folding the tubelet dimension). The
-official RoPE encoders rotate queries and keys over (frame, row, column); here an image
-is frame 0, whose rotation is the identity.
+so official ViT-L/H/g weights load by name, with their tubelet (``tubelet_size: 2``) or folded
+into an image patch embedding (see checkpoint.py). The official RoPE encoders rotate queries
+and keys over (frame, row, column); so does this one, an image being frame 0. A clip of T
+frames ([B, 3, T, S, S], T a multiple of the tubelet) gives T / tubelet token grids, frame-major.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from jepa_wm.config import EncoderConfig
-from jepa_wm.models.layers import Block, init_weights, rescale_residual_branches
+from jepa_wm.models.layers import Block, grid_positions, init_weights, rescale_residual_branches
 
 # V-JEPA 2 normalises pixels with the ImageNet statistics.
 IMAGE_MEAN = (0.485, 0.456, 0.406)
@@ -68,6 +69,22 @@ class PatchEmbed(nn.Module):
         return self.proj(images).flatten(2).transpose(1, 2)
 
 
+class TubeletEmbed(nn.Module):
+    """Space-time patches (``tubelet`` frames x p x p) to tokens with one strided 3D convolution (``proj``)."""
+
+    def __init__(self, patch_size: int, tubelet_size: int, in_channels: int, embed_dim: int) -> None:
+        super().__init__()
+        self.tubelet_size = tubelet_size
+        size = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(in_channels, embed_dim, kernel_size=size, stride=size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, C, H, W] (repeated over the tubelet) or clips [B, C, T, H, W] -> [B, (T/t)*(H/p)*(W/p), D]."""
+        if images.ndim == 4:
+            images = images.unsqueeze(2).expand(-1, -1, self.tubelet_size, -1, -1)
+        return self.proj(images).flatten(2).transpose(1, 2)
+
+
 class ConvPatchEmbed(nn.Module):
     """Convolutional stem: 3x3 stride-2 convolutions (GroupNorm, GELU), then a 2x2 stride-2 ``proj``.
 
@@ -102,8 +119,11 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.config = config
         g = config.grid_size
-        embed = ConvPatchEmbed if config.patch_embed == "conv" else PatchEmbed
-        self.patch_embed = embed(config.patch_size, config.in_channels, config.embed_dim)
+        if config.tubelet_size > 1:
+            self.patch_embed = TubeletEmbed(config.patch_size, config.tubelet_size, config.in_channels, config.embed_dim)
+        else:
+            embed = ConvPatchEmbed if config.patch_embed == "conv" else PatchEmbed
+            self.patch_embed = embed(config.patch_size, config.in_channels, config.embed_dim)
         if config.use_rope:
             self.pos_embed = None
         else:
@@ -121,11 +141,19 @@ class VisionEncoder(nn.Module):
         self.register_buffer("blur_kernel", gaussian_kernel(config.input_blur), persistent=False)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 RGB frames [B, H, W, 3] -> normalised float [B, 3, S, S] at the configured size."""
-        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        """uint8 RGB frames [B, H, W, 3] -> normalised float [B, 3, S, S] at the configured size.
+
+        A clip [B, T, H, W, 3] gives [B, 3, T, S, S], the layout :meth:`forward` takes.
+        """
+        if frames.dtype != torch.uint8 or frames.ndim not in (4, 5) or frames.shape[-1] != 3:
             raise ValueError(
-                f"frames: expected uint8 [B, H, W, 3] RGB, got {frames.dtype} {tuple(frames.shape)}"
+                f"frames: expected uint8 [B, H, W, 3] RGB (or clips [B, T, H, W, 3]), got {frames.dtype} "
+                f"{tuple(frames.shape)}"
             )
+        if frames.ndim == 5:
+            B, T = frames.shape[:2]
+            images = self.preprocess(frames.flatten(0, 1))  # [B*T, 3, S, S]
+            return images.unflatten(0, (B, T)).transpose(1, 2)  # [B, 3, T, S, S]
         images = frames.to(self.pixel_mean.device).permute(0, 3, 1, 2).float().div_(255.0)  # [B, 3, H, W]
         size = self.config.image_size
         if images.shape[-2:] != (size, size):
@@ -135,14 +163,29 @@ class VisionEncoder(nn.Module):
         return (images - self.pixel_mean) / self.pixel_std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images [B, 3, S, S] -> patch tokens [B, g*g, D]."""
-        size = self.config.image_size
-        assert images.shape[-2:] == (size, size), f"expected {size}x{size} images, got {tuple(images.shape)}"
-        x = self.patch_embed(images)  # [B, g*g, D]
+        """Normalised images [B, 3, S, S] -> patch tokens [B, g*g, D]; clips [B, 3, T, S, S] -> [B, (T/t)*g*g, D]."""
+        size, g, tubelet = self.config.image_size, self.config.grid_size, self.config.tubelet_size
+        if images.shape[-2:] != (size, size) or images.ndim not in (4, 5):
+            raise ValueError(f"expected images [B, 3, {size}, {size}] or clips [B, 3, T, {size}, {size}], "
+                             f"got {tuple(images.shape)}")
+        frames = 1
+        if images.ndim == 5:
+            if images.shape[2] % tubelet:
+                raise ValueError(f"a clip of {images.shape[2]} frames: expected a multiple of the tubelet "
+                                 f"({tubelet} frames)")
+            frames = images.shape[2] // tubelet
+            if tubelet == 1:  # an image patch embedding sees each frame on its own
+                images = images.transpose(1, 2).flatten(0, 1)  # [B*T, 3, S, S]
+        x = self.patch_embed(images)
+        x = x.reshape(-1, frames * g * g, x.shape[-1])  # [B, frames*g*g, D]
         if self.pos_embed is not None:
+            if frames > 1:
+                raise ValueError(f"a clip of {frames} token grids: this encoder's position table holds one "
+                                 f"frame's positions (use_rope: false); clips need a RoPE encoder")
             x = x + self.pos_embed
+        positions = grid_positions(frames, g, g, device=x.device) if self.config.use_rope else None
         for block in self.blocks:
-            x, _ = block(x)
+            x, _ = block(x, positions=positions)
         return self.norm(x)
 
 

@@ -34,6 +34,14 @@ def rope_rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return x * cos + partner * sin
 
 
+def grid_positions(frames: int, rows: int, cols: int, first_frame: int = 0,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """RoPE positions [3, frames*rows*cols] (depth, height, width) of a token grid in frame-major, row-major order."""
+    ids = torch.arange(frames * rows * cols, device=device)
+    per_frame = rows * cols
+    return torch.stack([first_frame + ids // per_frame, (ids % per_frame) // cols, ids % cols]).float()
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with optional 2D RoPE and an optional key/value cache."""
 
@@ -49,29 +57,36 @@ class Attention(nn.Module):
         # V-JEPA 2 splits each head into depth / height / width rotary segments of this width.
         self.rope_segment = 2 * ((self.head_dim // 3) // 2)
 
-    def _apply_rope(self, t: torch.Tensor) -> torch.Tensor:
-        # Image tokens sit at depth (frame) position 0, whose rotation is the identity.
-        L = t.shape[-2]
-        assert L == self.grid_size**2, f"RoPE expects {self.grid_size}^2 tokens, got {L}"
-        ids = torch.arange(L, device=t.device)
-        rows, cols = ids // self.grid_size, ids % self.grid_size
+    def _apply_rope(self, t: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        """Rotate the (depth, height, width) segments of each head by the tokens' positions [3, L].
+
+        None: the tokens are one image's patch grid (frame 0, whose depth rotation is the identity).
+        Channels past the three segments are not rotated, as in V-JEPA 2.
+        """
+        if positions is None:
+            L = t.shape[-2]
+            assert L == self.grid_size**2, f"RoPE expects {self.grid_size}^2 tokens, got {L}"
+            positions = grid_positions(1, self.grid_size, self.grid_size, device=t.device)
         s = self.rope_segment
-        th = rope_rotate(t[..., s : 2 * s], rows)
-        tw = rope_rotate(t[..., 2 * s : 3 * s], cols)
-        return torch.cat([t[..., :s], th, tw, t[..., 3 * s :]], dim=-1)
+        rotated = [rope_rotate(t[..., i * s : (i + 1) * s], positions[i]) for i in range(3)]
+        return torch.cat([*rotated, t[..., 3 * s :]], dim=-1)
 
     def forward(
         self,
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
-        """x [B, L, C] -> ([B, L, C], (keys, values) including the cached ones)."""
+        """x [B, L, C] -> ([B, L, C], (keys, values) including the cached ones).
+
+        positions: RoPE (depth, height, width) of the L new tokens [3, L]; cached keys keep theirs.
+        """
         B, L, C = x.shape
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each [B, heads, L, head_dim]
         if self.use_rope:
-            q, k = self._apply_rope(q), self._apply_rope(k)
+            q, k = self._apply_rope(q, positions), self._apply_rope(k, positions)
         if cache is not None:
             cached_k, cached_v = cache
             if cached_k.shape[0] != B:  # context cached once at batch 1, shared by all candidates
@@ -108,10 +123,14 @@ class Block(nn.Module):
         self.mlp = MLP(dim, int(dim * mlp_ratio))
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, cache: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
-        """x [B, L, C] -> ([B, L, C], this layer's keys and values)."""
-        attended, kv = self.attn(self.norm1(x), attn_mask=attn_mask, cache=cache)
+        """x [B, L, C] -> ([B, L, C], this layer's keys and values); positions as in :class:`Attention`."""
+        attended, kv = self.attn(self.norm1(x), attn_mask=attn_mask, cache=cache, positions=positions)
         x = x + attended
         x = x + self.mlp(self.norm2(x))
         return x, kv
@@ -120,7 +139,7 @@ class Block(nn.Module):
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """Truncated-normal linear/conv weights, zero biases, unit LayerNorm (as in V-JEPA 2)."""
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -178,7 +178,7 @@ class JEPAObjective(nn.Module):
     def train(self, mode: bool = True) -> JEPAObjective:
         """As nn.Module.train; a frozen latent keeps its standardisation statistics (never the batch's)."""
         super().train(mode)
-        if self.frozen:
+        if self.frozen and self.model.latent_norm is not None:
             self.model.latent_norm.eval()
         return self
 

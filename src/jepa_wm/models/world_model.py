@@ -2,6 +2,9 @@
 
 Shapes: ``S`` candidate action sequences, ``H`` horizon, ``T0`` observed context steps,
 ``N`` latent tokens per frame (predictor.latent_grid^2), ``D`` latent width, ``J`` joints.
+Two predictors (``predictor.variant``): this package's (pooled latents standardised per feature,
+see :mod:`~jepa_wm.models.predictor`) and V-JEPA 2-AC's (every patch token, layer-normalised as
+that model's targets are, see :mod:`~jepa_wm.models.ac_predictor`).
 A normalised action ``a`` commands ``q + a * action_scale`` rad; imagined joint states are
 integrated the same way, ``q_{t+1} = q_t + a_t * action_scale``.
 """
@@ -11,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from jepa_wm.config import WorldModelConfig
 from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
+from jepa_wm.models.ac_predictor import VJEPA2ACPredictor
 from jepa_wm.models.layers import KVCache
 from jepa_wm.models.predictor import ActionConditionedPredictor
 
@@ -32,13 +37,17 @@ class WorldModel(nn.Module):
         self.num_tokens = config.predictor.latent_grid**2
         self.latent_dim = config.encoder.embed_dim
         self.encoder = VisionEncoder(config.encoder)
+        self.latent_pool: LinearPool | None = None
+        self.latent_norm: nn.BatchNorm1d | None = None
+        if config.predictor.variant == "vjepa2_ac":
+            grid = config.encoder.grid_size
+            self.predictor = VJEPA2ACPredictor(config.predictor, self.latent_dim, config.action_dim, (grid, grid))
+            return
         self.predictor = ActionConditionedPredictor(
             config.predictor, self.latent_dim, config.action_dim, self.num_tokens
         )
         if config.predictor.latent_pooling == "linear":
             self.latent_pool = LinearPool(self.latent_dim, config.encoder.grid_size, config.predictor.latent_grid)
-        else:
-            self.latent_pool = None
         # Standardises every (token, channel) feature with running statistics. The arm fills a
         # small part of the view, so pooled encoder features barely vary between frames; without
         # this the optimiser needs thousands of steps to scale them up to what SIGReg asks for.
@@ -57,12 +66,19 @@ class WorldModel(nn.Module):
         return pool_tokens(tokens, self.config.predictor.latent_grid)
 
     def standardise(self, latents: torch.Tensor) -> torch.Tensor:
-        """Per-feature standardisation of latents [..., N, D] (batch statistics while training)."""
+        """Per-feature standardisation of latents [..., N, D] (batch statistics while training);
+        V-JEPA 2-AC: each token layer-normalised without affine parameters (``normalize_reps``)."""
+        if self.latent_norm is None:
+            return F.layer_norm(latents, (latents.shape[-1],))
         return self.latent_norm(latents.flatten(0, -3).flatten(1)).view_as(latents)
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor, batch_size: int = 256) -> None:
-        """Set the latent standardisation to the exact statistics of normalised images [M, 3, S, S]."""
+        """Set the latent standardisation to the exact statistics of normalised images [M, 3, S, S].
+
+        A layer-normalised (V-JEPA 2-AC) model has no statistics to set."""
+        if self.latent_norm is None:
+            return
         was_training = self.training
         self.eval()
         pooled = torch.cat([

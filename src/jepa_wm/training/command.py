@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rad of joint motion per unit of normalised action; default: from the recorded actions")
     parser.add_argument("--init", default=None,
                         help="start from a checkpoint folder, or an official V-JEPA 2 .pt (encoder; needed by frozen_encoder)")
+    parser.add_argument("--init-parts", choices=("all", "encoder"), default="all",
+                        help="what to take from an official .pt: 'all' (its 2-AC predictor too, into predictor.variant "
+                             "vjepa2_ac) or 'encoder' (a fresh predictor, trained on the frozen encoder)")
     parser.add_argument("--export", default=None, help="also copy the final checkpoint folder here")
     parser.add_argument("--device", default="auto", help="'auto' (cuda when available), 'cpu', 'cuda', ...")
     add_bag_arguments(parser)
@@ -147,7 +150,7 @@ def train_stage(config: TrainConfig, model_config: WorldModelConfig, episodes: l
         config = dataclasses.replace(config, proprio_joint_weights=tuple(weights[n] for n in model_config.joint_names))
     train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
     torch.manual_seed(config.seed)
-    model = build_model(model_config, config, init)
+    model = build_model(model_config, config, init, args.init_parts)
     trainer = Trainer(model, config, train_episodes, val_episodes, out, context)
     if resume:
         trainer.resume(out / "resume.pt")

@@ -86,8 +86,10 @@ def distributed_context(device: str = "auto") -> DistributedContext:
     return DistributedContext(dist.get_rank(), dist.get_world_size(), target)
 
 
-def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str | None) -> WorldModel:
-    """A fresh model, or one started from a checkpoint folder / official V-JEPA 2 .pt (``init``)."""
+def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str | None,
+                init_parts: str = "all") -> WorldModel:
+    """A fresh model, or one started from a checkpoint folder / official V-JEPA 2 .pt (``init``;
+    ``init_parts``: "all" or "encoder", what to take from the .pt)."""
     from jepa_wm.models.checkpoint import load_checkpoint, load_vjepa2
 
     if init and Path(init).is_dir():
@@ -97,7 +99,7 @@ def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str |
                              f"the bags have {list(model_config.joint_names)}")
         return model.train()
     if init:
-        return load_vjepa2(init, model_config)
+        return load_vjepa2(init, model_config, parts=init_parts)
     if config.mode == "frozen_encoder":
         raise ValueError("train.mode=frozen_encoder needs --init with a pretrained encoder (checkpoint folder or .pt)")
     return WorldModel(model_config)
