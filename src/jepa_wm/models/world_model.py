@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from jepa_wm.config import WorldModelConfig
-from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
 from jepa_wm.models.ac_predictor import VJEPA2ACPredictor
+from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
 from jepa_wm.models.layers import KVCache
 from jepa_wm.models.predictor import ActionConditionedPredictor
 
