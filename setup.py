@@ -43,6 +43,7 @@ setup(
         "rosbags>=0.10",
         "mujoco>=3.1",
         "xacro",
+        "pin>=3.0",  # pinocchio: forward and inverse kinematics for end-effector actions
         "matplotlib",
         "imageio",
         "pillow",

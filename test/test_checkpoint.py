@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import time
 
 import pytest
@@ -72,7 +73,7 @@ def ac_config(**encoder) -> WorldModelConfig:
         encoder=EncoderConfig(**{"image_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 1, "num_heads": 2,
                                  "use_rope": True, "tubelet_size": 2, **encoder}),
         predictor=PredictorConfig(embed_dim=36, depth=1, num_heads=2, latent_grid=4, variant="vjepa2_ac"),
-        joint_names=tuple(f"j{i}" for i in range(7)),
+        joint_names=tuple(f"j{i}" for i in range(6)), action_space="end_effector",
     )
 
 
@@ -104,10 +105,10 @@ def test_an_ac_predictor_is_refused_by_the_own_predictor_and_the_encoder_alone_l
     own = dataclasses.replace(config, predictor=PredictorConfig(embed_dim=36, depth=1, num_heads=2, latent_grid=2))
     with pytest.raises(CheckpointError, match=r"its predictor is V-JEPA 2-AC's.*variant: vjepa2_ac.*--init-parts encoder"):
         load_vjepa2(tmp_path / "vjepa2-ac.pt", own)
-    six = dataclasses.replace(config, joint_names=config.joint_names[:6])
-    with pytest.raises(CheckpointError, match=r"takes 7-D actions and states, this model 6"):
-        load_vjepa2(tmp_path / "vjepa2-ac.pt", six)
-    for target in (own, six):
+    joints = dataclasses.replace(config, action_space="joint", joint_names=tuple(f"j{i}" for i in range(7)))
+    with pytest.raises(CheckpointError, match=r"trained on V-JEPA 2-AC's 7-D end-effector poses.*action_space: end_effector"):
+        load_vjepa2(tmp_path / "vjepa2-ac.pt", joints)  # seven joints fit its shapes, not its meaning
+    for target in (own, joints):
         model = load_vjepa2(tmp_path / "vjepa2-ac.pt", target, parts="encoder").eval()
         assert torch.equal(model.encoder.patch_embed.proj.weight, reference.encoder.patch_embed.proj.weight)
 
@@ -251,3 +252,48 @@ def test_metadata_is_updated_in_place_keeping_the_weights(tmp_path):
     assert (folder / "model.safetensors").read_bytes() == weights
     with pytest.raises(CheckpointError, match="no config.json"):
         update_metadata(tmp_path / "missing", reach={})
+
+
+def official_key_shapes(dim: int, depth: int, hidden: int) -> tuple[dict, dict]:
+    """Names and shapes of a released V-JEPA 2-AC file's encoder and predictor, from the published architecture
+    (256 px, 16 px patches, tubelet 2, 64-frame position table; predictor 1024 wide, 24 blocks, 7-D actions)."""
+    def blocks(prefix: str, width: int, count: int, inner: int) -> dict:
+        shapes = {}
+        for i in range(count):
+            b = f"{prefix}.{i}."
+            shapes.update({b + "norm1.weight": (width,), b + "norm1.bias": (width,),
+                           b + "attn.qkv.weight": (3 * width, width), b + "attn.qkv.bias": (3 * width,),
+                           b + "attn.proj.weight": (width, width), b + "attn.proj.bias": (width,),
+                           b + "norm2.weight": (width,), b + "norm2.bias": (width,),
+                           b + "mlp.fc1.weight": (inner, width), b + "mlp.fc1.bias": (inner,),
+                           b + "mlp.fc2.weight": (width, inner), b + "mlp.fc2.bias": (width,)})
+        return shapes
+    encoder = {"patch_embed.proj.weight": (dim, 3, 2, 16, 16), "patch_embed.proj.bias": (dim,),
+               "pos_embed": (1, 32 * 16 * 16, dim), **blocks("blocks", dim, depth, hidden),
+               "norm.weight": (dim,), "norm.bias": (dim,)}
+    predictor = {"predictor_embed.weight": (1024, dim), "predictor_embed.bias": (1024,),
+                 "action_encoder.weight": (1024, 7), "action_encoder.bias": (1024,),
+                 "state_encoder.weight": (1024, 7), "state_encoder.bias": (1024,),
+                 "extrinsics_encoder.weight": (1024, 6), "extrinsics_encoder.bias": (1024,),
+                 **blocks("predictor_blocks", 1024, 24, 4096),
+                 "predictor_norm.weight": (1024,), "predictor_norm.bias": (1024,),
+                 "predictor_proj.weight": (dim, 1024), "predictor_proj.bias": (dim,)}
+    return encoder, predictor
+
+
+@pytest.mark.parametrize(("name", "dim", "depth", "hidden"),
+                         [("vitl", 1024, 24, 4096), ("vith", 1280, 32, 5120), ("vitg", 1408, 40, 6144)])
+def test_the_shipped_vjepa2_configs_fit_the_official_key_sets(name, dim, depth, hidden):
+    from jepa_wm.config import load_yaml, package_share
+    from jepa_wm.models.checkpoint import check_state_shapes, encoder_state_from_vjepa2
+
+    config = dataclasses.replace(load_yaml(package_share() / "config" / "models" / f"vjepa2_ac_{name}.yaml",
+                                           WorldModelConfig, "world_model"), joint_names=tuple(f"fr3_joint{i}" for i in range(1, 8)))
+    encoder_shapes, predictor_shapes = official_key_shapes(dim, depth, hidden)
+    with torch.device("meta"):  # the real sizes, nothing allocated
+        model = WorldModel(config)
+        state = encoder_state_from_vjepa2({f"module.backbone.{k}": torch.empty(s) for k, s in encoder_shapes.items()},
+                                          config.encoder, name)
+    check_state_shapes(model.encoder, {k: tuple(v.shape) for k, v in state.items()}, f"{name}:encoder")
+    check_state_shapes(model.predictor, predictor_shapes, f"{name}:predictor")
+    assert sum(p.numel() for p in model.predictor.parameters()) == sum(math.prod(s) for s in predictor_shapes.values())

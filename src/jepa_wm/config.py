@@ -136,11 +136,18 @@ class WorldModelConfig:
         "joint5",
         "joint6",
     )
-    # One unit of normalised action is this many radians of commanded joint-position delta.
+    # One unit of normalised action is this many radians of commanded joint-position delta
+    # (end_effector: metres and radians of pose delta).
     action_scale: float = 0.1
+    # "joint": states are the joint positions, actions their deltas, one per joint. "end_effector":
+    # V-JEPA 2-AC's 7-D pose [x, y, z, roll, pitch, yaw, gripper] and its delta
+    # (models/end_effector.py); joint_names are the robot's joints that inverse kinematics drives.
+    action_space: Literal["joint", "end_effector"] = "joint"
 
     def __post_init__(self) -> None:
         require(len(self.joint_names) >= 1, "world_model.joint_names is empty")
+        require(self.action_space in ("joint", "end_effector"),
+                f"world_model.action_space={self.action_space!r}: expected 'joint' or 'end_effector'")
         require(
             len(set(self.joint_names)) == len(self.joint_names),
             f"world_model.joint_names has duplicates: {list(self.joint_names)}",
@@ -159,8 +166,8 @@ class WorldModelConfig:
 
     @property
     def action_dim(self) -> int:
-        """One action component per joint."""
-        return len(self.joint_names)
+        """Components of a state and of an action: one per joint, or the 7-D end-effector pose."""
+        return 7 if self.action_space == "end_effector" else len(self.joint_names)
 
 
 @dataclass(frozen=True)

@@ -323,11 +323,11 @@ def load_vjepa2(path: str | Path, config: WorldModelConfig, encoder_key: str = "
             f"{config.predictor.variant!r}) does not compute; set predictor.variant: vjepa2_ac to load it, "
             f"or take the encoder alone (--init-parts encoder)"
         )
-    file_actions, actions = predictor_state["action_encoder.weight"].shape[1], config.action_dim
-    if file_actions != actions:
+    if config.action_space != "end_effector":
         raise CheckpointError(
-            f"{path}: its predictor takes {file_actions}-D actions and states, this model {actions} "
-            f"({list(config.joint_names)}); take the encoder alone (--init-parts encoder) and train a predictor"
+            f"{path}: its predictor was trained on V-JEPA 2-AC's 7-D end-effector poses and pose deltas, this "
+            f"model's actions are joint deltas of {list(config.joint_names)}; set world_model.action_space: "
+            f"end_effector, or take the encoder alone (--init-parts encoder) and train a predictor"
         )
     load_state_checked(model.predictor, predictor_state, f"{path}:predictor")
     return model

@@ -20,6 +20,7 @@ from torch import nn
 from jepa_wm.config import WorldModelConfig
 from jepa_wm.models.ac_predictor import VJEPA2ACPredictor
 from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
+from jepa_wm.models.end_effector import POSE_NAMES, compose_pose, pose_difference
 from jepa_wm.models.layers import KVCache
 from jepa_wm.models.predictor import ActionConditionedPredictor
 
@@ -90,8 +91,17 @@ class WorldModel(nn.Module):
         self.train(was_training)
 
     def integrate(self, joint_positions: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Joint positions after a normalised action: q + a * action_scale (rad)."""
+        """The state after a normalised action: q + a * action_scale (rad), or the end-effector pose
+        composed with the pose delta a * action_scale (action_space end_effector)."""
+        if self.config.action_space == "end_effector":
+            return compose_pose(joint_positions, actions * self.config.action_scale)
         return joint_positions + actions * self.config.action_scale
+
+    def actions_between(self, states: torch.Tensor) -> torch.Tensor:
+        """Normalised actions [..., T-1, A] that took each state of [..., T, A] to the next."""
+        if self.config.action_space == "end_effector":
+            return pose_difference(states[..., :-1, :], states[..., 1:, :]) / self.config.action_scale
+        return (states[..., 1:, :] - states[..., :-1, :]) / self.config.action_scale
 
     def context_cache(
         self, latents: torch.Tensor, joint_positions: torch.Tensor
@@ -99,7 +109,7 @@ class WorldModel(nn.Module):
         """Keys/values of the context steps before the last one; their actions come from joint differences."""
         if latents.shape[1] < 2:
             return None
-        past_actions = (joint_positions[:, 1:] - joint_positions[:, :-1]) / self.config.action_scale
+        past_actions = self.actions_between(joint_positions)
         _, cache = self.predictor(latents[:, :-1], joint_positions[:, :-1], past_actions)
         return cache
 
@@ -185,7 +195,7 @@ class WorldModel(nn.Module):
         if joint_positions.shape != (*latents.shape[:2], J):
             raise ValueError(
                 f"joint_positions {tuple(joint_positions.shape)}: expected [B, T0, {J}] matching latents "
-                f"{tuple(latents.shape)} (joints {list(self.config.joint_names)})"
+                f"{tuple(latents.shape)} ({self._state_names()})"
             )
         if latents.shape[1] > self.config.predictor.max_steps:
             raise ValueError(
@@ -195,4 +205,9 @@ class WorldModel(nn.Module):
     def _check_actions(self, actions: torch.Tensor) -> None:
         J = self.config.action_dim
         if actions.ndim != 3 or actions.shape[2] != J:
-            raise ValueError(f"actions {tuple(actions.shape)}: expected [S, H, {J}] (one per joint)")
+            raise ValueError(f"actions {tuple(actions.shape)}: expected [S, H, {J}] ({self._state_names()})")
+
+    def _state_names(self) -> str:
+        if self.config.action_space == "end_effector":
+            return "end-effector pose " + ", ".join(POSE_NAMES)
+        return f"joints {list(self.config.joint_names)}"
