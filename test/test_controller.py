@@ -226,16 +226,52 @@ class ExactJointModel(torch.nn.Module):
     warm start) from how well a learned model predicts: with it, MPC must reach every goal.
     """
 
-    def __init__(self, joint_names: tuple[str, ...]) -> None:
+    integrate = WorldModel.integrate  # the real model's state arithmetic, joints or end-effector pose
+    actions_between = WorldModel.actions_between
+
+    def __init__(self, joint_names: tuple[str, ...], action_space: str = "joint", action_scale: float = 0.1) -> None:
         super().__init__()
-        self.config = WorldModelConfig(joint_names=joint_names, action_scale=0.1)
-        self.seen_joint_positions = np.zeros(len(joint_names))  # what the "camera" shows now
+        self.config = WorldModelConfig(joint_names=joint_names, action_scale=action_scale, action_space=action_space)
+        self.seen_joint_positions = np.zeros(self.config.action_dim)  # the state the "camera" shows now
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(self.seen_joint_positions, dtype=torch.float32).view(1, 1, -1)  # [1, N=1, D=J]
+        return torch.tensor(self.seen_joint_positions, dtype=torch.float32).view(1, 1, -1)  # [1, N=1, D=A]
 
-    def rollout_fn(self, latent: torch.Tensor, joint_positions: torch.Tensor):
-        return lambda actions: (joint_positions + actions.cumsum(dim=1) * self.config.action_scale).unsqueeze(2)
+    def rollout_fn(self, latent: torch.Tensor, state: torch.Tensor):
+        def rollout(actions: torch.Tensor) -> torch.Tensor:
+            states, current = [], state.expand(len(actions), -1)
+            for step in range(actions.shape[1]):
+                current = self.integrate(current, actions[:, step])
+                states.append(current)
+            return torch.stack(states, dim=1).unsqueeze(2)  # [S, H, N=1, A]
+        return rollout
+
+
+def test_end_effector_actions_reach_goals_in_mujoco_through_inverse_kinematics():
+    # V-JEPA 2-AC's action space on the default arm: the planner moves the tool's 7-D pose, the
+    # controller turns each planned pose into joint commands by IK within the limits.
+    from jepa_wm.config import load_robot
+
+    sim = make_sim(64, 0)
+    goals = sample_goals(sim, ReachingConfig(num_goals=2, seed=1))
+    robot = load_robot("jepa_arm")
+    model = ExactJointModel(robot.joint_names, action_space="end_effector", action_scale=0.02)  # 2 cm per unit
+    planner = PlannerConfig(method="mppi", horizon=2, num_samples=96, iterations=3)
+    for goal in goals:
+        sim.reset(seed=0)
+        mpc = LatentMPC(model, planner, robot, control_period=sim.config.control_period)
+        assert mpc.kinematics is not None
+        model.seen_joint_positions = mpc.model_state(goal.joint_positions).numpy()
+        mpc.set_goal(goal.image)
+        start_error = np.linalg.norm(sim.end_effector_position() - goal.ee_position)
+        for _ in range(40):
+            model.seen_joint_positions = mpc.model_state(sim.joint_positions).numpy()
+            out = mpc.step(sim.render(), sim.joint_positions)
+            assert out.action.shape == (7,)
+            sim.set_target(out.command)
+            sim.step()
+        final_error = np.linalg.norm(sim.end_effector_position() - goal.ee_position)
+        assert start_error > 0.1 and final_error < 0.03, (start_error, final_error)
 
 
 @pytest.mark.parametrize("method", ["cem", "mppi"])

@@ -454,7 +454,10 @@ class RobotConfig:
     simulated: bool = False  # real robots start with commanding disabled
     # URDF or xacro of the robot on its table with the workspace camera, for the MuJoCo simulation
     # (relative paths are to the package share); empty for a robot that is not simulated here.
+    # Also the kinematics of end-effector actions (world_model.action_space end_effector).
     description: str = ""
+    # The description's link that end-effector actions move; empty: the last link fixed to the last joint.
+    end_effector_link: str = ""
     # Joint box (rad) that exploration (explore_node, `jepa-ros collect`) stays in; empty: the middle
     # 60 % of each joint's range. Choose it so the tool stays over the table and in the camera's view.
     explore_lower: tuple[float, ...] = ()

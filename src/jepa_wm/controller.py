@@ -26,6 +26,7 @@ import torch
 
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, check_joint_names
 from jepa_wm.data.episodes import period_mismatch
+from jepa_wm.kinematics import ArmKinematics
 from jepa_wm.models.checkpoint import (
     CheckpointError,
     default_checkpoint,
@@ -33,6 +34,7 @@ from jepa_wm.models.checkpoint import (
     load_checkpoint,
     read_checkpoint_config,
 )
+from jepa_wm.models.end_effector import compose_pose
 from jepa_wm.models.rollout_graph import TracedImagine
 from jepa_wm.planning import PlanResult, RolloutFn, latent_goal_cost, make_generator, plan, shift_plan
 from jepa_wm.planning.costs import latent_distance
@@ -42,6 +44,7 @@ from jepa_wm.safety import clamp_command, non_finite
 # delay a position servo covers ~80 % of a step within one period; over DDS, where planning takes
 # most of the period, the next tick sees ~70 % still to go.
 UNDER_WAY_FRACTION = 0.5
+IK_TOLERANCE_M = 0.005  # a planned tool pose further than this from what the joints can reach is warned about
 
 
 class ControlError(ValueError):
@@ -57,8 +60,10 @@ class ControlOutput:
     energy: float = math.nan  # planner cost of the chosen plan (nan: no plan this tick)
     encode_ms: float = math.nan
     plan_ms: float = math.nan
-    action: np.ndarray | None = None  # float64 [J] normalised first action, robot joint order
-    warnings: list[str] = field(default_factory=list)  # one per joint the safety clamp changed
+    # float64 normalised first action: [J] robot joint order, or the 7-D pose delta (end_effector)
+    action: np.ndarray | None = None
+    # one per joint the safety clamp changed, and a planned tool pose out of reach (end_effector)
+    warnings: list[str] = field(default_factory=list)
     reached: bool = False  # the frame is within the reach distance of the goal: the command holds the arm still
     goal_distance: float = math.nan  # latent distance of the frame to the goal (the planner's cost, now)
 
@@ -203,6 +208,14 @@ class LatentMPC:
         # The model has never seen poses outside the joint range of its training data: planning there
         # follows its errors, so commands stay inside it (robot order, rad), approached at the velocity limit.
         self.explored_range = None if explored_range is None else check_joint_range(explored_range, robot.joint_names)
+        # End-effector actions (V-JEPA 2-AC): the state is the tool's pose from forward kinematics and
+        # each planned pose is reached by inverse kinematics on the robot's description.
+        self.kinematics: ArmKinematics | None = None
+        if self.model_config.action_space == "end_effector":
+            from jepa_wm.sim.description import render_xacro
+
+            self.kinematics = ArmKinematics(render_xacro(robot.description_path()), robot.joint_names,
+                                            robot.end_effector_link or None)
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given
@@ -317,14 +330,12 @@ class LatentMPC:
                                  action=np.zeros(len(current)), warnings=list(clamped.warnings), reached=True,
                                  goal_distance=distance)
         latent, start = self.imagine_pending(latent, seen)
-        start_model = self._in_model_order(start)
-        rollout = self.rollout_fn(latent, start_model)
+        rollout = self.rollout_fn(latent, self.model_state(start))
         cost = latent_goal_cost(self.goal_latent, self.planner)
-        result = plan(rollout, cost, self.planner, len(start_model), self.warm_start, self.generator)
+        result = plan(rollout, cost, self.planner, self.model_config.action_dim, self.warm_start, self.generator)
         planned = time.perf_counter()
         self.warm_start, self.last_plan = shift_plan(result.actions), result
-        action = result.actions[0].double().cpu().numpy()[self.to_robot_order]  # [J] robot order
-        target = start + action * self.model_config.action_scale
+        action, target, unreachable = self.joint_target(start, result.actions[0].double().cpu().numpy())
         clamped = clamp_command(
             target, current, self.lower, self.upper, self.velocity_limits, self.control_period,
             self.robot.joint_names, self.explored_range,
@@ -337,7 +348,7 @@ class LatentMPC:
             encode_ms=(encoded - started) * 1e3,
             plan_ms=(planned - encoded) * 1e3,
             action=action,
-            warnings=list(clamped.warnings),
+            warnings=[*clamped.warnings, *([unreachable] if unreachable else [])],
             goal_distance=distance,
         )
 
@@ -359,10 +370,42 @@ class LatentMPC:
         if np.abs(remaining).max() <= UNDER_WAY_FRACTION * np.abs(command - sent_from).max():
             return latent, current
         bound = self.planner.action_bound
-        action = np.clip(remaining / self.model_config.action_scale, -bound, bound)  # normalised, robot order
-        action = self._in_model_order(action)
-        imagined = self.rollout_fn(latent, self._in_model_order(current))(action.view(1, 1, -1))[0, 0]
+        state, commanded = self.model_state(current), self.model_state(command)
+        action = self.model.actions_between(torch.stack([state, commanded]))[0].clamp(-bound, bound)  # normalised
+        imagined = self.rollout_fn(latent, state)(action.view(1, 1, -1))[0, 0]
         return imagined, command  # imagined latent [N, D]
+
+    def model_state(self, joint_positions: np.ndarray) -> torch.Tensor:
+        """The model's state [A] at joint positions [J] (robot order): the joints in the checkpoint's
+        order, or the end effector's pose from forward kinematics, gripper open (end_effector)."""
+        if self.kinematics is None:
+            return self._in_model_order(joint_positions)
+        pose = np.append(self.kinematics.pose(joint_positions), 0.0)
+        return torch.as_tensor(pose, dtype=torch.float32, device=self.device)
+
+    def joint_target(self, start: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        """(action in robot order or pose order, joint target [J] robot order, a warning or "") of a
+        normalised action planned from joint positions ``start``.
+
+        Joint actions add to the joints; an end-effector action moves the tool's pose, and inverse
+        kinematics finds the joints (within the limits and the explored range) that reach it.
+        """
+        scale = self.model_config.action_scale
+        if self.kinematics is None:
+            action = action[self.to_robot_order]
+            return action, start + action * scale, ""
+        state = self.model_state(start).double()
+        pose = compose_pose(state, torch.as_tensor(action * scale, dtype=torch.float64)).numpy()
+        lower, upper = self.lower, self.upper
+        if self.explored_range is not None:
+            lower, upper = np.maximum(lower, self.explored_range[0]), np.minimum(upper, self.explored_range[1])
+        rotation_weight = 1.0 if len(start) >= 6 else 0.1  # fewer joints cannot turn the tool every way
+        solved = self.kinematics.solve(pose[:6], start, lower, upper, rotation_weight=rotation_weight)
+        warning = ""
+        if solved.position_error_m > IK_TOLERANCE_M:
+            warning = (f"the planned tool pose is {solved.position_error_m * 100:.1f} cm out of reach within the joint "
+                       f"limits: commanding the nearest")
+        return action, solved.joint_positions, warning
 
     def _warm_up(self) -> None:
         """Trace and optimise the rollout graphs of a plan and of an imagined command before the first tick.
@@ -372,7 +415,7 @@ class LatentMPC:
         """
         cfg, dtype = self.model_config, self.rollout_dtype
         latent = torch.zeros(self.model.num_tokens, self.model.latent_dim, dtype=dtype, device=self.device)
-        joints = torch.zeros(cfg.action_dim, device=self.device)
+        joints = self.model_state(np.clip(np.zeros(len(self.lower)), self.lower, self.upper))
         for samples, horizon in ((self.planner.num_samples, self.planner.horizon), (1, 1)):
             actions = torch.zeros(samples, horizon, cfg.action_dim, device=self.device)
             for _ in range(2):
