@@ -85,7 +85,9 @@ class ArmKinematics:
         wanted = pin.SE3(pin.rpy.rpyToMatrix(*target[3:]), target[:3])
         weights = np.array([1.0, 1.0, 1.0, rotation_weight, rotation_weight, rotation_weight])
         joints = np.clip(np.asarray(start, dtype=np.float64), lower, upper)
-        for iteration in range(1, iterations + 1):
+        iteration = 0
+        while iteration < iterations:
+            iteration += 1
             q = self._q(joints)
             placement = self._placement(q)
             # error in the world-aligned frame at the end effector: translation, then rotation
