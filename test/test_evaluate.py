@@ -15,7 +15,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from jepa_wm.command_line import main
-from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig, package_share
+from jepa_wm.config import EncoderConfig, PlannerConfig, PredictorConfig, WorldModelConfig, package_share
 from jepa_wm.data import BagError, BagWriter, iter_messages
 from jepa_wm.data.rosbag_io import FLOAT64_ARRAY, IMAGE, JOINT_STATE, TYPESTORE
 from jepa_wm.evaluation import episode_metrics as m
@@ -241,3 +241,37 @@ def test_bags_at_another_time_step_than_the_checkpoints_are_refused_with_the_fix
                                        r"pass --period 0\.400 to resample them"):
         evaluate([bags["mcap"]], ckpt, tmp_path / "out")
     assert evaluate([bags["mcap"]], ckpt, tmp_path / "resampled", "--period", "0.4")["episodes"]
+
+
+def test_end_effector_actions_train_evaluate_and_plan_on_the_robots_kinematics(bags, tmp_path, capsys):
+    import yaml
+
+    from jepa_wm.config import TrainConfig, load_robot, to_dict
+    from jepa_wm.controller import LatentMPC
+    from jepa_wm.reaching import make_sim
+
+    config = WorldModelConfig(encoder=TINY.encoder, predictor=TINY.predictor, action_space="end_effector")
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({"world_model": to_dict(config)}))
+    train = TrainConfig(steps=4, batch_size=4, warmup_steps=1, context_steps=1, rollout_steps=2, val_every=4,
+                        checkpoint_every=4, val_fraction=0.5)
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({"train": to_dict(train)}))
+    assert main(["train", "--bags", str(bags["mcap"]), "--robot", "jepa_arm", "--model-config", str(tmp_path / "model.yaml"),
+                 "--config", str(tmp_path / "train.yaml"), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    assert "m or rad of pose change" in capsys.readouterr().out
+    checkpoint = tmp_path / "run" / "checkpoint"
+    model = load_checkpoint(checkpoint)
+    robot = load_robot("jepa_arm")
+    assert model.config.action_space == "end_effector" and model.config.joint_names == robot.joint_names
+    assert model.predictor.action_encoder.in_features == 7
+    # evaluate reads the joint-space bags into poses with the preset the checkpoint was trained for
+    metrics = evaluate([bags["mcap"]], checkpoint, tmp_path / "eval")
+    assert metrics["joint_names"] == ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
+    assert len(metrics["overall"]["probe"]["per_joint_r2"]) == 7
+    # the node's controller: pose from forward kinematics, joint commands from inverse kinematics
+    sim = make_sim(64, 0)
+    mpc = LatentMPC.from_checkpoint(checkpoint, PlannerConfig(num_samples=8, num_elites=4, iterations=1, horizon=2), robot,
+                                    hold_at_goal=False)
+    mpc.set_goal(sim.render())
+    out = mpc.step(sim.render(), sim.joint_positions)
+    assert out.command.shape == (len(robot.joint_names),) and out.action.shape == (7,)
+    assert np.all(out.command >= robot.joint_lower) and np.all(out.command <= robot.joint_upper)

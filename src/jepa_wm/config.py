@@ -122,6 +122,10 @@ class PredictorConfig:
         )
 
 
+# V-JEPA 2-AC's end-effector state: position (m), roll-pitch-yaw (rad), gripper closure (0..1)
+END_EFFECTOR_POSE = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+
+
 @dataclass(frozen=True)
 class WorldModelConfig:
     """Everything a checkpoint needs to rebuild its model and talk to a robot."""
@@ -165,9 +169,14 @@ class WorldModelConfig:
         )
 
     @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state's (and action's) components: the joints, or the end-effector pose's."""
+        return END_EFFECTOR_POSE if self.action_space == "end_effector" else self.joint_names
+
+    @property
     def action_dim(self) -> int:
         """Components of a state and of an action: one per joint, or the 7-D end-effector pose."""
-        return 7 if self.action_space == "end_effector" else len(self.joint_names)
+        return len(self.state_names)
 
 
 @dataclass(frozen=True)

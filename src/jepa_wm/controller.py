@@ -212,10 +212,7 @@ class LatentMPC:
         # each planned pose is reached by inverse kinematics on the robot's description.
         self.kinematics: ArmKinematics | None = None
         if self.model_config.action_space == "end_effector":
-            from jepa_wm.sim.description import render_xacro
-
-            self.kinematics = ArmKinematics(render_xacro(robot.description_path()), robot.joint_names,
-                                            robot.end_effector_link or None)
+            self.kinematics = ArmKinematics.of_robot(robot)
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pinocchio as pin
 
+from jepa_wm.config import RobotConfig
+
 
 class KinematicsError(ValueError):
     """The description does not hold the robot's joints or end effector, or a pose is not finite."""
@@ -60,6 +62,13 @@ class ArmKinematics:
         else:
             raise KinematicsError(f"the description has no link {end_effector!r} for the end effector")
         self.end_effector = self.model.frames[self.frame].name
+
+    @classmethod
+    def of_robot(cls, robot: RobotConfig) -> ArmKinematics:
+        """The kinematics of a robot preset: its description (URDF or xacro), joints and end-effector link."""
+        from jepa_wm.sim.description import render_xacro
+
+        return cls(render_xacro(robot.description_path()), robot.joint_names, robot.end_effector_link or None)
 
     def _q(self, joint_positions: np.ndarray) -> np.ndarray:
         q = pin.neutral(self.model)

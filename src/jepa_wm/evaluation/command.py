@@ -29,7 +29,7 @@ from jepa_wm.data.options import add_bag_arguments, bag_reading
 from jepa_wm.evaluation import episode_metrics as m
 from jepa_wm.evaluation.quality import Readiness, encode_frames, readiness
 from jepa_wm.evaluation.report import write_evaluation_report
-from jepa_wm.models.checkpoint import read_checkpoint_config
+from jepa_wm.models.checkpoint import checkpoint_robot, read_checkpoint_config
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     episodes, gaps = load_episodes(args.bag, model.config, reading.period, reading.topics, not args.no_progress)
     if not episodes:
         raise BagError(f"no episode long enough to evaluate in {args.bag}")
+    if model.config.action_space != "joint":  # the robot: --robot, else the preset the checkpoint was trained for
+        from jepa_wm.config import load_robot
+        from jepa_wm.data.end_effector import in_action_space
+
+        robot = reading.robot or load_robot(checkpoint_robot(args.checkpoint))
+        episodes = in_action_space(episodes, model.config, robot)
     trained = read_checkpoint_config(args.checkpoint)[1].get("period_s")
     mismatch = period_mismatch(trained, step_period_s(episodes))
     if mismatch:
@@ -157,7 +163,7 @@ def evaluate_episodes(
 ) -> dict[str, Any]:
     """All metrics for a model on episodes: a JSON-ready dict with per-episode and overall figures."""
     config = model.config
-    _check_joints(episodes, config.joint_names)
+    _check_joints(episodes, config.state_names)
     span = max(settings.horizon, settings.goal_offset)
     if span + 1 > config.predictor.max_steps:  # one context step plus the rollout
         raise ConfigError(
@@ -216,7 +222,7 @@ def evaluate_episodes(
     return {
         "settings": dataclasses.asdict(settings),
         "planner_config": to_dict(planner),
-        "joint_names": list(config.joint_names),
+        "joint_names": list(config.state_names),
         "episodes": per_episode,
         "overall": _overall(per_episode, probe, plans, ranks),
         "phase_s": phases.seconds,

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from jepa_wm.config import PlannerConfig
 from jepa_wm.data.episodes import gap_breaks
-from jepa_wm.evaluation.quality import BatchRollout, fit_probe, prediction_errors  # noqa: F401 - evaluate's too
+from jepa_wm.evaluation.quality import BatchRollout, fit_probe, prediction_errors, r_squared  # noqa: F401 - evaluate's too
 from jepa_wm.planning import latent_goal_cost, plan
 
 # (context latent [1, N, D], context joints [1, J]) -> rollout callable for the planner
@@ -84,7 +84,7 @@ def linear_probe(
     if not truth_all:
         return {"probe_mae": probe_mae, "mean_baseline_mae": mean_mae, "per_joint_mae": [], "per_joint_r2": []}
     predicted, truth = np.concatenate(predicted_all), np.concatenate(truth_all)
-    r2 = 1.0 - ((truth - predicted) ** 2).mean(axis=0) / (truth.var(axis=0) + 1e-12)
+    r2 = r_squared(truth, predicted)
     return {"probe_mae": probe_mae, "mean_baseline_mae": mean_mae,
             "per_joint_mae": np.abs(truth - predicted).mean(axis=0).tolist(), "per_joint_r2": r2.tolist()}
 

@@ -153,6 +153,13 @@ def fit_probe(
     return predict
 
 
+def r_squared(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """R^2 of each column [J] of predictions [M, J]; nan for a column whose truth never varied (nothing to judge)."""
+    spread = truth.var(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 1e-12, 1.0 - ((truth - predicted) ** 2).mean(axis=0) / spread, np.nan)
+
+
 def probe_scores(
     train_latents: torch.Tensor, train_targets: np.ndarray, val_latents: torch.Tensor, val_targets: np.ndarray,
     ridge: float | None = None,
@@ -161,7 +168,7 @@ def probe_scores(
     y_train, y_val = (np.asarray(y, dtype=np.float64).reshape(len(y), -1) for y in (train_targets, val_targets))
     predicted = fit_probe(train_latents, y_train, ridge)(val_latents)
     return ProbeScores(
-        r2=1.0 - ((y_val - predicted) ** 2).mean(axis=0) / (y_val.var(axis=0) + 1e-12),
+        r2=r_squared(y_val, predicted),
         mae=np.abs(y_val - predicted).mean(axis=0),
         baseline_mae=np.abs(y_val - y_train.mean(axis=0)).mean(axis=0),
     )
@@ -227,8 +234,9 @@ def readiness(error_ratios: dict[int, float], probe_r2: dict[str, float], energy
     text = ", ".join(f"h{h} {r:.3f}" for h, r in finite.items()) or "not measured"
     checks.append(("beats copy-last", bool(finite) and worst <= READY_ERROR_RATIO,
                    f"latent error / copy-last error {text} (at most {READY_ERROR_RATIO} at every horizon)"))
-    low = {name: r2 for name, r2 in probe_r2.items() if not r2 >= READY_PROBE_R2}
-    text = ", ".join(f"{name} {r2:.3f}" for name, r2 in probe_r2.items())
+    low = {name: r2 for name, r2 in probe_r2.items() if np.isfinite(r2) and not r2 >= READY_PROBE_R2}
+    text = ", ".join(f"{name} {r2:.3f}" if np.isfinite(r2) else f"{name} n/a (never varied)"
+                     for name, r2 in probe_r2.items())
     if probe_frames is not None and probe_frames < READY_PROBE_FRAMES:
         notes.append(f"sees every joint: not judged, {probe_frames} frames are too few for the probe "
                      f"(at least {READY_PROBE_FRAMES}); probe R^2 {text}")

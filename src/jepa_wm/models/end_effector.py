@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import torch
 
-POSE_DIM = 7
-POSE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
-
 
 def rpy_to_matrix(rpy: torch.Tensor) -> torch.Tensor:
     """Roll-pitch-yaw [..., 3] -> rotation matrices [..., 3, 3] (Rz(yaw) @ Ry(pitch) @ Rx(roll))."""

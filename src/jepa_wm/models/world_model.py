@@ -20,7 +20,7 @@ from torch import nn
 from jepa_wm.config import WorldModelConfig
 from jepa_wm.models.ac_predictor import VJEPA2ACPredictor
 from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
-from jepa_wm.models.end_effector import POSE_NAMES, compose_pose, pose_difference
+from jepa_wm.models.end_effector import compose_pose, pose_difference
 from jepa_wm.models.layers import KVCache
 from jepa_wm.models.predictor import ActionConditionedPredictor
 
@@ -209,5 +209,5 @@ class WorldModel(nn.Module):
 
     def _state_names(self) -> str:
         if self.config.action_space == "end_effector":
-            return "end-effector pose " + ", ".join(POSE_NAMES)
+            return "end-effector pose " + ", ".join(self.config.state_names)
         return f"joints {list(self.config.joint_names)}"

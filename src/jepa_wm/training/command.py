@@ -107,13 +107,18 @@ def run(args: argparse.Namespace) -> int:
     episodes = read_episodes(args.bags, reading.topics, reading.period, reading.joint_names,
                              image_size=model_config.encoder.image_size, progress=context.is_main)
     # The bags (or the preset) define the robot: joint names and their order, and the size of an action.
+    from jepa_wm.data.end_effector import in_action_space
+
+    joint_names, joint_episodes = tuple(episodes[0].joint_names), episodes
+    episodes = in_action_space(episodes, model_config, reading.robot)  # end_effector: the tool's pose and its change
+    unit = "m or rad of pose change" if model_config.action_space == "end_effector" else "rad"
     scale = args.action_scale if args.action_scale is not None else action_scale_of(episodes)
-    require(math.isfinite(scale) and scale > 0, f"--action-scale {scale}: expected rad > 0")
-    model_config = dataclasses.replace(model_config, joint_names=tuple(episodes[0].joint_names), action_scale=scale)
+    require(math.isfinite(scale) and scale > 0, f"--action-scale {scale}: expected {unit} > 0")
+    model_config = dataclasses.replace(model_config, joint_names=joint_names, action_scale=scale)
     beyond = float((np.abs(np.concatenate([e.actions for e in episodes])) > scale).mean())
     if context.is_main:
-        print(f"joints {list(model_config.joint_names)}; action scale {scale:g} rad "
-              f"({beyond:.1%} of the recorded joint actions are larger)")
+        print(f"joints {list(model_config.joint_names)}; action scale {scale:g} {unit} "
+              f"({beyond:.1%} of the recorded actions are larger)")
 
     out, init = Path(args.out), args.init
     for index, (name, config) in enumerate(stages):
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             if context.is_main and len(stages) > 1:
                 print(f"stage {index + 1}/{len(stages)} {name}: {config.mode}, {config.steps} steps -> {stage_out}")
             resume = args.resume and (stage_out / "resume.pt").is_file() if len(stages) > 1 else args.resume
-            train_stage(config, model_config, episodes, reading, args, init, stage_out, resume, context)
+            train_stage(config, model_config, episodes, joint_episodes, reading, args, init, stage_out, resume, context)
         init = str(stage_out / "checkpoint")
     if context.is_main:
         if len(stages) > 1:
@@ -136,16 +141,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_stage(config: TrainConfig, model_config: WorldModelConfig, episodes: list, reading, args: argparse.Namespace,
-                init: str | None, out: Path, resume: bool, context) -> None:
-    """One stage: build (or load ``init``), fit, evaluate on the held-out episodes, save ``out/checkpoint``."""
+def train_stage(config: TrainConfig, model_config: WorldModelConfig, episodes: list, joint_episodes: list, reading,
+                args: argparse.Namespace, init: str | None, out: Path, resume: bool, context) -> None:
+    """One stage: build (or load ``init``), fit, evaluate on the held-out episodes, save ``out/checkpoint``.
+
+    ``joint_episodes``: the same episodes in joint space (``episodes`` may be end-effector ones),
+    whose training split gives the explored joint range."""
     from jepa_wm.data import split_episodes
     from jepa_wm.data.episodes import step_period_s
     from jepa_wm.evaluation.quality import readiness_of_training
     from jepa_wm.models.checkpoint import read_checkpoint_config, save_checkpoint
     from jepa_wm.training.trainer import Trainer, build_model, evaluate_model, training_machine
 
-    if not config.proprio_joint_weights and reading.robot is not None and reading.robot.readout_weights:
+    if (not config.proprio_joint_weights and reading.robot is not None and reading.robot.readout_weights
+            and model_config.action_space == "joint"):
         weights = dict(zip(reading.robot.joint_names, reading.robot.readout_weights))
         config = dataclasses.replace(config, proprio_joint_weights=tuple(weights[n] for n in model_config.joint_names))
     train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
@@ -164,7 +173,7 @@ def train_stage(config: TrainConfig, model_config: WorldModelConfig, episodes: l
     metadata = {"command": " ".join(["jepa-ros", *sys.argv[1:]]), "train": dataclasses.asdict(config),
                 "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,
                 "episodes": {"train": len(train_episodes), "val": len(val_episodes)}, "final": final,
-                "explored_joint_range": joint_range_of(train_episodes),
+                "explored_joint_range": joint_range_of(split_episodes(joint_episodes, config.val_fraction, config.seed)[0]),
                 "period_s": step_period_s(train_episodes),  # the time one action spans
                 "machine": training_machine(context)}
     if args.robot:
@@ -174,4 +183,4 @@ def train_stage(config: TrainConfig, model_config: WorldModelConfig, episodes: l
     save_checkpoint(model, out / "checkpoint", metadata)
     print({k: round(v, 4) for k, v in final.items()})
     if horizons:
-        print(readiness_of_training(final, model.config.joint_names).statement)
+        print(readiness_of_training(final, model.config.state_names).statement)

@@ -326,5 +326,5 @@ def evaluate_model(model: WorldModel, train_episodes: list, val_episodes: list,
     val_joints = np.concatenate([e.joint_positions for e in val_episodes])
     scores = probe_scores(train_latents, train_joints[keep], val_all, val_joints).r2
     result["probe_r2"] = float(scores.mean())
-    result.update({f"probe_r2_{name}": float(v) for name, v in zip(model.config.joint_names, scores)})
+    result.update({f"probe_r2_{name}": float(v) for name, v in zip(model.config.state_names, scores)})
     return result
