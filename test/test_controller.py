@@ -234,8 +234,17 @@ class ExactJointModel(torch.nn.Module):
         self.config = WorldModelConfig(joint_names=joint_names, action_scale=action_scale, action_space=action_space)
         self.seen_joint_positions = np.zeros(self.config.action_dim)  # the state the "camera" shows now
 
+    def latent_of(self, states: torch.Tensor) -> torch.Tensor:
+        """The state itself; a pose as position and rotation matrix (roll-pitch-yaw wrap at +-pi)."""
+        if self.config.action_space == "joint":
+            return states
+        from jepa_wm.models.end_effector import rpy_to_matrix
+
+        return torch.cat([states[..., :3], 0.1 * rpy_to_matrix(states[..., 3:6]).flatten(-2)], dim=-1)
+
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(self.seen_joint_positions, dtype=torch.float32).view(1, 1, -1)  # [1, N=1, D=A]
+        state = torch.tensor(self.seen_joint_positions, dtype=torch.float32)
+        return self.latent_of(state).view(1, 1, -1)  # [1, N=1, D]
 
     def rollout_fn(self, latent: torch.Tensor, state: torch.Tensor):
         def rollout(actions: torch.Tensor) -> torch.Tensor:
@@ -243,18 +252,19 @@ class ExactJointModel(torch.nn.Module):
             for step in range(actions.shape[1]):
                 current = self.integrate(current, actions[:, step])
                 states.append(current)
-            return torch.stack(states, dim=1).unsqueeze(2)  # [S, H, N=1, A]
+            return self.latent_of(torch.stack(states, dim=1)).unsqueeze(2)  # [S, H, N=1, D]
         return rollout
 
 
-def test_end_effector_actions_reach_goals_in_mujoco_through_inverse_kinematics():
-    # V-JEPA 2-AC's action space on the default arm: the planner moves the tool's 7-D pose, the
-    # controller turns each planned pose into joint commands by IK within the limits.
+@pytest.mark.parametrize("robot_name", ["jepa_arm", "so101_sim", "fr3_sim"])
+def test_end_effector_actions_reach_goals_in_mujoco_through_inverse_kinematics(robot_name):
+    # V-JEPA 2-AC's action space on three arms (6, 5 and 7 joints): the planner moves the tool's 7-D
+    # pose, the controller turns each planned pose into joint commands by IK within the limits.
     from jepa_wm.config import load_robot
 
-    sim = make_sim(64, 0)
+    sim = make_sim(64, 0, robot_name)
     goals = sample_goals(sim, ReachingConfig(num_goals=2, seed=1))
-    robot = load_robot("jepa_arm")
+    robot = load_robot(robot_name)
     model = ExactJointModel(robot.joint_names, action_space="end_effector", action_scale=0.02)  # 2 cm per unit
     planner = PlannerConfig(method="mppi", horizon=2, num_samples=96, iterations=3)
     for goal in goals:

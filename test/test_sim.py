@@ -247,6 +247,32 @@ def test_missing_or_broken_urdf_fails_at_start(tmp_path):
         ArmSim(SimConfig(urdf=str(broken)))
 
 
+@pytest.mark.parametrize("robot", ["so101_sim", "fr3_sim"])
+def test_every_joint_of_the_other_simulated_arms_follows_its_commands(robot):
+    with ArmSim(SimConfig(robot=robot, image_size=64)) as arm:
+        start = arm.home_joint_positions.copy()
+        arm.reset(joint_positions=start)
+        arm.set_target(start + 0.1)
+        arm.step(0.4)
+        np.testing.assert_allclose(arm.joint_positions - start, 0.1, atol=0.01)
+
+
+def test_links_that_touch_at_home_are_refused_by_name(tmp_path):
+    """Touching links drag on each other in every move (a too-long base column on the FR3 held its
+    first two joints to a tenth of their speed): the description is refused, naming the pair."""
+    from jepa_wm.config import package_share
+
+    for source in (package_share() / "urdf").glob("*.xacro"):
+        (tmp_path / source.name).write_text(source.read_text())
+    description = tmp_path / "fr3_sim.urdf.xacro"
+    text = description.read_text()
+    column = 'length="0.15" material="franka_white" xyz="0 0 0.165"'
+    assert column in text
+    description.write_text(text.replace(column, 'length="0.20" material="franka_white" xyz="0 0 0.18"'))
+    with pytest.raises(DescriptionError, match=r"links fr3_link0 and fr3_link2 touch at the home pose"):
+        ArmSim(SimConfig(robot="fr3_sim", urdf=str(description), image_size=64))
+
+
 def test_the_second_robot_simulates_from_its_preset_alone():
     """so101_sim: another joint count, names, kinematics and look, built with no code of its own."""
     with ArmSim(SimConfig(robot="so101_sim", image_size=64)) as arm, ArmSim(SimConfig(image_size=64)) as default:

@@ -332,7 +332,7 @@ class LatentMPC:
         result = plan(rollout, cost, self.planner, self.model_config.action_dim, self.warm_start, self.generator)
         planned = time.perf_counter()
         self.warm_start, self.last_plan = shift_plan(result.actions), result
-        action, target, unreachable = self.joint_target(start, result.actions[0].double().cpu().numpy())
+        action, target, unreachable = self.joint_target(start, result.actions[0].double().cpu().numpy(), current)
         clamped = clamp_command(
             target, current, self.lower, self.upper, self.velocity_limits, self.control_period,
             self.robot.joint_names, self.explored_range,
@@ -380,12 +380,14 @@ class LatentMPC:
         pose = np.append(self.kinematics.pose(joint_positions), 0.0)
         return torch.as_tensor(pose, dtype=torch.float32, device=self.device)
 
-    def joint_target(self, start: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    def joint_target(self, start: np.ndarray, action: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         """(action in robot order or pose order, joint target [J] robot order, a warning or "") of a
-        normalised action planned from joint positions ``start``.
+        normalised action planned from joint positions ``start``; the arm is at ``current``.
 
         Joint actions add to the joints; an end-effector action moves the tool's pose, and inverse
-        kinematics finds the joints (within the limits and the explored range) that reach it.
+        kinematics finds the joints (within the limits and the explored range) that reach it. The
+        move from ``current`` there is shortened as a whole to the velocity limits, so the tool keeps
+        its direction (clamping each joint on its own would bend its path).
         """
         scale = self.model_config.action_scale
         if self.kinematics is None:
@@ -402,7 +404,9 @@ class LatentMPC:
         if solved.position_error_m > IK_TOLERANCE_M:
             warning = (f"the planned tool pose is {solved.position_error_m * 100:.1f} cm out of reach within the joint "
                        f"limits: commanding the nearest")
-        return action, solved.joint_positions, warning
+        move = solved.joint_positions - current
+        overshoot = np.max(np.abs(move) / (self.velocity_limits * self.control_period))
+        return action, current + move / max(1.0, overshoot), warning
 
     def _warm_up(self) -> None:
         """Trace and optimise the rollout graphs of a plan and of an imagined command before the first tick.

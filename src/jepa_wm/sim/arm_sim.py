@@ -10,7 +10,7 @@ import numpy as np
 
 from jepa_wm.config import SimConfig, check_joint_names, load_robot
 from jepa_wm.safety import clamp_to_limits
-from jepa_wm.sim.description import load_description
+from jepa_wm.sim.description import DescriptionError, load_description
 from jepa_wm.sim.scene import TABLE_LINK, TCP_LINK, build_scene
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class ArmSim:
         # home pose (those near the base, such as a pan joint's housing, sit low whatever the pose).
         self._clear_bodies, self._clear_geoms = self._arm_bodies, np.isin(self.model.geom_bodyid, self._arm_bodies)
         self._clear_bodies, self._clear_geoms = self._clear_at(self.description.home_joint_positions)
+        self._refuse_touching_links(self.description.home_joint_positions)
 
         rendered = self.config.image_size * self.config.supersampling
         self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), rendered)
@@ -188,6 +189,23 @@ class ArmSim:
         bodies = self._clear_bodies[self._scratch.xpos[self._clear_bodies, 2] >= floor]
         lowest = self._scratch.geom_xpos[:, 2] - self.model.geom_rbound
         return bodies, self._clear_geoms & (lowest >= floor)
+
+    def _refuse_touching_links(self, joint_positions: np.ndarray) -> None:
+        """DescriptionError naming the first two links of the arm (or its base) in contact at ``joint_positions``:
+        touching links drag on each other in every move, which no real arm does."""
+        self._scratch.qpos[self._qpos_index] = joint_positions
+        mujoco.mj_forward(self.model, self._scratch)
+        base = self.model.body_parentid[self._arm_bodies.min()]
+        robot = set(self._arm_bodies.tolist()) | {int(base)}
+        for contact in self._scratch.contact[: self._scratch.ncon]:
+            first, second = (int(self.model.geom_bodyid[g]) for g in (contact.geom1, contact.geom2))
+            if first in robot and second in robot:
+                names = sorted(self.model.body(b).name for b in (first, second))
+                raise DescriptionError(
+                    f"robot description {self.description.source}: links {names[0]} and {names[1]} touch at the "
+                    f"home pose {np.round(joint_positions, 3).tolist()} (by {-contact.dist * 1000:.1f} mm); they "
+                    f"would drag on each other in every move: give them room"
+                )
 
     def close(self) -> None:
         """Free the renderer's OpenGL context."""
