@@ -5,17 +5,18 @@ import json
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from jepa_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
+from jepa_wm.config import ConfigError, EncoderConfig, PredictorConfig, WorldModelConfig
 from jepa_wm.models.checkpoint import (
     CheckpointError,
     explored_joint_range,
     load_checkpoint,
-    load_vjepa2,
     save_checkpoint,
 )
+from jepa_wm.models.vjepa2_files import load_vjepa2
 from jepa_wm.models.world_model import WorldModel
 from wm_fixtures import tiny_config
 
@@ -285,7 +286,8 @@ def official_key_shapes(dim: int, depth: int, hidden: int) -> tuple[dict, dict]:
                          [("vitl", 1024, 24, 4096), ("vith", 1280, 32, 5120), ("vitg", 1408, 40, 6144)])
 def test_the_shipped_vjepa2_configs_fit_the_official_key_sets(name, dim, depth, hidden):
     from jepa_wm.config import load_yaml, package_share
-    from jepa_wm.models.checkpoint import check_state_shapes, encoder_state_from_vjepa2
+    from jepa_wm.models.checkpoint import check_state_shapes
+    from jepa_wm.models.vjepa2_files import encoder_state_from_vjepa2
 
     config = dataclasses.replace(load_yaml(package_share() / "config" / "models" / f"vjepa2_ac_{name}.yaml",
                                            WorldModelConfig, "world_model"), joint_names=tuple(f"fr3_joint{i}" for i in range(1, 8)))
@@ -297,3 +299,33 @@ def test_the_shipped_vjepa2_configs_fit_the_official_key_sets(name, dim, depth, 
     check_state_shapes(model.encoder, {k: tuple(v.shape) for k, v in state.items()}, f"{name}:encoder")
     check_state_shapes(model.predictor, predictor_shapes, f"{name}:predictor")
     assert sum(p.numel() for p in model.predictor.parameters()) == sum(math.prod(s) for s in predictor_shapes.values())
+
+
+def test_an_imported_vjepa2_ac_file_plans_for_the_simulated_franka(tmp_path, capsys):
+    import yaml
+
+    from jepa_wm.command_line import main
+    from jepa_wm.config import PlannerConfig, load_robot, to_dict
+    from jepa_wm.controller import LatentMPC
+    from jepa_wm.reaching import make_sim
+
+    config = ac_config()
+    checkpoint, reference = _vjepa2_layout(config)
+    torch.save(checkpoint, tmp_path / "vjepa2-ac.pt")
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({"world_model": to_dict(config)}))
+    assert main(["import-vjepa2", str(tmp_path / "vjepa2-ac.pt"), "--model-config", str(tmp_path / "model.yaml"),
+                 "--robot", "fr3_sim", "--out", str(tmp_path / "imported"), "--period", "0.2"]) == 0
+    assert "end_effector actions for fr3_sim" in capsys.readouterr().out
+    model = load_checkpoint(tmp_path / "imported")
+    for key, value in reference.predictor.state_dict().items():  # the file's weights, unchanged
+        assert torch.equal(model.predictor.state_dict()[key], value), key
+    robot = load_robot("fr3_sim")
+    mpc = LatentMPC.from_checkpoint(tmp_path / "imported", PlannerConfig(num_samples=8, num_elites=4, iterations=1),
+                                    robot, hold_at_goal=False)
+    sim = make_sim(64, 0, "fr3_sim")
+    mpc.set_goal(sim.render())
+    out = mpc.step(sim.render(), sim.joint_positions)
+    assert out.action.shape == (7,) and out.command.shape == (7,)
+    assert np.all(out.command >= robot.joint_lower) and np.all(out.command <= robot.joint_upper)
+    with pytest.raises(ConfigError, match="set control_rate to 5.00 Hz"):  # the stored step is checked
+        LatentMPC.from_checkpoint(tmp_path / "imported", PlannerConfig(), robot, control_period=0.1)

@@ -1,26 +1,11 @@
-"""World-model checkpoints: our folder format, and official V-JEPA 2 / V-JEPA 2-AC ``.pt`` files.
+"""World-model checkpoints: the package's folder format.
 
 Our format is a folder with ``model.safetensors`` (weights) and ``config.json``
 (``world_model``: the WorldModelConfig, plus image size, joint names, action scale and
 training ``metadata``). Loading never unpickles anything.
 
-Official files hold ``encoder`` / ``target_encoder`` / ``predictor`` state dicts whose keys
-may carry ``module.`` and ``backbone.`` prefixes; they are read with
-``torch.load(weights_only=True)``. What maps onto our modules:
-
-* encoder: every ViT weight by name. The video patch embedding ``[D, 3, tubelet, p, p]`` loads
-  as it is into an encoder with that ``tubelet_size`` (clips of distinct frames), or folded to
-  ``[D, 3, p, p]`` by summing over the tubelet into an image encoder (``tubelet_size: 1``), which is
-  exactly what the video model computes for a still image repeated over the tubelet. A RoPE
-  encoder's file may carry a ``pos_embed`` entry (the released ones do): RoPE does not use it and
-  it is left out, as the official hub loader does. A non-RoPE file's table keeps its first
-  frame's rows, interpolated bicubically (as the reference does) when the file was trained at
-  another image size (``source_image_size``).
-* predictor (2-AC): every weight by name into ``predictor.variant: vjepa2_ac``, which computes
-  what V-JEPA 2-AC computes (:mod:`~jepa_wm.models.ac_predictor`). This package's own predictor
-  (``variant: jepa_ros``) positions tokens with learned tables and predicts a residual, so an
-  official predictor is refused there rather than loaded into a model that computes something
-  else; ``parts="encoder"`` takes the encoder alone (frozen, as V-JEPA 2-AC trains its predictor).
+Official V-JEPA 2 / 2-AC ``.pt`` files: :mod:`jepa_wm.models.vjepa2_files`; any other ``.pt``
+file is read with :func:`load_torch_file` (``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -35,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from jepa_wm.config import ConfigError, EncoderConfig, WorldModelConfig, check_joint_names, from_dict, to_dict
+from jepa_wm.config import ConfigError, WorldModelConfig, check_joint_names, from_dict, to_dict
 from jepa_wm.models.world_model import WorldModel
 
 FORMAT = "jepa_ros.world_model"
@@ -227,50 +212,6 @@ def _short(items: list[str], limit: int = 8) -> str:
     return "[" + ", ".join(items[:limit]) + "]" + more
 
 
-# ---- official V-JEPA 2 / V-JEPA 2-AC checkpoints --------------------------------------
-
-
-def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove the ``module.`` (DDP) and ``backbone.`` (wrapper) prefixes from state-dict keys."""
-    out = {}
-    for key, value in state.items():
-        for prefix in ("module.", "backbone."):
-            while key.startswith(prefix):
-                key = key[len(prefix) :]
-        out[key] = value
-    return out
-
-
-def encoder_state_from_vjepa2(state: dict[str, torch.Tensor], config: EncoderConfig, source: str,
-                              source_image_size: int | None = None) -> dict[str, torch.Tensor]:
-    """Adapt a V-JEPA 2 encoder state dict to ``config`` (tubelet kept or folded, positions as the model uses them).
-
-    source_image_size: the image size the file was trained at (default: config.image_size); it
-    says how many position rows one frame has in a non-RoPE file's table.
-    """
-    state = strip_prefixes(state)
-    weight = state.get("patch_embed.proj.weight")
-    if weight is not None and weight.ndim == 5 and config.tubelet_size == 1:  # [D, C, tubelet, p, p]
-        state["patch_embed.proj.weight"] = weight.sum(dim=2)
-    pos = state.pop("pos_embed", None)
-    if pos is None or config.use_rope:  # a RoPE encoder has no table; the released files still carry one
-        return state
-    size = config.image_size if source_image_size is None else source_image_size
-    side, g = size // config.patch_size, config.grid_size
-    if pos.ndim != 3 or pos.shape[1] % (side * side):
-        raise CheckpointError(
-            f"{source}: pos_embed {tuple(pos.shape)} is not a whole number of {side}x{side} position grids "
-            f"(image size {size}, patch {config.patch_size}); give the image size the file was trained at"
-        )
-    first = pos[:, : side * side].float()  # frame 0: a still image repeated over the tubelet
-    if side != g:
-        grid = first.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-        grid = torch.nn.functional.interpolate(grid, size=(g, g), mode="bicubic")
-        first = grid.permute(0, 2, 3, 1).reshape(1, g * g, -1)
-    state["pos_embed"] = first.to(pos.dtype).contiguous()
-    return state
-
-
 def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """A ``.pt`` file read with ``torch.load(weights_only=True)``: tensors and plain containers, never code.
 
@@ -290,44 +231,3 @@ def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable torch file ({type(err).__name__}: {err})") from None
-
-
-def load_vjepa2(path: str | Path, config: WorldModelConfig, encoder_key: str = "target_encoder",
-                parts: str = "all", source_image_size: int | None = None) -> WorldModel:
-    """WorldModel with weights from an official V-JEPA 2 (or 2-AC) ``.pt`` file; ``config`` must match its sizes.
-
-    parts: "all" (the encoder, and a 2-AC predictor where the file has one) or "encoder" (the
-    predictor keeps its fresh weights). source_image_size: see :func:`encoder_state_from_vjepa2`.
-    """
-    path = Path(path)
-    if parts not in ("all", "encoder"):
-        raise ValueError(f"parts={parts!r}: expected 'all' or 'encoder'")
-    if not path.is_file():
-        raise CheckpointError(f"V-JEPA 2 checkpoint {path} does not exist")
-    checkpoint = load_torch_file(path)
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path}: expected a dict with 'encoder'/'target_encoder'/'predictor', got {type(checkpoint).__name__}")
-    key = encoder_key if encoder_key in checkpoint else "encoder"
-    if key not in checkpoint:
-        raise CheckpointError(f"{path}: no '{encoder_key}' or 'encoder' entry; keys are {sorted(checkpoint)}")
-    model = WorldModel(config)  # latent_norm (own variant) starts as the identity (mean 0, variance 1)
-    encoder_state = encoder_state_from_vjepa2(checkpoint[key], config.encoder, f"{path}:{key}", source_image_size)
-    load_state_checked(model.encoder, encoder_state, f"{path}:{key}")
-    predictor_state = strip_prefixes(checkpoint.get("predictor") or {})
-    # Only a 2-AC predictor (it has an action encoder) fits; V-JEPA 2's masked-video predictor does not.
-    if parts == "encoder" or "action_encoder.weight" not in predictor_state:
-        return model
-    if config.predictor.variant != "vjepa2_ac":
-        raise CheckpointError(
-            f"{path}: its predictor is V-JEPA 2-AC's, which this model's predictor (variant "
-            f"{config.predictor.variant!r}) does not compute; set predictor.variant: vjepa2_ac to load it, "
-            f"or take the encoder alone (--init-parts encoder)"
-        )
-    if config.action_space != "end_effector":
-        raise CheckpointError(
-            f"{path}: its predictor was trained on V-JEPA 2-AC's 7-D end-effector poses and pose deltas, this "
-            f"model's actions are joint deltas of {list(config.joint_names)}; set world_model.action_space: "
-            f"end_effector, or take the encoder alone (--init-parts encoder) and train a predictor"
-        )
-    load_state_checked(model.predictor, predictor_state, f"{path}:predictor")
-    return model

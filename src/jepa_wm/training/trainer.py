@@ -90,7 +90,8 @@ def build_model(model_config: WorldModelConfig, config: TrainConfig, init: str |
                 init_parts: str = "all") -> WorldModel:
     """A fresh model, or one started from a checkpoint folder / official V-JEPA 2 .pt (``init``;
     ``init_parts``: "all" or "encoder", what to take from the .pt)."""
-    from jepa_wm.models.checkpoint import load_checkpoint, load_vjepa2
+    from jepa_wm.models.checkpoint import load_checkpoint
+    from jepa_wm.models.vjepa2_files import load_vjepa2
 
     if init and Path(init).is_dir():
         model = load_checkpoint(init)
