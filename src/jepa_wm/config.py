@@ -124,6 +124,7 @@ class PredictorConfig:
 
 # V-JEPA 2-AC's end-effector state: position (m), roll-pitch-yaw (rad), gripper closure (0..1)
 END_EFFECTOR_POSE = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+PLANAR_TOOL = ("x", "y")  # the tool's position on a table (m), its height and orientation held
 
 
 @dataclass(frozen=True)
@@ -146,12 +147,18 @@ class WorldModelConfig:
     # "joint": states are the joint positions, actions their deltas, one per joint. "end_effector":
     # V-JEPA 2-AC's 7-D pose [x, y, z, roll, pitch, yaw, gripper] and its delta
     # (models/end_effector.py); joint_names are the robot's joints that inverse kinematics drives.
-    action_space: Literal["joint", "end_effector"] = "joint"
+    # "planar": the tool's x, y (m) in the robot's base frame and their change, the tool held at
+    # tool_pose's height and orientation (pushing on a table); joint_names as for end_effector.
+    action_space: Literal["joint", "end_effector", "planar"] = "joint"
+    # planar: the tool's height (m) and roll, pitch, yaw (rad) in the base frame; from the data when trained
+    tool_pose: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         require(len(self.joint_names) >= 1, "world_model.joint_names is empty")
-        require(self.action_space in ("joint", "end_effector"),
-                f"world_model.action_space={self.action_space!r}: expected 'joint' or 'end_effector'")
+        require(self.action_space in ("joint", "end_effector", "planar"),
+                f"world_model.action_space={self.action_space!r}: expected 'joint', 'end_effector' or 'planar'")
+        require(len(self.tool_pose) in (0, 4) and all(math.isfinite(v) for v in self.tool_pose),
+                f"world_model.tool_pose={list(self.tool_pose)}: expected height (m), roll, pitch, yaw (rad), or none")
         require(
             len(set(self.joint_names)) == len(self.joint_names),
             f"world_model.joint_names has duplicates: {list(self.joint_names)}",
@@ -171,7 +178,7 @@ class WorldModelConfig:
     @property
     def state_names(self) -> tuple[str, ...]:
         """Names of the state's (and action's) components: the joints, or the end-effector pose's."""
-        return END_EFFECTOR_POSE if self.action_space == "end_effector" else self.joint_names
+        return {"end_effector": END_EFFECTOR_POSE, "planar": PLANAR_TOOL}.get(self.action_space, self.joint_names)
 
     @property
     def action_dim(self) -> int:
@@ -405,7 +412,7 @@ class SimConfig:
     robot: str = "jepa_arm"  # preset (config/robots/<robot>.yaml, or a path): its description and exploration box
     urdf: str = ""  # empty: the robot preset's description
     camera_name: str = "workspace_camera"
-    num_objects: int = 3
+    num_objects: int = 3  # static boxes beside the arm in the reach scene (the push scene has its block only)
     # The camera renders image_size * k pixels a side and averages each k x k block, as a sensor
     # integrates light over its pixel area; 1 renders image_size directly (MuJoCo's 4x multisampling
     # only). The wrist parts move a fraction of a pixel per step: averaged, their image changes smoothly.
@@ -419,8 +426,12 @@ class SimConfig:
     distractors: int = 0  # boxes moving on the table in view, out of the arm's reach
     camera_shift: tuple[float, ...] = ()  # (dx, dy, dz) m and (roll, pitch, yaw) deg added to the camera pose
     image_noise: float = 0.0  # std of Gaussian sensor noise, in 8-bit levels
+    # "reach": the arm and static boxes beside it; "push": also a free block on the table within the
+    # arm's reach (mass, friction), which the arm pushes (sim/scene.py, PUSH_OBJECT)
+    scene: Literal["reach", "push"] = "reach"
 
     def __post_init__(self) -> None:
+        require(self.scene in ("reach", "push"), f"sim.scene={self.scene!r}: expected 'reach' or 'push'")
         require(64 <= self.image_size <= 256, f"sim.image_size={self.image_size}: expected 64..256")
         require(math.isfinite(self.light_scale) and 0 <= self.light_scale <= 3,
                 f"sim.light_scale={self.light_scale}: expected 0..3")

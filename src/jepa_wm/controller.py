@@ -211,7 +211,10 @@ class LatentMPC:
         # End-effector actions (V-JEPA 2-AC): the state is the tool's pose from forward kinematics and
         # each planned pose is reached by inverse kinematics on the robot's description.
         self.kinematics: ArmKinematics | None = None
-        if self.model_config.action_space == "end_effector":
+        if self.model_config.action_space != "joint":
+            if self.model_config.action_space == "planar" and not self.model_config.tool_pose:
+                raise ConfigError("a planar checkpoint without world_model.tool_pose: the tool's height and orientation "
+                                  "are unknown")
             self.kinematics = ArmKinematics.of_robot(robot)
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
@@ -374,11 +377,13 @@ class LatentMPC:
 
     def model_state(self, joint_positions: np.ndarray) -> torch.Tensor:
         """The model's state [A] at joint positions [J] (robot order): the joints in the checkpoint's
-        order, or the end effector's pose from forward kinematics, gripper open (end_effector)."""
+        order, or from forward kinematics the end effector's pose, gripper open (end_effector), or the
+        tool's x, y (planar)."""
         if self.kinematics is None:
             return self._in_model_order(joint_positions)
-        pose = np.append(self.kinematics.pose(joint_positions), 0.0)
-        return torch.as_tensor(pose, dtype=torch.float32, device=self.device)
+        pose = self.kinematics.pose(joint_positions)
+        state = pose[:2] if self.model_config.action_space == "planar" else np.append(pose, 0.0)
+        return torch.as_tensor(state, dtype=torch.float32, device=self.device)
 
     def joint_target(self, start: np.ndarray, action: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         """(action in robot order or pose order, joint target [J] robot order, a warning or "") of a
@@ -394,12 +399,14 @@ class LatentMPC:
             action = action[self.to_robot_order]
             return action, start + action * scale, ""
         state = self.model_state(start).double()
-        pose = compose_pose(state, torch.as_tensor(action * scale, dtype=torch.float64)).numpy()
+        if self.model_config.action_space == "planar":  # the tool's new x, y at its held height and orientation
+            pose = np.concatenate([state.numpy() + action * scale, self.model_config.tool_pose])
+        else:
+            pose = compose_pose(state, torch.as_tensor(action * scale, dtype=torch.float64)).numpy()[:6]
         lower, upper = self.lower, self.upper
         if self.explored_range is not None:
             lower, upper = np.maximum(lower, self.explored_range[0]), np.minimum(upper, self.explored_range[1])
-        rotation_weight = 1.0 if len(start) >= 6 else 0.1  # fewer joints cannot turn the tool every way
-        solved = self.kinematics.solve(pose[:6], start, lower, upper, rotation_weight=rotation_weight)
+        solved = self.kinematics.reach(pose, start, lower, upper, position_first=self.model_config.action_space == "planar")
         warning = ""
         if solved.position_error_m > IK_TOLERANCE_M:
             warning = (f"the planned tool pose is {solved.position_error_m * 100:.1f} cm out of reach within the joint "

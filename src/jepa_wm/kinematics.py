@@ -84,6 +84,14 @@ class ArmKinematics:
         placement = self._placement(self._q(np.asarray(joint_positions, dtype=np.float64)))
         return np.concatenate([placement.translation, pin.rpy.matrixToRpy(placement.rotation)])
 
+    def reach(self, target: np.ndarray, start: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+              position_first: bool = False) -> IKResult:
+        """:meth:`solve` with the orientation weighed by what the arm can do: fully with six joints or
+        more, a tenth with fewer (five joints cannot turn the tool every way), a fiftieth where the
+        position matters first (``position_first``: a tool pushing on a table at a held height)."""
+        weight = 1.0 if len(self.joint_names) >= 6 else 0.02 if position_first else 0.1
+        return self.solve(target, start, lower, upper, rotation_weight=weight)
+
     def solve(self, target: np.ndarray, start: np.ndarray, lower: np.ndarray, upper: np.ndarray,
               rotation_weight: float = 1.0, iterations: int = 200, tolerance: float = 1e-5,
               damping: float = 1e-4, max_step: float = 0.2) -> IKResult:

@@ -12,6 +12,7 @@ JOINT_STATES = "joint_states"  # sensor_msgs/JointState (joint_state_broadcaster
 POSITION_COMMANDS = "forward_position_controller/commands"  # std_msgs/Float64MultiArray (ForwardCommandController)
 TRAJECTORY_COMMANDS = "joint_trajectory_controller/joint_trajectory"  # trajectory_msgs/JointTrajectory (JTC)
 END_EFFECTOR = "end_effector_position"  # geometry_msgs/PointStamped: sim_node's ground truth, for evaluation
+OBJECT_POSE = "object_pose"  # geometry_msgs/PoseStamped: the push block's pose (yaw about z), for evaluation only
 CLOCK = "/clock"  # rosgraph_msgs/Clock
 
 

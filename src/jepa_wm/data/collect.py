@@ -48,6 +48,9 @@ class CollectConfig:
     scene_seed: int = 0  # object placement; 0 is the scene every other sim user builds by default
     max_delta: float = 0.1  # rad per joint per step
     smoothing: float = 0.8
+    # "reach": a random walk of the joints; "push": random pushes of the block with the tool held at push
+    # height (sim/push_explorer.py), its pose recorded on object_pose for evaluation only
+    scene: Literal["reach", "push"] = "reach"
     supersampling: int = SimConfig.supersampling  # camera pixels averaged from k x k rendered ones
     workers: int = 0  # 0: auto (one process for small jobs, where starting another costs more than it saves)
 
@@ -73,7 +76,7 @@ class CollectConfig:
     def sim_config(self) -> SimConfig:
         """The simulation every worker builds."""
         return SimConfig(robot=self.robot, image_size=self.image_size, control_period=self.control_period,
-                         seed=self.scene_seed, supersampling=self.supersampling)
+                         seed=self.scene_seed, supersampling=self.supersampling, scene=self.scene)
 
     def worker_count(self) -> int:
         """Processes to run: a worker takes about 2 s to start, so small jobs stay in one."""
@@ -105,10 +108,21 @@ def collect_episode(config: CollectConfig, index: int) -> Path:
 
     sim = _worker_sim(config)
     rng = np.random.default_rng([config.seed, index])
-    start = sim.sample_joint_positions(rng)
-    sim.reset(seed=int(rng.integers(2**31)), joint_positions=start)
-    explorer = RandomWalkExplorer(sim.explore_lower, sim.explore_upper, config.max_delta, config.smoothing,
+    if config.scene == "push":
+        from jepa_wm.sim.push_explorer import PushExplorer
+
+        sim.reset(seed=int(rng.integers(2**31)))  # the block where this episode's seed puts it
+        explorer = PushExplorer(sim, rng)
+        sim.reset(joint_positions=explorer.start(), object_pose=sim.object_pose())
+        next_target = explorer.next_target
+    else:
+        start = sim.sample_joint_positions(rng)
+        sim.reset(seed=int(rng.integers(2**31)), joint_positions=start)
+        walk = RandomWalkExplorer(sim.explore_lower, sim.explore_upper, config.max_delta, config.smoothing,
                                   seed=int(rng.integers(2**31)))
+
+        def next_target(joint_positions: np.ndarray) -> np.ndarray:
+            return joint_positions + explore_step(sim, walk, joint_positions)
     ticks = int(round(config.control_period * config.joint_state_rate))
     tick_ns = int(round(NS / config.joint_state_rate))
     intrinsics = sim.camera_intrinsics()
@@ -124,12 +138,14 @@ def collect_episode(config: CollectConfig, index: int) -> Path:
                                   intrinsics["fx"], intrinsics["fy"], intrinsics["cx"], intrinsics["cy"])
             bag.write_image(topics.in_bag(topics.CAMERA), stamp, sim.render())
             # the command for this step is decided from the state seen at its start, like a controller would
-            target = sim.set_target(joint_positions + explore_step(sim, explorer, joint_positions))
+            target = sim.set_target(next_target(joint_positions))
             bag.write_command(command_topic, stamp, target[order])
             for tick in range(ticks):
                 tick_stamp = stamp + tick * tick_ns
                 bag.write_joint_state("/joint_states", tick_stamp, names, sim.joint_positions, sim.joint_velocities)
                 bag.write_point("/end_effector_position", tick_stamp, sim.end_effector_position())
+                if config.scene == "push":
+                    bag.write_planar_pose(topics.in_bag(topics.OBJECT_POSE), tick_stamp, *sim.object_pose())
                 sim.step(duration=1.0 / config.joint_state_rate)
             assert abs(sim.time - (stamp + ticks * tick_ns) / NS) < 1e-6, f"sim time {sim.time} drifted from the stamps"
     return path
@@ -193,6 +209,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random-walk smoothing in [0, 1): 0 draws every step's delta afresh")
     parser.add_argument("--supersampling", type=int, default=SimConfig.supersampling,
                         help="render k x k pixels per camera pixel and average them (1..4)")
+    parser.add_argument("--scene", choices=("reach", "push"), default="reach",
+                        help="reach: a random walk of the joints; push: random pushes of a block on the table")
     parser.add_argument("--workers", type=int, default=0,
                         help="worker processes over episodes (0: automatic, two for large jobs)")
 
@@ -203,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                            image_size=args.image_size, control_period=args.control_period,
                            joint_state_rate=args.joint_state_rate, seed=args.seed, scene_seed=args.scene_seed,
                            max_delta=args.max_delta, smoothing=args.smoothing, supersampling=args.supersampling,
-                           workers=args.workers)
+                           workers=args.workers, scene=args.scene)
     started = time.perf_counter()
     paths = collect(config)
     seconds = time.perf_counter() - started

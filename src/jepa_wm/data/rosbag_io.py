@@ -32,7 +32,9 @@ JOINT_STATE = "sensor_msgs/msg/JointState"
 FLOAT64_ARRAY = "std_msgs/msg/Float64MultiArray"
 JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
 POINT_STAMPED = "geometry_msgs/msg/PointStamped"
-SUPPORTED_TYPES = (IMAGE, COMPRESSED_IMAGE, CAMERA_INFO, JOINT_STATE, FLOAT64_ARRAY, JOINT_TRAJECTORY, POINT_STAMPED)
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+SUPPORTED_TYPES = (IMAGE, COMPRESSED_IMAGE, CAMERA_INFO, JOINT_STATE, FLOAT64_ARRAY, JOINT_TRAJECTORY, POINT_STAMPED,
+                   POSE_STAMPED)
 
 # Kilted matches the ROS 2 wheels used here; these types are identical across ROS 2 distros.
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -250,6 +252,16 @@ class BagWriter:
         self._write(topic, POINT_STAMPED, stamp_ns, TYPESTORE.types[POINT_STAMPED](
             header=_header(stamp_ns, frame_id), point=point))
 
+    def write_planar_pose(self, topic: str, stamp_ns: int, x: float, y: float, yaw: float, z: float = 0.0,
+                          frame_id: str = "world") -> None:
+        """Write geometry_msgs/PoseStamped of an object on a plane: position (m), turned ``yaw`` rad about z."""
+        position = TYPESTORE.types["geometry_msgs/msg/Point"](x=float(x), y=float(y), z=float(z))
+        orientation = TYPESTORE.types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=float(np.sin(yaw / 2)),
+                                                                       w=float(np.cos(yaw / 2)))
+        pose = TYPESTORE.types["geometry_msgs/msg/Pose"](position=position, orientation=orientation)
+        self._write(topic, POSE_STAMPED, stamp_ns, TYPESTORE.types[POSE_STAMPED](header=_header(stamp_ns, frame_id),
+                                                                                 pose=pose))
+
 
 # ---------------------------------------------------------------------------------------
 # decoding rosbags message objects to numpy
@@ -300,6 +312,10 @@ def decode_message(msgtype: str, message: Any, where: str = "") -> Any:
         return TrajectorySample(names, positions, times)
     if msgtype == POINT_STAMPED:
         return np.array([message.point.x, message.point.y, message.point.z], dtype=np.float64)
+    if msgtype == POSE_STAMPED:  # x, y, z (m) and the yaw (rad) of the orientation
+        q = message.pose.orientation
+        yaw = np.arctan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y**2 + q.z**2))
+        return np.array([message.pose.position.x, message.pose.position.y, message.pose.position.z, yaw])
     if msgtype == CAMERA_INFO:
         return CameraInfoSample(int(message.width), int(message.height), np.asarray(message.k, dtype=np.float64).reshape(3, 3),
                                 np.asarray(message.d, dtype=np.float64), message.distortion_model)

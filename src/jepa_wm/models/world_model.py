@@ -91,8 +91,8 @@ class WorldModel(nn.Module):
         self.train(was_training)
 
     def integrate(self, joint_positions: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The state after a normalised action: q + a * action_scale (rad), or the end-effector pose
-        composed with the pose delta a * action_scale (action_space end_effector)."""
+        """The state after a normalised action: q + a * action_scale (rad; the planar tool: m), or the
+        end-effector pose composed with the pose delta a * action_scale (action_space end_effector)."""
         if self.config.action_space == "end_effector":
             return compose_pose(joint_positions, actions * self.config.action_scale)
         return joint_positions + actions * self.config.action_scale
@@ -208,6 +208,6 @@ class WorldModel(nn.Module):
             raise ValueError(f"actions {tuple(actions.shape)}: expected [S, H, {J}] ({self._state_names()})")
 
     def _state_names(self) -> str:
-        if self.config.action_space == "end_effector":
-            return "end-effector pose " + ", ".join(self.config.state_names)
-        return f"joints {list(self.config.joint_names)}"
+        if self.config.action_space == "joint":
+            return f"joints {list(self.config.joint_names)}"
+        return f"{self.config.action_space} tool " + ", ".join(self.config.state_names)

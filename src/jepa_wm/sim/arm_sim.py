@@ -11,13 +11,14 @@ import numpy as np
 from jepa_wm.config import SimConfig, check_joint_names, load_robot
 from jepa_wm.safety import clamp_to_limits
 from jepa_wm.sim.description import DescriptionError, load_description
-from jepa_wm.sim.scene import TABLE_LINK, TCP_LINK, build_scene
+from jepa_wm.sim.scene import PUSH_OBJECT, PUSH_OBJECT_HALF_SIZE, TABLE_LINK, TCP_LINK, build_scene
 
 logger = logging.getLogger(__name__)
 
 TABLE_CLEARANCE = 0.07  # m the arm keeps above the table top: clear of the objects (<= 6 cm tall) too
 SETPOINT_SPEED = 0.9  # fraction of the velocity limit: the servo lags and catches up a few % faster
 IMAGE_MARGIN = 0.08  # fraction of the image the tool centre point keeps away from the border
+PUSH_IMAGE_MARGIN = 0.2  # fraction of the image the push block's places keep away from the border
 
 
 class ArmSim:
@@ -69,16 +70,25 @@ class ArmSim:
         self.last_clamp_warnings: list[str] = []
         self._noise = np.random.default_rng(self.config.seed)
         self._distractor_centres = self._place_distractors() if self.config.distractors else np.zeros((0, 3))
+        self._object_qpos = None  # push scene: the block's free joint (x, y, z, quaternion) in qpos
+        if self.config.scene == "push":
+            self._object_qpos = self.model.jnt_qposadr[self.model.joint(f"{PUSH_OBJECT}_joint").id]
+            self._object_area = self._reachable_table_area()
         self.reset()
 
     # ----------------------------------------------------------------------------------- state
-    def reset(self, seed: int | None = None, joint_positions: np.ndarray | None = None) -> None:
-        """Restart at rest at ``joint_positions`` (default: home); ``seed`` reseeds ``self.rng``."""
+    def reset(self, seed: int | None = None, joint_positions: np.ndarray | None = None,
+              object_pose: np.ndarray | None = None) -> None:
+        """Restart at rest at ``joint_positions`` (default: home); ``seed`` reseeds ``self.rng``. The push
+        scene's block rests at ``object_pose`` (x, y m, yaw rad), default: a reachable place drawn from ``self.rng``."""
         self.rng = np.random.default_rng(self.config.seed if seed is None else seed)
         start = self.home_joint_positions if joint_positions is None else joint_positions
         start = clamp_to_limits(start, self.joint_lower, self.joint_upper, self.joint_names).command
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self._qpos_index] = start
+        if self._object_qpos is not None:
+            pose = self.random_object_pose(self.rng) if object_pose is None else np.asarray(object_pose, dtype=np.float64)
+            self._set_object_pose(pose)
         self._target = start.copy()
         self._setpoint = start.copy()
         self.data.ctrl[self._actuator_index] = start
@@ -130,6 +140,66 @@ class ArmSim:
     def end_effector_position(self) -> np.ndarray:
         """Tool centre point in the world frame (m) [3]."""
         return self.data.xpos[self._tcp_body].copy()
+
+    # ------------------------------------------------------------------------- the push block
+    @property
+    def table_top(self) -> float:
+        """Height of the table top in the world frame (m)."""
+        return self._table_top
+
+    def object_pose(self) -> np.ndarray:
+        """The push block's pose on the table: x, y (m, world frame) and yaw (rad, -pi/4..pi/4: a square's
+        turn is the same every quarter turn) [3]; the push scene only."""
+        index = self._require_push()
+        x, y = self.data.qpos[index : index + 2]
+        w, qx, qy, qz = self.data.qpos[index + 3 : index + 7]
+        yaw = np.arctan2(2 * (w * qz + qx * qy), 1 - 2 * (qy**2 + qz**2))
+        return np.array([x, y, (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4])
+
+    @property
+    def reachable_table_area(self) -> np.ndarray:
+        """Table points [K, 2] (world x, y) where the push block is placed and pushed (see _reachable_table_area)."""
+        self._require_push()
+        return self._object_area
+
+    def random_object_pose(self, rng: np.random.Generator) -> np.ndarray:
+        """A block pose (x, y, yaw) where the tool reaches, drawn from ``rng``."""
+        self._require_push()
+        x, y = self._object_area[rng.integers(len(self._object_area))]
+        return np.array([x, y, rng.uniform(-np.pi / 4, np.pi / 4)])
+
+    def _set_object_pose(self, pose: np.ndarray) -> None:
+        index = self._require_push()
+        if pose.shape != (3,) or not np.isfinite(pose).all():
+            raise ValueError(f"object pose {pose.tolist()}: expected x, y (m) and yaw (rad), finite")
+        half_height = PUSH_OBJECT_HALF_SIZE[2]
+        self.data.qpos[index : index + 3] = [pose[0], pose[1], self._table_top + half_height]
+        self.data.qpos[index + 3 : index + 7] = [np.cos(pose[2] / 2), 0.0, 0.0, np.sin(pose[2] / 2)]
+        self.data.qvel[self.model.jnt_dofadr[self.model.joint(f"{PUSH_OBJECT}_joint").id] :][:6] = 0.0
+
+    def _require_push(self) -> int:
+        if self._object_qpos is None:
+            raise ValueError(f"the {self.config.scene!r} scene has no block to push; use scene 'push'")
+        return int(self._object_qpos)
+
+    def _reachable_table_area(self, samples: int = 400) -> np.ndarray:
+        """Table points [K, 2] under the tool of valid poses in the exploration box, 20 cm or more from the
+        base and well inside the camera's view: where a block can be pushed from every side, and seen."""
+        rng = np.random.default_rng(self.config.seed + 2)
+        base_body = self.model.jnt_bodyid[self.model.joint(self.joint_names[0]).id]
+        size, margin = self.config.image_size, PUSH_IMAGE_MARGIN * self.config.image_size
+        points = []
+        for _ in range(samples):
+            self._scratch.qpos[self._qpos_index] = self.sample_joint_positions(rng)
+            mujoco.mj_kinematics(self.model, self._scratch)
+            mujoco.mj_camlight(self.model, self._scratch)
+            xy, base = self._scratch.xpos[self._tcp_body][:2].copy(), self._scratch.xpos[base_body][:2]
+            u, v = self._project(self._scratch, np.array([*xy, self._table_top]))[0]  # the block's place, seen
+            if np.linalg.norm(xy - base) > 0.2 and margin <= u <= size - margin and margin <= v <= size - margin:
+                points.append(xy)
+        if len(points) < 10:
+            raise RuntimeError(f"only {len(points)} of {samples} tool positions leave room for the push block")
+        return np.array(points)
 
     # ---------------------------------------------------------------------------------- camera
     def render(self) -> np.ndarray:
@@ -189,6 +259,15 @@ class ArmSim:
         bodies = self._clear_bodies[self._scratch.xpos[self._clear_bodies, 2] >= floor]
         lowest = self._scratch.geom_xpos[:, 2] - self.model.geom_rbound
         return bodies, self._clear_geoms & (lowest >= floor)
+
+    def table_gap(self, joint_positions: np.ndarray, within: float = 0.1) -> float:
+        """How far (m) the arm at ``joint_positions`` stays above the table: the smallest distance of any arm
+        geom to the table top, negative where it would sink into it; ``within`` where it is farther."""
+        self._scratch.qpos[self._qpos_index] = joint_positions
+        mujoco.mj_kinematics(self.model, self._scratch)
+        table = self.model.body(TABLE_LINK).geomadr[0]
+        arm = np.flatnonzero(np.isin(self.model.geom_bodyid, self._arm_bodies))
+        return min(mujoco.mj_geomDistance(self.model, self._scratch, int(g), int(table), within, None) for g in arm)
 
     def _refuse_touching_links(self, joint_positions: np.ndarray) -> None:
         """DescriptionError naming the first two links of the arm (or its base) in contact at ``joint_positions``:

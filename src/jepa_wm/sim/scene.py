@@ -22,6 +22,13 @@ OBJECT_COLOURS = np.array(
     ]
 )
 ARM_COLLISION = 2  # arm geoms collide with the table and objects, never with each other
+# The push scene's block: a 6 cm square, 4 cm tall wooden block (half-sizes, m), 100 g, sliding on the table
+# with wood-on-laminate friction (sliding 0.4; torsional and rolling resistance small).
+PUSH_OBJECT = "push_object"
+PUSH_OBJECT_HALF_SIZE = (0.03, 0.03, 0.02)
+PUSH_OBJECT_MASS = 0.1
+PUSH_OBJECT_FRICTION = (0.4, 0.005, 0.0001)
+PUSH_OBJECT_RGBA = (0.85, 0.55, 0.15, 1.0)  # orange: none of the arm's or the table's colours
 SERVO_DAMPING_RATIO = 1.2  # over-damped: the joint follows its setpoint without overshooting it
 
 
@@ -94,7 +101,9 @@ def build_scene(description: ArmDescription, config: SimConfig) -> mujoco.MjMode
                     castshadow=False)
     if config.table_rgb:
         bodies[TABLE_LINK].first_geom().rgba = [*config.table_rgb, 1.0]
-    _add_objects(spec, bodies[TABLE_LINK], config.num_objects, config.seed)
+    _add_objects(spec, bodies[TABLE_LINK], config.num_objects if config.scene == "reach" else 0, config.seed)
+    if config.scene == "push":
+        _add_push_object(world)
     for index in range(config.distractors):  # moved by ArmSim; seen by the camera, touching nothing
         body = world.add_body(name=f"distractor{index}", mocap=True, pos=[0.0, 0.0, -1.0])
         body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025, 0.025, 0.025], contype=0, conaffinity=0,
@@ -143,6 +152,15 @@ def _add_objects(spec: mujoco.MjSpec, table: mujoco.MjsBody, num_objects: int, s
             pos=[xy[0], xy[1], top + size[2]], euler=[0.0, 0.0, rng.uniform(0, np.pi)],
             rgba=OBJECT_COLOURS[index % len(OBJECT_COLOURS)], contype=0, conaffinity=ARM_COLLISION,
         )
+
+
+def _add_push_object(world: mujoco.MjsBody) -> None:
+    """The free block of the push scene (placed on the table by ArmSim.reset): it touches the table and the arm."""
+    body = world.add_body(name=PUSH_OBJECT, pos=[0.0, 0.0, 1.0])
+    body.add_freejoint(name=f"{PUSH_OBJECT}_joint")
+    body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=list(PUSH_OBJECT_HALF_SIZE), mass=PUSH_OBJECT_MASS,
+                  friction=list(PUSH_OBJECT_FRICTION), rgba=list(PUSH_OBJECT_RGBA),
+                  contype=ARM_COLLISION, conaffinity=ARM_COLLISION)
 
 
 def _set_servo_damping(model: mujoco.MjModel, description: ArmDescription) -> None:

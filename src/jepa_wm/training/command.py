@@ -107,11 +107,19 @@ def run(args: argparse.Namespace) -> int:
     episodes = read_episodes(args.bags, reading.topics, reading.period, reading.joint_names,
                              image_size=model_config.encoder.image_size, progress=context.is_main)
     # The bags (or the preset) define the robot: joint names and their order, and the size of an action.
-    from jepa_wm.data.end_effector import in_action_space
+    from jepa_wm.data.end_effector import end_effector_episodes, in_action_space, tool_pose_of
 
     joint_names, joint_episodes = tuple(episodes[0].joint_names), episodes
-    episodes = in_action_space(episodes, model_config, reading.robot)  # end_effector: the tool's pose and its change
-    unit = "m or rad of pose change" if model_config.action_space == "end_effector" else "rad"
+    episodes = in_action_space(episodes, model_config, reading.robot)  # the tool's pose (or x, y) and its change
+    if model_config.action_space == "planar" and not model_config.tool_pose:  # held as the data held it
+        from jepa_wm.kinematics import ArmKinematics
+
+        tool_pose = tool_pose_of(end_effector_episodes(joint_episodes, ArmKinematics.of_robot(reading.robot)))
+        model_config = dataclasses.replace(model_config, tool_pose=tool_pose)
+        if context.is_main:
+            print(f"planar tool held at {tool_pose[0]:.3f} m, roll-pitch-yaw "
+                  f"{', '.join(f'{v:.3f}' for v in tool_pose[1:])} rad (from the recorded poses)")
+    unit = {"end_effector": "m or rad of pose change", "planar": "m of tool motion"}.get(model_config.action_space, "rad")
     scale = args.action_scale if args.action_scale is not None else action_scale_of(episodes)
     require(math.isfinite(scale) and scale > 0, f"--action-scale {scale}: expected {unit} > 0")
     model_config = dataclasses.replace(model_config, joint_names=joint_names, action_scale=scale)

@@ -1,0 +1,83 @@
+"""The push task: a block on the table (real MuJoCo contact), random pushes recorded to rosbag2, and planar
+end-effector actions (the tool's x, y at a held height) through training and the controller."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from jepa_wm.command_line import main
+from jepa_wm.config import PlannerConfig, SimConfig, TrainConfig, WorldModelConfig, load_robot, to_dict
+from jepa_wm.data import iter_messages
+from jepa_wm.sim import ArmSim
+from jepa_wm.sim.push_explorer import PushExplorer
+from wm_fixtures import tiny_config
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with ArmSim(SimConfig(scene="push", image_size=64, control_period=0.2)) as arm:
+        yield arm
+
+
+def test_a_block_left_alone_stays_and_a_pushed_one_moves(sim):
+    sim.reset(seed=3)
+    start = sim.object_pose()
+    sim.step(2.0)  # resting on the table: friction holds it
+    np.testing.assert_allclose(sim.object_pose(), start, atol=1e-4)
+    explorer = PushExplorer(sim, np.random.default_rng(0))
+    sim.reset(joint_positions=explorer.start(), object_pose=start)
+    block = start[:2]
+    tool = explorer.kinematics.pose(sim.joint_positions)[:2]
+    direction = (block - tool) / np.linalg.norm(block - tool)
+    explorer.waypoints = [block + 0.06 * direction]  # through the block, 6 cm past its centre
+    for _ in range(25):
+        sim.set_target(explorer.next_target(sim.joint_positions))
+        sim.step()
+    moved = sim.object_pose()[:2] - block
+    assert np.linalg.norm(moved) > 0.02 and moved @ direction > 0.02, moved  # pushed along the tool's way
+    assert abs(sim.data.qpos[sim._object_qpos + 2] - sim.table_top - 0.02) < 0.005  # still on the table
+
+
+def test_the_tool_is_held_clear_of_the_table_over_the_push_area(sim):
+    explorer = PushExplorer(sim, np.random.default_rng(1))
+    for xy in sim.reachable_table_area[::40]:
+        joints = explorer._joints(xy, sim.home_joint_positions)
+        assert 0.004 < sim.table_gap(joints) < 0.03  # low enough to push a 4 cm block, never touching the table
+
+
+def test_push_bags_train_a_planar_model_that_plans_through_the_controller(tmp_path, capsys):
+    from jepa_wm.controller import LatentMPC
+    from jepa_wm.models.checkpoint import load_checkpoint
+
+    bags = tmp_path / "bags"
+    assert main(["collect", "--scene", "push", "--episodes", "3", "--steps", "30", "--out", str(bags),
+                 "--workers", "1", "--image-size", "64"]) == 0
+    poses = [m.payload for m in iter_messages(bags / "episode_0000", ["/object_pose"])]
+    assert len(poses) == 30 * 10 and all(np.isfinite(p).all() for p in poses)  # 50 Hz, for evaluation only
+    config = WorldModelConfig(encoder=tiny_config().encoder, predictor=tiny_config().predictor, action_space="planar")
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({"world_model": to_dict(config)}))
+    train = TrainConfig(steps=4, batch_size=4, warmup_steps=1, context_steps=1, rollout_steps=2, val_every=4,
+                        checkpoint_every=4, val_fraction=0.34)
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({"train": to_dict(train)}))
+    assert main(["train", "--bags", str(bags), "--robot", "jepa_arm", "--model-config", str(tmp_path / "model.yaml"),
+                 "--config", str(tmp_path / "train.yaml"), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "planar tool held at" in printed and "m of tool motion" in printed
+    model = load_checkpoint(tmp_path / "run" / "checkpoint")
+    robot = load_robot("jepa_arm")
+    assert model.config.action_space == "planar" and model.config.state_names == ("x", "y")
+    height = model.config.tool_pose[0]
+    assert abs(height - PushExplorer(ArmSim(SimConfig(scene="push", image_size=64)), np.random.default_rng(0)).tool_pose[0]) < 1e-3
+    mpc = LatentMPC.from_checkpoint(tmp_path / "run" / "checkpoint", PlannerConfig(num_samples=8, num_elites=4, iterations=1,
+                                                                                  horizon=2), robot, hold_at_goal=False)
+    with ArmSim(SimConfig(scene="push", image_size=64, control_period=0.2)) as arm:
+        explorer = PushExplorer(arm, np.random.default_rng(2))
+        arm.reset(joint_positions=explorer.start(), object_pose=arm.object_pose())
+        mpc.set_goal(arm.render())
+        out = mpc.step(arm.render(), arm.joint_positions)
+        assert out.action.shape == (2,)
+        assert np.all(out.command >= robot.joint_lower) and np.all(out.command <= robot.joint_upper)
+        # the commanded joints hold the tool at the trained height
+        assert abs(mpc.kinematics.pose(out.command)[2] - height) < 0.005
