@@ -48,6 +48,7 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
 
     from jepa_wm.config import load_robot
     from jepa_wm.controller import LatentMPC
+    from jepa_wm.models.checkpoint import read_checkpoint_config
     from jepa_wm.reaching import make_sim, run_baseline, run_controller, sample_goals, write_reaching_report
 
     torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
@@ -62,7 +63,9 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
         "random": run_baseline(sim, goals, config, "random", model.config.action_scale),
         "zero": run_baseline(sim, goals, config, "zero", model.config.action_scale),
     }
-    return write_reaching_report(out, config, results, goals, {"mode": "in_process", "command_delay_s": command_delay})
+    hold = read_checkpoint_config(checkpoint)[1].get("reach")
+    return write_reaching_report(out, config, results, goals, {"mode": "in_process", "command_delay_s": command_delay},
+                                 hold)
 
 
 def main() -> None:

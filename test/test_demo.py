@@ -55,7 +55,11 @@ def test_the_video_marks_the_frames_where_the_arm_is_held_at_its_goal(tmp_path: 
         frame = sim.render().copy()
     attempt = ReachAttempt(0, [0.2, 0.1, 0.02, 0.01, 0.01], frames=[frame, frame], holding=[False, True])
     results = {name: [attempt] for name in ("world_model", "random", "zero")}
-    write_reaching_report(tmp_path, config, results, goals, {})
+    hold = {"hold_below": 0.0449, "resume_above": 0.0688, "success_radius_m": 0.03}
+    metrics = write_reaching_report(tmp_path, config, results, goals, {}, hold)
+    report = (tmp_path / "report.md").read_text()
+    assert "holds the arm still" in report and "within an L1 distance of 0.0449" in report and "beyond 0.0688" in report
+    assert metrics["hold_criterion"] == hold
     first, second = (np.asarray(image)[..., :3].astype(int) for image in imageio.mimread(tmp_path / "rollouts.gif"))
     green = lambda image: ((image[..., 1] > 150) & (image[..., 0] < 80) & (image[..., 2] < 80)).sum()  # noqa: E731
     assert green(second) > green(first) + 100  # a green frame and "holding" on the held step only

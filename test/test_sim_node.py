@@ -217,3 +217,31 @@ def test_bad_parameters_fail_at_startup(parameters, message):
         assert message in process.output()
     finally:
         process.close()
+
+
+def test_the_push_scene_publishes_the_block_and_places_it_on_request():
+    from geometry_msgs.msg import PoseStamped
+
+    domain = int(os.environ["ROS_DOMAIN_ID"]) % 100 + 2  # its own domain: the module's sim_node publishes too
+    process = NodeProcess.node("jepa_ros.nodes.sim_node", env={"ROS_DOMAIN_ID": str(domain)}, scene="push",
+                               image_size=64, camera_rate=5.0, joint_state_rate=50.0)
+    graph = ProbeGraph(domain_id=domain)
+    try:
+        poses: list[np.ndarray] = []
+        graph.node.create_subscription(PoseStamped, "object_pose", lambda m: poses.append(conv.pose_to_planar(m)),
+                                       qos_profile_sensor_data)
+        place = graph.node.create_publisher(PoseStamped, "sim_node/place_object", 10)
+        graph.wait_for(lambda: len(poses) > 0, STARTUP_S, "object_pose", process)
+        target = np.array([poses[-1][0] + 0.05, poses[-1][1] - 0.03, 0.3])
+
+        def placed() -> bool:
+            place.publish(conv.planar_pose_stamped(target))
+            return np.abs(poses[-1] - target).max() < 1e-3
+
+        graph.wait_for(placed, MOVE_S, f"the block at {target.round(3).tolist()}", process)
+        graph.spin_for(1.0)
+        np.testing.assert_allclose(poses[-1], target, atol=1e-3)  # at rest where it was put
+        assert process.stop(signal.SIGINT) == 0, process.output()[-3000:]
+    finally:
+        graph.close()
+        process.close()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -275,6 +275,29 @@ def point_stamped(xyz: np.ndarray, stamp_ns: int = 0, frame_id: str = "world") -
     msg.header.frame_id = frame_id
     msg.point.x, msg.point.y, msg.point.z = (float(v) for v in xyz)
     return msg
+
+
+def planar_pose_stamped(pose: np.ndarray, stamp_ns: int = 0, frame_id: str = "world", z: float = 0.0) -> PoseStamped:
+    """An object's pose on a plane, float [3] x, y (m) and yaw (rad) -> geometry_msgs/PoseStamped at height ``z``."""
+    pose = np.asarray(pose, dtype=np.float64).reshape(-1)
+    if pose.size != 3 or not np.isfinite(pose).all():
+        raise ConversionError(f"planar pose {pose.tolist()}: expected 3 finite values (x, y, yaw)")
+    msg = PoseStamped()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = float(pose[0]), float(pose[1]), float(z)
+    msg.pose.orientation.z, msg.pose.orientation.w = math.sin(pose[2] / 2), math.cos(pose[2] / 2)
+    return msg
+
+
+def pose_to_planar(msg: PoseStamped) -> np.ndarray:
+    """geometry_msgs/PoseStamped -> float64 [3] x, y (m) and yaw (rad) about z; ConversionError if not finite."""
+    q, p = msg.pose.orientation, msg.pose.position
+    values = [p.x, p.y, q.x, q.y, q.z, q.w]
+    if not all(math.isfinite(v) for v in values) or q.x**2 + q.y**2 + q.z**2 + q.w**2 < 1e-12:
+        raise ConversionError(f"pose {values}: expected finite values and a non-zero quaternion")
+    yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y**2 + q.z**2))
+    return np.array([p.x, p.y, yaw], dtype=np.float64)
 
 
 def point_to_numpy(msg: PointStamped) -> np.ndarray:

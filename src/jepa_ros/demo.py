@@ -207,7 +207,7 @@ def run_closed_loop(
     from tqdm import tqdm
 
     from jepa_ros.runner import start_graph
-    from jepa_wm.models.checkpoint import checkpoint_robot, load_checkpoint
+    from jepa_wm.models.checkpoint import checkpoint_robot, load_checkpoint, read_checkpoint_config
 
     checkpoint = checkpoint or default_checkpoint()
     model_config = load_checkpoint(checkpoint).config
@@ -258,7 +258,8 @@ def run_closed_loop(
         "random": run_baseline(sim, goals, config, "random", action_scale),
         "zero": run_baseline(sim, goals, config, "zero", action_scale),
     }
-    return write_reaching_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s})
+    hold = read_checkpoint_config(checkpoint)[1].get("reach")
+    return write_reaching_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s}, hold)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -220,6 +220,8 @@ SIM_MUJOCO = Graph(
                  "give its checkpoint too"),
         Argument("image_size", "128", "camera image width and height (px) rendered by sim_node", kind="int"),
         Argument("seed", "0", "seed of the simulated scene (object placement)", kind="int"),
+        Argument("scene", "reach", "sim_node's scene: reach, or push (a block on the table to push, its pose on "
+                 "object_pose)"),
         Argument("real_time_factor", "1.0", "simulated seconds per wall second in sim_node; 0: as fast as possible", kind="float"),
         Argument("sim_params_file", SharePath("config/nodes/sim_node.yaml"),
                  "sim_node parameters loaded after the packaged config/nodes/sim_node.yaml (e.g. light_scale, "
@@ -239,6 +241,7 @@ SIM_MUJOCO = Graph(
                 ("robot", "{robot}"),
                 ("image_size", "{image_size}"),
                 ("seed", "{seed}"),
+                ("scene", "{scene}"),
                 ("real_time_factor", "{real_time_factor}"),
             ),
         ),

@@ -179,8 +179,13 @@ def write_reaching_report(
     results: dict[str, list[ReachAttempt]],
     goals: list[Goal],
     extra: dict | None = None,
+    hold: dict | None = None,
 ) -> dict:
-    """Write metrics.json, report.md (success table), per-goal error plots and a video; return the metrics."""
+    """Write metrics.json, report.md (success table), per-goal error plots and a video; return the metrics.
+
+    ``hold``: the checkpoint's calibrated reach distances (metadata ``reach``), stated in the report as
+    the criterion by which the controller holds the arm; None: the controller never held it.
+    """
     import imageio.v2 as imageio
     import matplotlib
 
@@ -190,6 +195,7 @@ def write_reaching_report(
     out.mkdir(parents=True, exist_ok=True)
     metrics = {name: summarize(episodes, config) for name, episodes in results.items()}
     metrics["config"] = asdict(config)
+    metrics["hold_criterion"] = hold
     metrics.update(extra or {})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
@@ -200,6 +206,8 @@ def write_reaching_report(
         f"{config.num_goals} seeded goals (seed {config.seed}), {config.max_steps} control steps each. Held: the end "
         f"effector within {config.success_radius * 100:.0f} cm of the goal at each of the last {config.hold_steps} "
         f"steps (where the arm ends and stays). Touched: within {config.success_radius * 100:.0f} cm at any step.",
+        "",
+        hold_criterion(hold),
         "",
         "| policy | held | touched | median final error (cm) | median best error (cm) |",
         "|---|---|---|---|---|",
@@ -247,6 +255,17 @@ def write_reaching_report(
     if video:
         imageio.mimsave(out / "rollouts.gif", video, duration=0.1, loop=0)
     return metrics
+
+
+def hold_criterion(hold: dict | None) -> str:
+    """The controller's arrival criterion in words, from a checkpoint's reach calibration (None: never holds)."""
+    if not hold:
+        return "The controller never holds the arm still: the checkpoint has no reach calibration (`jepa-ros calibrate`)."
+    return (f"The controller holds the arm still (`reached` on `~/status`, a green frame in the video) once the camera "
+            f"frame's latent is within an L1 distance of {hold['hold_below']:.4f} of the goal image's, and plans again "
+            f"beyond {hold['resume_above']:.4f}: distances calibrated for this checkpoint on the simulated arm (90 % of "
+            f"frames within {hold['success_radius_m'] * 50:.1f} cm of a goal lie below the first; 5 % of frames beyond "
+            f"{hold['success_radius_m'] * 100:.0f} cm below the second).")
 
 
 def _mark_holding(frame: np.ndarray, holding: bool) -> np.ndarray:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -104,6 +104,11 @@ class SimNode(Node):
         self.create_subscription(JointTrajectory, topics.TRAJECTORY_COMMANDS,
                                  guarded(self, self._on_trajectory), 10)
         self.create_service(Trigger, "~/reset", guarded(self, self._on_reset))
+        # the push scene: the block's pose for evaluation, and a way to put it somewhere (a benchmark's start)
+        self.object_pub = None
+        if self.sim_config.scene == "push":
+            self.object_pub = self.create_publisher(PoseStamped, topics.OBJECT_POSE, SENSOR_PUB_QOS)
+            self.create_subscription(PoseStamped, "~/place_object", guarded(self, self._on_place_object), 10)
         self.get_logger().info(
             f"MuJoCo arm with joints {list(self.joint_names)}: camera {self.sim_config.image_size} px at "
             f"{self.config.camera_rate} Hz, joint_states at {self.config.joint_state_rate} Hz, "
@@ -160,6 +165,17 @@ class SimNode(Node):
         with self._lock:
             self._trajectory, self._target = (times, points), None
 
+    def _on_place_object(self, msg: PoseStamped) -> None:
+        """Put the push block at the message's x, y and yaw on the table, at rest."""
+        try:
+            pose = conv.pose_to_planar(msg)
+        except conv.ConversionError as err:
+            self.get_logger().warning(f"object pose rejected: {err}", throttle_duration_sec=1.0)
+            return
+        with self._lock:
+            self.sim.place_object(pose)
+        self.get_logger().info(f"block placed at x {pose[0]:.3f} m, y {pose[1]:.3f} m, yaw {pose[2]:.3f} rad")
+
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
             self._clock_base_ns += round(self.sim.time * 1e9)
@@ -212,6 +228,7 @@ class SimNode(Node):
                     stamp = self._clock_base_ns + round(now * 1e9)
                     positions, velocities = self.sim.joint_positions.copy(), self.sim.joint_velocities.copy()
                     tcp = self.sim.end_effector_position()
+                    block = self.sim.object_pose() if self.object_pub is not None else None
                     if now < previous:  # a reset happened: restart the camera and pacing schedules
                         wall_start, sim_start, next_frame = time.monotonic(), now, 0.0
                     previous = now
@@ -222,6 +239,8 @@ class SimNode(Node):
                 self.clock_pub.publish(conv.clock_message(stamp))
                 self.joint_state_pub.publish(conv.positions_to_joint_state(positions, self.joint_names, stamp, velocities))
                 self.ee_pub.publish(conv.point_stamped(tcp, stamp, self.config.world_frame))
+                if block is not None:
+                    self.object_pub.publish(conv.planar_pose_stamped(block, stamp, self.config.world_frame))
                 if frame is not None:
                     self.image_pub.publish(conv.rgb_to_image(frame, stamp, self.config.camera_frame))
                     if self.compressed_pub is not None:

@@ -168,6 +168,11 @@ class ArmSim:
         x, y = self._object_area[rng.integers(len(self._object_area))]
         return np.array([x, y, rng.uniform(-np.pi / 4, np.pi / 4)])
 
+    def place_object(self, pose: np.ndarray) -> None:
+        """Put the push block at rest at ``pose`` (x, y m, yaw rad) on the table top."""
+        self._set_object_pose(np.asarray(pose, dtype=np.float64))
+        mujoco.mj_forward(self.model, self.data)
+
     def _set_object_pose(self, pose: np.ndarray) -> None:
         index = self._require_push()
         if pose.shape != (3,) or not np.isfinite(pose).all():
