@@ -24,7 +24,7 @@ from torch import nn
 
 from jepa_wm.config import PredictorConfig
 from jepa_wm.models.layers import Block, KVCache, grid_positions, init_weights, rescale_residual_branches
-from jepa_wm.models.predictor import CONDITION_TOKENS, block_causal_mask
+from jepa_wm.models.predictor import CONDITION_TOKENS, attend_steps, embed_steps
 
 
 def step_positions(first_step: int, steps: int, rows: int, cols: int) -> torch.Tensor:
@@ -72,33 +72,8 @@ class VJEPA2ACPredictor(nn.Module):
         cache: per-layer keys/values of earlier steps (batch 1 or B) or None.
         Returns next latents [B, T, N, D] (layer-normalised) and the cache extended by these T steps.
         """
-        B, T, N, D = latents.shape
-        assert N == self.num_tokens, f"expected {self.num_tokens} frame tokens per step, got {N}"
-        assert states.shape[:2] == (B, T) and actions.shape[:2] == (B, T), (
-            f"latents {tuple(latents.shape)}, states {tuple(states.shape)} and "
-            f"actions {tuple(actions.shape)} disagree on [B, T]"
-        )
-        K = self.tokens_per_step
-        cached_tokens = 0 if cache is None else cache[0][0].shape[2]
-        first_step = cached_tokens // K
-        assert first_step + T <= self.config.max_steps, (
-            f"{first_step + T} steps exceed predictor.max_steps={self.config.max_steps}"
-        )
-        tokens = torch.cat(
-            [
-                self.action_encoder(actions).unsqueeze(2),  # [B, T, 1, E]
-                self.state_encoder(states).unsqueeze(2),  # [B, T, 1, E]
-                self.predictor_embed(latents),  # [B, T, N, E]
-            ],
-            dim=2,
-        )
-        x = tokens.flatten(1, 2)  # [B, T*K, E]
-        positions = step_positions(first_step, T, self.rows, self.cols).to(x.device)
-        mask = None if T == 1 else block_causal_mask(T, K, cached_tokens).to(x.device)
-        new_cache: list[KVCache] = []
-        for layer, block in enumerate(self.predictor_blocks):
-            x, kv = block(x, attn_mask=mask, cache=None if cache is None else cache[layer], positions=positions)
-            new_cache.append(kv)
-        x = x.view(B, T, K, -1)[:, :, CONDITION_TOKENS:, :]  # [B, T, N, E]
-        predicted = self.predictor_proj(self.predictor_norm(x))
-        return F.layer_norm(predicted, (D,)), new_cache
+        tokens, first_step, cached_tokens = embed_steps(self, latents, states, actions, cache)
+        positions = step_positions(first_step, latents.shape[1], self.rows, self.cols).to(tokens.device)
+        x, new_cache = attend_steps(self.predictor_blocks, tokens, cached_tokens, cache, positions)
+        predicted = self.predictor_proj(self.predictor_norm(x[:, :, CONDITION_TOKENS:, :]))  # [B, T, N, D]
+        return F.layer_norm(predicted, (latents.shape[-1],)), new_cache

@@ -68,33 +68,56 @@ class ActionConditionedPredictor(nn.Module):
         cache: per-layer keys/values of earlier steps (batch 1 or B) or None.
         Returns next latents [B, T, N, D] and the cache extended by these T steps.
         """
-        B, T, N, D = latents.shape
-        assert N == self.num_tokens, f"expected {self.num_tokens} latent tokens per step, got {N}"
-        assert joint_positions.shape[:2] == (B, T) and actions.shape[:2] == (B, T), (
-            f"latents {tuple(latents.shape)}, joint_positions {tuple(joint_positions.shape)} and "
-            f"actions {tuple(actions.shape)} disagree on [B, T]"
-        )
-        K = self.tokens_per_step
-        cached_tokens = 0 if cache is None else cache[0][0].shape[2]
-        first_step = cached_tokens // K
-        assert first_step + T <= self.config.max_steps, (
-            f"{first_step + T} steps exceed predictor.max_steps={self.config.max_steps}"
-        )
-        tokens = torch.cat(
-            [
-                self.action_encoder(actions).unsqueeze(2),  # [B, T, 1, E]
-                self.state_encoder(joint_positions).unsqueeze(2),  # [B, T, 1, E]
-                self.predictor_embed(latents),  # [B, T, N, E]
-            ],
-            dim=2,
-        )  # [B, T, K, E]
-        tokens = tokens + self.token_embed + self.time_embed[first_step : first_step + T, None, :]
-        x = tokens.flatten(1, 2)  # [B, T*K, E]
-        # A single new step attends to everything cached and to itself: no mask needed.
-        mask = None if T == 1 else block_causal_mask(T, K, cached_tokens).to(x.device)
-        new_cache: list[KVCache] = []
-        for layer, block in enumerate(self.predictor_blocks):
-            x, kv = block(x, attn_mask=mask, cache=None if cache is None else cache[layer])
-            new_cache.append(kv)
-        x = x.view(B, T, K, -1)[:, :, CONDITION_TOKENS:, :]  # [B, T, N, E]
+        tokens, first_step, cached_tokens = embed_steps(self, latents, joint_positions, actions, cache)
+        tokens = tokens + self.token_embed + self.time_embed[first_step : first_step + latents.shape[1], None, :]
+        x, new_cache = attend_steps(self.predictor_blocks, tokens, cached_tokens, cache)
+        x = x[:, :, CONDITION_TOKENS:, :]  # [B, T, N, E]
         return latents + self.predictor_proj(self.predictor_norm(x)), new_cache
+
+
+def embed_steps(
+    predictor: nn.Module, latents: torch.Tensor, states: torch.Tensor, actions: torch.Tensor,
+    cache: list[KVCache] | None,
+) -> tuple[torch.Tensor, int, int]:
+    """Tokens [B, T, K, E] of each step, ``[action, state, latent tokens]``, checked against the predictor
+    (``num_tokens``, ``config.max_steps``, ``action_encoder``, ``state_encoder``, ``predictor_embed``),
+    the index of the first of these steps after the cached ones, and the number of cached tokens."""
+    B, T, N, _ = latents.shape
+    assert N == predictor.num_tokens, f"expected {predictor.num_tokens} latent tokens per step, got {N}"
+    assert states.shape[:2] == (B, T) and actions.shape[:2] == (B, T), (
+        f"latents {tuple(latents.shape)}, states {tuple(states.shape)} and "
+        f"actions {tuple(actions.shape)} disagree on [B, T]"
+    )
+    cached_tokens = 0 if cache is None else cache[0][0].shape[2]
+    first_step = cached_tokens // predictor.tokens_per_step
+    assert first_step + T <= predictor.config.max_steps, (
+        f"{first_step + T} steps exceed predictor.max_steps={predictor.config.max_steps}"
+    )
+    tokens = torch.cat(
+        [
+            predictor.action_encoder(actions).unsqueeze(2),  # [B, T, 1, E]
+            predictor.state_encoder(states).unsqueeze(2),  # [B, T, 1, E]
+            predictor.predictor_embed(latents),  # [B, T, N, E]
+        ],
+        dim=2,
+    )
+    return tokens, first_step, cached_tokens
+
+
+def attend_steps(
+    blocks: nn.ModuleList, tokens: torch.Tensor, cached_tokens: int, cache: list[KVCache] | None,
+    positions: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, list[KVCache]]:
+    """Step tokens [B, T, K, E] through the blocks, block-causal over steps, after the cached ones.
+
+    Returns the outputs [B, T, K, E] and the cache extended by these steps; ``positions``: RoPE
+    positions [3, T*K] of the new tokens (none for learned position tables)."""
+    B, T, K, _ = tokens.shape
+    x = tokens.flatten(1, 2)  # [B, T*K, E]
+    # A single new step attends to everything cached and to itself: no mask needed.
+    mask = None if T == 1 else block_causal_mask(T, K, cached_tokens).to(x.device)
+    new_cache: list[KVCache] = []
+    for layer, block in enumerate(blocks):
+        x, kv = block(x, attn_mask=mask, cache=None if cache is None else cache[layer], positions=positions)
+        new_cache.append(kv)
+    return x.view(B, T, K, -1), new_cache
