@@ -81,3 +81,24 @@ def test_push_bags_train_a_planar_model_that_plans_through_the_controller(tmp_pa
         assert np.all(out.command >= robot.joint_lower) and np.all(out.command <= robot.joint_upper)
         # the commanded joints hold the tool at the trained height
         assert abs(mpc.kinematics.pose(out.command)[2] - height) < 0.005
+
+
+def test_push_goals_move_the_block_within_reach_and_a_still_arm_reaches_none(sim):
+    from jepa_wm.pushing import PushingConfig, object_errors, run_push_baseline, sample_push_goals, summarize_pushes
+
+    config = PushingConfig(num_goals=3, max_steps=5, seed=4)
+    goals = sample_push_goals(sim, config)
+    for goal in goals:
+        move = np.linalg.norm(goal.goal_object[:2] - goal.start_object[:2])
+        assert config.min_move <= move <= config.max_move
+        assert abs(goal.goal_object[2] - goal.start_object[2]) <= config.max_turn + 1e-9
+        assert np.min(np.linalg.norm(sim.reachable_table_area - goal.goal_object[:2], axis=1)) <= 0.02
+    # the goal image shows the block moved and the arm elsewhere: it is not the start scene
+    sim.reset(joint_positions=goals[0].start_joints, object_pose=goals[0].start_object)
+    assert np.abs(sim.render().astype(int) - goals[0].image).mean() > 2
+    still = run_push_baseline(sim, goals, config, "zero")
+    assert [a.position_errors_m[-1] for a in still] == pytest.approx([a.position_errors_m[0] for a in still], abs=1e-3)
+    metrics = summarize_pushes(still, config)
+    assert metrics["push_success_rate"] == 0.0 and metrics["median_final_object_error_m"] >= config.min_move - 1e-3
+    # a square block looks the same every quarter turn
+    assert object_errors(np.array([0.3, 0.1, np.pi / 4 - 0.05]), np.array([0.3, 0.1, -np.pi / 4 + 0.05]))[1] == pytest.approx(0.1)
