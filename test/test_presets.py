@@ -169,5 +169,5 @@ def test_a_preset_without_description_cannot_be_simulated() -> None:
     from jepa_wm.config import SimConfig
     from jepa_wm.sim import ArmSim
 
-    with pytest.raises(ConfigError, match=r"robot 'ur5e' names no description \(URDF or xacro\): it cannot be simulated"):
-        ArmSim(SimConfig(robot="ur5e"))
+    with pytest.raises(ConfigError, match=r"robot 'so101' names no description \(URDF or xacro\): it cannot be simulated"):
+        ArmSim(SimConfig(robot="so101"))

@@ -93,7 +93,7 @@ class ArmKinematics:
         return self.solve(target, start, lower, upper, rotation_weight=weight)
 
     def solve(self, target: np.ndarray, start: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-              rotation_weight: float = 1.0, iterations: int = 200, tolerance: float = 1e-5,
+              rotation_weight: float = 1.0, iterations: int = 400, tolerance: float = 1e-5,
               damping: float = 1e-4, max_step: float = 0.2) -> IKResult:
         """Joint positions within [lower, upper] (robot order) that reach the pose ``target`` [6] from ``start``."""
         target = np.asarray(target, dtype=np.float64)
