@@ -52,3 +52,12 @@ def test_a_description_without_the_joints_or_link_is_refused_by_name():
     kin, lower, upper = kinematics("jepa_arm")
     with pytest.raises(KinematicsError, match="expected 6 finite values"):
         kin.solve(np.array([0.3, 0, np.nan, 0, 0, 0]), lower, lower, upper)
+
+
+@pytest.mark.parametrize(("name", "joints", "tool"), [
+    ("ur5e", [0, 0, 0, 0, 0, 0], [-0.8172, -0.2329, 0.0628]),  # a2 + a3, -(d4 + d6), d1 - d5
+    ("fr3", [0, -np.pi / 4, 0, -3 * np.pi / 4, 0, np.pi / 2, np.pi / 4], [0.3069, 0.0, 0.4869]),  # Franka's "ready"
+])
+def test_the_described_arms_put_their_tool_where_their_published_kinematics_do(name, joints, tool):
+    kin, _, _ = kinematics(name)
+    np.testing.assert_allclose(kin.pose(np.array(joints))[:3], tool, atol=2e-4)
