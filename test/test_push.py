@@ -60,9 +60,13 @@ def test_push_bags_train_a_planar_model_that_plans_through_the_controller(tmp_pa
     (tmp_path / "model.yaml").write_text(yaml.safe_dump({"world_model": to_dict(config)}))
     train = TrainConfig(steps=4, batch_size=4, warmup_steps=1, context_steps=1, rollout_steps=2, val_every=4,
                         checkpoint_every=4, val_fraction=0.34)
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump({"train": to_dict(train)}))
+    # as the shipped recipe: a readout stage, then a joint one with the readout and inverse dynamics kept
+    (tmp_path / "proprio.yaml").write_text(yaml.safe_dump({"train": {**to_dict(train), "mode": "proprio"}}))
+    (tmp_path / "joint.yaml").write_text(yaml.safe_dump({"train": {**to_dict(train), "proprio_weight": 0.5,
+                                                                   "inverse_dynamics_weight": 0.1}}))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"stages": ["proprio.yaml", "joint.yaml"]}))
     assert main(["train", "--bags", str(bags), "--robot", "jepa_arm", "--model-config", str(tmp_path / "model.yaml"),
-                 "--config", str(tmp_path / "train.yaml"), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+                 "--config", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "planar tool held at" in printed and "m of tool motion" in printed
     model = load_checkpoint(tmp_path / "run" / "checkpoint")

@@ -161,7 +161,7 @@ class JEPAObjective(nn.Module):
 
     def _joint_weights(self, weights: tuple[float, ...], name: str) -> torch.Tensor:
         """train.<name>_joint_weights as a tensor [J]; empty: every joint weighs 1."""
-        joint_names = self.model.config.joint_names
+        joint_names = self.model.config.state_names  # the joints, or the tool pose's components
         weights = weights or (1.0,) * len(joint_names)
         if len(weights) != len(joint_names):
             raise ValueError(f"train.{name}_joint_weights has {len(weights)} values; expected one per joint "
