@@ -61,3 +61,17 @@ def test_a_description_without_the_joints_or_link_is_refused_by_name():
 def test_the_described_arms_put_their_tool_where_their_published_kinematics_do(name, joints, tool):
     kin, _, _ = kinematics(name)
     np.testing.assert_allclose(kin.pose(np.array(joints))[:3], tool, atol=2e-4)
+
+
+def test_a_plain_urdf_description_is_read_as_it_is(tmp_path):
+    import dataclasses
+
+    from jepa_wm.config import load_robot as load
+
+    robot = load("jepa_arm")
+    (tmp_path / "arm.urdf").write_text(render_xacro(robot.description_path()))
+    plain = ArmKinematics.of_robot(dataclasses.replace(robot, description=str(tmp_path / "arm.urdf")))
+    home = (np.array(robot.joint_lower) + np.array(robot.joint_upper)) / 2
+    np.testing.assert_allclose(plain.pose(home), kinematics("jepa_arm")[0].pose(home))
+    with pytest.raises(KinematicsError, match="does not exist"):
+        ArmKinematics.of_robot(dataclasses.replace(robot, description=str(tmp_path / "gone.urdf")))

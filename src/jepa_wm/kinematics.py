@@ -68,7 +68,11 @@ class ArmKinematics:
         """The kinematics of a robot preset: its description (URDF or xacro), joints and end-effector link."""
         from jepa_wm.sim.description import render_xacro
 
-        return cls(render_xacro(robot.description_path()), robot.joint_names, robot.end_effector_link or None)
+        path = robot.description_path()
+        if not path.is_file():
+            raise KinematicsError(f"robot {robot.name!r}: its description {path} does not exist")
+        urdf = render_xacro(path) if path.name.endswith(".xacro") else path.read_text()
+        return cls(urdf, robot.joint_names, robot.end_effector_link or None)
 
     def _q(self, joint_positions: np.ndarray) -> np.ndarray:
         q = pin.neutral(self.model)
