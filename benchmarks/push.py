@@ -31,10 +31,8 @@ from jepa_wm.sim import ArmSim
 def write_report(out: Path, config: PushingConfig, results: dict, goals: list, metrics: dict) -> None:
     """report.md (table per policy and per goal), object_error.png and rollouts.gif (camera | goal)."""
     import imageio.v2 as imageio
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from jepa_wm.reaching import plot_goal_errors
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -50,22 +48,9 @@ def write_report(out: Path, config: PushingConfig, results: dict, goals: list, m
                      f"{m['median_final_object_turn_deg']:.1f} |")
     lines += ["", "![block error per step](object_error.png)"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    columns = 5
-    rows = int(np.ceil(len(goals) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharey=True)
-    for index, axis in enumerate(axes.flat):
-        if index >= len(goals):
-            axis.axis("off")
-            continue
-        for name, attempts in results.items():
-            axis.plot(np.array(attempts[index].position_errors_m) * 100, label=name)
-        axis.axhline(config.position_tolerance * 100, color="k", linestyle="--", linewidth=0.8)
-        axis.set_title(f"goal {index}", fontsize=9)
-    axes[0, 0].set_ylabel("block error (cm)")
-    axes[0, 0].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(out / "object_error.png", dpi=90)
-    plt.close(figure)
+    plot_goal_errors(out / "object_error.png", {name: [a.position_errors_m for a in attempts]
+                                                 for name, attempts in results.items()},
+                     config.position_tolerance, "block error (cm)")
     first = next(iter(results.values()))
     video = [np.concatenate([frame, goals[a.goal_index].image], axis=1) for a in first for frame in a.frames]
     if video:

@@ -187,10 +187,6 @@ def write_reaching_report(
     the criterion by which the controller holds the arm; None: the controller never held it.
     """
     import imageio.v2 as imageio
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
     metrics = {name: summarize(episodes, config) for name, episodes in results.items()}
@@ -229,23 +225,8 @@ def write_reaching_report(
     lines += ["", "![end-effector error per step](ee_error.png)", "", "Video: `rollouts.gif` (camera | goal; a green frame: the arm held at the goal)."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
-    columns = 5
-    rows = int(np.ceil(len(goals) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharey=True)
-    for index, axis in enumerate(axes.flat):
-        if index >= len(goals):
-            axis.axis("off")
-            continue
-        for name in names:
-            axis.plot(np.array(results[name][index].errors_m) * 100, label=name)
-        axis.axhline(config.success_radius * 100, color="k", linestyle="--", linewidth=0.8)
-        axis.set_title(f"goal {index}", fontsize=9)
-        axis.set_xlabel("control step", fontsize=8)
-    axes[0, 0].set_ylabel("end-effector error (cm)")
-    axes[0, 0].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(out / "ee_error.png", dpi=90)
-    plt.close(figure)
+    plot_goal_errors(out / "ee_error.png", {name: [e.errors_m for e in results[name]] for name in names},
+                     config.success_radius, "end-effector error (cm)")
 
     video = []
     for episode in first:
@@ -255,6 +236,33 @@ def write_reaching_report(
     if video:
         imageio.mimsave(out / "rollouts.gif", video, duration=0.1, loop=0)
     return metrics
+
+
+def plot_goal_errors(path: Path, errors_m: dict[str, list[list[float]]], threshold_m: float, label: str) -> None:
+    """One panel per goal: each policy's error (cm) per control step, the success threshold dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    goals = len(next(iter(errors_m.values())))
+    columns = 5
+    rows = int(np.ceil(goals / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharey=True)
+    for index, axis in enumerate(axes.flat):
+        if index >= goals:
+            axis.axis("off")
+            continue
+        for name, curves in errors_m.items():
+            axis.plot(np.array(curves[index]) * 100, label=name)
+        axis.axhline(threshold_m * 100, color="k", linestyle="--", linewidth=0.8)
+        axis.set_title(f"goal {index}", fontsize=9)
+        axis.set_xlabel("control step", fontsize=8)
+    axes[0, 0].set_ylabel(label)
+    axes[0, 0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
 
 
 def hold_criterion(hold: dict | None) -> str:
