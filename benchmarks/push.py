@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from jepa_wm.config import PlannerConfig, SimConfig, load_robot
+from jepa_wm.evaluation import json_safe
 from jepa_wm.pushing import (
     PushingConfig,
     run_push_baseline,
@@ -35,7 +36,7 @@ def write_report(out: Path, config: PushingConfig, results: dict, goals: list, m
     from jepa_wm.reaching import plot_goal_errors
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))
     lines = ["# Push goals", "",
              f"{config.num_goals} seeded goals (seed {config.seed}): the block moved {config.min_move * 100:.0f}-"
              f"{config.max_move * 100:.0f} cm and turned up to {np.degrees(config.max_turn):.0f} degrees, the arm elsewhere "

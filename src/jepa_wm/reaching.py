@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from jepa_wm.config import SimConfig
+from jepa_wm.evaluation import json_safe
 from jepa_wm.sim import ArmSim
 
 
@@ -193,7 +194,7 @@ def write_reaching_report(
     metrics["config"] = asdict(config)
     metrics["hold_criterion"] = hold
     metrics.update(extra or {})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))  # NaN (no plan) as null
 
     names = list(results)
     lines = [
