@@ -330,12 +330,13 @@ class LatentMPC:
                                  action=np.zeros(len(current)), warnings=list(clamped.warnings), reached=True,
                                  goal_distance=distance)
         latent, start = self.imagine_pending(latent, seen)
-        rollout = self.rollout_fn(latent, self.model_state(start))
+        state = self.model_state(start)  # end-effector spaces: forward kinematics, once a tick
+        rollout = self.rollout_fn(latent, state)
         cost = latent_goal_cost(self.goal_latent, self.planner)
         result = plan(rollout, cost, self.planner, self.model_config.action_dim, self.warm_start, self.generator)
         planned = time.perf_counter()
         self.warm_start, self.last_plan = shift_plan(result.actions), result
-        action, target, unreachable = self.joint_target(start, result.actions[0].double().cpu().numpy(), current)
+        action, target, unreachable = self.joint_target(start, state, result.actions[0].double().cpu().numpy(), current)
         clamped = clamp_command(
             target, current, self.lower, self.upper, self.velocity_limits, self.control_period,
             self.robot.joint_names, self.explored_range,
@@ -385,9 +386,11 @@ class LatentMPC:
         state = pose[:2] if self.model_config.action_space == "planar" else np.append(pose, 0.0)
         return torch.as_tensor(state, dtype=torch.float32, device=self.device)
 
-    def joint_target(self, start: np.ndarray, action: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    def joint_target(self, start: np.ndarray, state: torch.Tensor, action: np.ndarray,
+                     current: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         """(action in robot order or pose order, joint target [J] robot order, a warning or "") of a
-        normalised action planned from joint positions ``start``; the arm is at ``current``.
+        normalised action planned from joint positions ``start`` (the model's ``state`` there); the arm
+        is at ``current``.
 
         Joint actions add to the joints; an end-effector action moves the tool's pose, and inverse
         kinematics finds the joints (within the limits and the explored range) that reach it. The
@@ -398,7 +401,7 @@ class LatentMPC:
         if self.kinematics is None:
             action = action[self.to_robot_order]
             return action, start + action * scale, ""
-        state = self.model_state(start).double()
+        state = state.double().cpu()
         if self.model_config.action_space == "planar":  # the tool's new x, y at its held height and orientation
             pose = np.concatenate([state.numpy() + action * scale, self.model_config.tool_pose])
         else:

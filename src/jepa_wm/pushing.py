@@ -81,6 +81,7 @@ def sample_push_goals(sim: ArmSim, config: PushingConfig) -> list[PushGoal]:
     """Seeded goals inside the reachable table area, each moving the block min_move..max_move."""
     rng = np.random.default_rng(config.seed)
     area = sim.reachable_table_area
+    explorer = PushExplorer(sim, rng)  # its push height is worked out once, not per goal
     goals: list[PushGoal] = []
     for _ in range(1000 * config.num_goals):
         if len(goals) == config.num_goals:
@@ -94,7 +95,7 @@ def sample_push_goals(sim: ArmSim, config: PushingConfig) -> list[PushGoal]:
         sim.reset(seed=config.seed, joint_positions=sim.sample_joint_positions(rng), object_pose=goal)  # arm anywhere
         image = sim.render().copy()
         sim.reset(seed=config.seed, object_pose=start)
-        start_joints = PushExplorer(sim, rng).start()
+        start_joints = explorer.start()
         goals.append(PushGoal(start.copy(), goal, start_joints, image))
     if len(goals) < config.num_goals:
         raise RuntimeError(f"found only {len(goals)} of {config.num_goals} push goals inside the reachable area")
@@ -115,10 +116,10 @@ def run_push_baseline(sim: ArmSim, goals: list[PushGoal], config: PushingConfig,
     if policy not in ("zero", "random"):
         raise ValueError(f"baseline policy {policy!r}: expected 'zero' or 'random'")
     rng = np.random.default_rng(config.seed + 1)
+    explorer = PushExplorer(sim, rng, max_step=step)
     attempts = []
     for index, goal in enumerate(goals):
         attempt = _start(sim, goal, config, index)
-        explorer = PushExplorer(sim, rng, max_step=step)
         for _ in range(config.max_steps):
             if policy == "random":
                 explorer.waypoints = [rng.uniform(explorer.lower, explorer.upper)]

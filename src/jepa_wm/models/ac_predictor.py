@@ -18,6 +18,8 @@ their step, and a new step is rotated by its absolute time index.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +29,7 @@ from jepa_wm.models.layers import Block, KVCache, grid_positions, init_weights, 
 from jepa_wm.models.predictor import CONDITION_TOKENS, attend_steps, embed_steps
 
 
+@functools.lru_cache(maxsize=64)  # a rollout asks for the same few every step: computed once each, never modified
 def step_positions(first_step: int, steps: int, rows: int, cols: int) -> torch.Tensor:
     """RoPE positions [3, steps*(2+rows*cols)] of steps ``first_step ...`` laid out as [action, state, frame]."""
     frame = grid_positions(steps, rows, cols, first_frame=first_step).view(3, steps, rows * cols)
