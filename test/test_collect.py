@@ -84,3 +84,30 @@ def test_collect_refuses_bad_settings(tmp_path: Path) -> None:
         CollectConfig(out=str(tmp_path), image_size=32)
     with pytest.raises(ConfigError, match="episodes=0"):
         CollectConfig(out=str(tmp_path), episodes=0)
+    with pytest.raises(ConfigError, match="vary_scene=1.5: expected a share in 0..1"):
+        CollectConfig(out=str(tmp_path), vary_scene=1.5)
+
+
+def test_a_varied_scene_changes_what_the_camera_sees_not_the_robot(tmp_path: Path) -> None:
+    from jepa_wm.data.collect import episode_scene
+
+    nominal = CollectConfig(out=str(tmp_path), episodes=40, seed=3)
+    varied = CollectConfig(out=str(tmp_path), episodes=40, seed=3, vary_scene=0.5)
+    scenes = [episode_scene(varied, i) for i in range(40)]
+    assert all(episode_scene(nominal, i) == nominal.sim_config() for i in range(40))
+    assert scenes == [episode_scene(varied, i) for i in range(40)]  # drawn from (seed, index): reproducible
+    changed = [s for s in scenes if s != nominal.sim_config()]
+    assert 10 <= len(changed) <= 30  # about half
+    for scene in changed:
+        assert (scene.robot, scene.physics_timestep, scene.control_period, scene.seed) == ("jepa_arm", 0.002, 0.2, 0)
+        assert 0.5 <= scene.light_scale <= 1.7 and len(scene.table_rgb) == 3 and len(scene.background_rgb) == 3
+        assert max(abs(v) for v in scene.camera_shift[:3]) <= 0.025 and max(abs(v) for v in scene.camera_shift[3:]) <= 2.5
+    assert len({s.table_rgb for s in changed}) == len(changed)  # each its own room
+
+    # the bags: the same motion seed, another look for the varied episodes, the arm where it would be
+    collect(CollectConfig(out=str(tmp_path / "plain"), episodes=4, steps=3, seed=3), progress=False)
+    collect(CollectConfig(out=str(tmp_path / "varied"), episodes=4, steps=3, seed=3, vary_scene=1.0), progress=False)
+    plain, seen = read_episodes(tmp_path / "plain", progress=False), read_episodes(tmp_path / "varied", progress=False)
+    for a, b in zip(plain, seen):
+        np.testing.assert_allclose(a.joint_positions[0], b.joint_positions[0])  # same start pose
+        assert np.abs(a.frames.astype(float) - b.frames.astype(float)).mean() > 5

@@ -13,7 +13,6 @@ import collections
 import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import PointStamped, PoseStamped
@@ -107,15 +106,10 @@ def rgb_to_image(rgb: np.ndarray, stamp_ns: int = 0, frame_id: str = "") -> Imag
 def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", stamp_ns: int = 0, frame_id: str = "",
                       quality: int = 95) -> CompressedImage:
     """uint8 [H, W, 3] RGB -> sensor_msgs/CompressedImage (jpeg of ``quality``, or png)."""
-    if fmt not in ("jpeg", "png"):
-        raise ConversionError(f"compressed format {fmt!r}: expected 'jpeg' or 'png'")
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ConversionError(f"frame has dtype {rgb.dtype} and shape {rgb.shape}; expected uint8 [H, W, 3] RGB")
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
-    ok, encoded = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise ConversionError(f"cv2 failed to encode a {rgb.shape} frame as {fmt}")
+    try:
+        encoded = images.rgb_to_compressed_bytes(rgb, fmt, quality)
+    except images.ImageError as err:
+        raise ConversionError(f"frame: {err}") from None
     msg = CompressedImage(format=fmt)
     msg.header.stamp = ns_to_stamp(stamp_ns)
     msg.header.frame_id = frame_id

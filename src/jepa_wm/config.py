@@ -313,6 +313,10 @@ class TrainConfig:
     # of the steps, so a long run at the peak still ends at a minimum rather than wherever its noise left it.
     lr_schedule: Literal["cosine", "constant", "wsd"] = "cosine"
     lr_decay_fraction: float = 0.2
+    # Each training frame seen through its own camera and room changes (light, white balance, contrast,
+    # a small shift and turn of the view, sensor noise, JPEG; data/augment.py), so the latent learns to
+    # ignore them. Modes that encode images only: a frozen latent is encoded once, as recorded.
+    augment: bool = False
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 500
@@ -373,6 +377,8 @@ class TrainConfig:
             math.isfinite(self.smoothness_weight) and self.smoothness_weight >= 0,
             f"train.smoothness_weight={self.smoothness_weight}: expected a finite value >= 0",
         )
+        require(not self.augment or self.mode != "frozen_encoder",
+                "train.augment=true with train.mode='frozen_encoder': a frozen latent is encoded once, as recorded")
         for name in ("proprio_weight", "smoothness_weight"):  # terms of the joint objective only
             require(getattr(self, name) == 0 or self.mode == "joint",
                      f"train.{name}={getattr(self, name)} applies to train.mode 'joint', not {self.mode!r}")

@@ -110,3 +110,17 @@ def compressed_to_rgb(
     if bgr.shape[:2] != (height, width):
         raise ImageError(f"{what} ({fmt!r}) decoded to {bgr.shape[1]}x{bgr.shape[0]}; its header declares {width}x{height}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def rgb_to_compressed_bytes(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> np.ndarray:
+    """uint8 [H, W, 3] RGB -> JPEG (of ``quality``, 0..100) or PNG bytes as uint8 [K]; ImageError names a bad input."""
+    if fmt not in ("jpeg", "png"):
+        raise ImageError(f"compressed format {fmt!r}: expected 'jpeg' or 'png'")
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError(f"image has dtype {rgb.dtype} and shape {rgb.shape}; expected uint8 [H, W, 3] RGB")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
+    ok, encoded = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ImageError(f"OpenCV could not encode a {rgb.shape} image as {fmt}")
+    return encoded.reshape(-1)

@@ -51,6 +51,9 @@ class CollectConfig:
     # "reach": a random walk of the joints; "push": random pushes of the block with the tool held at push
     # height (sim/push_explorer.py), its pose recorded on object_pose for evaluation only
     scene: Literal["reach", "push"] = "reach"
+    # share of the episodes seen in another room and camera (sim/scene.py: varied_appearance), drawn per
+    # episode; 0: every episode in the scene every other sim user builds
+    vary_scene: float = 0.0
     supersampling: int = SimConfig.supersampling  # camera pixels averaged from k x k rendered ones
     workers: int = 0  # 0: auto (one process for small jobs, where starting another costs more than it saves)
 
@@ -61,6 +64,8 @@ class CollectConfig:
             raise ConfigError(f"collect storage={self.storage!r}: expected 'mcap' or 'sqlite3'")
         if self.max_delta <= 0:
             raise ConfigError(f"collect max_delta={self.max_delta}: expected > 0 rad")
+        if not 0 <= self.vary_scene <= 1:
+            raise ConfigError(f"collect vary_scene={self.vary_scene}: expected a share in 0..1")
         if self.workers < 0:
             raise ConfigError(f"collect workers={self.workers}: expected >= 1, or 0 for automatic")
         ticks = self.control_period * self.joint_state_rate
@@ -90,23 +95,37 @@ class CollectConfig:
         return Path(self.out) / f"episode_{index:04d}"
 
 
-_SIMS: dict[SimConfig, ArmSim] = {}  # one ArmSim per worker process and configuration, built once
+_SIMS: dict[SimConfig, ArmSim] = {}  # the worker process's ArmSim, kept while episodes share its configuration
 
 
-def _worker_sim(config: CollectConfig) -> ArmSim:
+def _worker_sim(sim_config: SimConfig) -> ArmSim:
     from jepa_wm.sim import ArmSim  # imported here: MuJoCo is slow to load and only workers need it
 
-    sim_config = config.sim_config()
     if sim_config not in _SIMS:
+        for previous in _SIMS.values():  # one OpenGL context per process
+            previous.close()
+        _SIMS.clear()
         _SIMS[sim_config] = ArmSim(sim_config)
     return _SIMS[sim_config]
+
+
+def episode_scene(config: CollectConfig, index: int) -> SimConfig:
+    """The simulation of episode ``index``: the collect's scene, or (a ``vary_scene`` share of the
+    episodes, drawn from (seed, index)) that scene in another room and camera."""
+    sim_config = config.sim_config()
+    if config.vary_scene == 0:
+        return sim_config
+    from jepa_wm.sim.scene import varied_appearance
+
+    rng = np.random.default_rng([config.seed, index, 1])  # its own stream: the motion stays as without
+    return varied_appearance(sim_config, rng) if rng.random() < config.vary_scene else sim_config
 
 
 def collect_episode(config: CollectConfig, index: int) -> Path:
     """Simulate and write episode ``index``; returns its bag folder."""
     from jepa_wm.sim import RandomWalkExplorer
 
-    sim = _worker_sim(config)
+    sim = _worker_sim(episode_scene(config, index))
     rng = np.random.default_rng([config.seed, index])
     if config.scene == "push":
         from jepa_wm.sim.push_explorer import PushExplorer
@@ -211,6 +230,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="render k x k pixels per camera pixel and average them (1..4)")
     parser.add_argument("--scene", choices=("reach", "push"), default="reach",
                         help="reach: a random walk of the joints; push: random pushes of a block on the table")
+    parser.add_argument("--vary-scene", type=float, default=0.0,
+                        help="share (0..1) of episodes seen in another room and camera: light, table and background "
+                             "colours, camera pose, moving boxes, noise (robustness to what a real camera sees)")
     parser.add_argument("--workers", type=int, default=0,
                         help="worker processes over episodes (0: automatic, two for large jobs)")
 
@@ -221,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
                            image_size=args.image_size, control_period=args.control_period,
                            joint_state_rate=args.joint_state_rate, seed=args.seed, scene_seed=args.scene_seed,
                            max_delta=args.max_delta, smoothing=args.smoothing, supersampling=args.supersampling,
-                           workers=args.workers, scene=args.scene)
+                           workers=args.workers, scene=args.scene, vary_scene=args.vary_scene)
     started = time.perf_counter()
     paths = collect(config)
     seconds = time.perf_counter() - started

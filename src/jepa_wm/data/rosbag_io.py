@@ -15,7 +15,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
-import cv2
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
@@ -184,15 +183,10 @@ class BagWriter:
                                fmt: Literal["jpeg", "png"] = "jpeg", quality: int = 90,
                                frame_id: str = "camera_optical_frame") -> None:
         """Write sensor_msgs/CompressedImage, encoding uint8 [H, W, 3] RGB as JPEG or PNG."""
-        if fmt not in ("jpeg", "png"):
-            raise BagError(f"fmt={fmt!r}: expected 'jpeg' or 'png'")
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise BagError(f"image dtype={image.dtype} shape={image.shape}: expected uint8 [H, W, 3] RGB")
-        params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == "jpeg" else []
-        ok, encoded = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", image[..., ::-1], params)
-        if not ok:
-            raise BagError(f"OpenCV could not encode a {image.shape} image as {fmt}")
+        try:
+            encoded = images.rgb_to_compressed_bytes(image, fmt, quality)
+        except images.ImageError as err:
+            raise BagError(f"{topic}: {err}") from None
         message = TYPESTORE.types[COMPRESSED_IMAGE](
             header=_header(stamp_ns, frame_id), format=f"rgb8; {fmt} compressed bgr8", data=encoded.reshape(-1))
         self._write(topic, COMPRESSED_IMAGE, stamp_ns, message)

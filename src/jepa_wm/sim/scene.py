@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import colorsys
+import dataclasses
+
 import mujoco
 import numpy as np
 
@@ -30,6 +33,26 @@ PUSH_OBJECT_MASS = 0.1
 PUSH_OBJECT_FRICTION = (0.4, 0.005, 0.0001)
 PUSH_OBJECT_RGBA = (0.85, 0.55, 0.15, 1.0)  # orange: none of the arm's or the table's colours
 SERVO_DAMPING_RATIO = 1.2  # over-damped: the joint follows its setpoint without overshooting it
+
+
+def varied_appearance(config: SimConfig, rng: np.random.Generator) -> SimConfig:
+    """``config`` as another room and camera would show it: light strength and direction, table and
+    background colours, the camera moved by up to 2.5 cm and turned by up to 2.5 degrees, up to two
+    boxes moving in view, sensor noise. The robot, its objects and its physics stay the same."""
+    def plain_colour() -> tuple[float, ...]:  # the greys, woods and muted paints of a lab, not neon
+        hue, saturation, value = rng.uniform(0, 1), rng.uniform(0, 0.5), rng.uniform(0.35, 0.9)
+        return tuple(float(v) for v in colorsys.hsv_to_rgb(hue, saturation, value))
+
+    return dataclasses.replace(
+        config,
+        light_scale=float(np.exp(rng.uniform(np.log(0.5), np.log(1.7)))),
+        light_azimuth=float(rng.uniform(0.0, 360.0)),
+        table_rgb=plain_colour(),
+        background_rgb=plain_colour(),
+        camera_shift=(*(float(v) for v in rng.uniform(-0.025, 0.025, 3)), *(float(v) for v in rng.uniform(-2.5, 2.5, 3))),
+        distractors=int(rng.integers(0, 3)),
+        image_noise=float(rng.uniform(0.0, 5.0)),
+    )
 
 
 def build_scene(description: ArmDescription, config: SimConfig) -> mujoco.MjModel:

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from OUT/resume.pt (a recipe: skip its finished stages, resume the next)")
     parser.add_argument("--steps", type=int, default=None, help="override train.steps (one stage only)")
     parser.add_argument("--seed", type=int, default=None, help="override train.seed")
+    parser.add_argument("--augment", action="store_true",
+                        help="train.augment in every stage that encodes images: each frame seen through its own "
+                             "light, colour, view shift, noise and JPEG, so the latent learns to ignore them")
     parser.add_argument("--action-scale", type=float, default=None,
                         help="rad of joint motion per unit of normalised action; default: from the recorded actions")
     parser.add_argument("--init", default=None,
@@ -101,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps {args.steps}: {args.config} has {len(stages)} stages; give one stage's file as --config")
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
     stages = [(name, dataclasses.replace(config, **overrides)) for name, config in stages]
+    if args.augment:  # a frozen latent is encoded once, as recorded: nothing to augment there
+        stages = [(name, dataclasses.replace(config, augment=config.mode != "frozen_encoder")) for name, config in stages]
     context = distributed_context(args.device)
     model_config = load_yaml(args.model_config, WorldModelConfig, "world_model")
     reading = bag_reading(args)

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from jepa_wm.config import TrainConfig, WorldModelConfig
+from jepa_wm.data.augment import augment_frames
 from jepa_wm.data.dataset import EpisodeWindows
 from jepa_wm.evaluation.quality import encode_frames, horizon_errors, latent_statistics, probe_scores
 from jepa_wm.models.checkpoint import load_torch_file
@@ -190,7 +191,11 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, cfg)
         self.wrapped.train()
-        batch = self.train_windows.sample(self.local_batch, self.generator, self.model.encoder.preprocess)
+        prepare = self.model.encoder.preprocess
+        if cfg.augment:  # every frame through its own camera and room changes, then as always
+            def prepare(frames: torch.Tensor) -> torch.Tensor:
+                return self.model.encoder.preprocess(augment_frames(frames.cpu(), self.generator).to(frames.device))
+        batch = self.train_windows.sample(self.local_batch, self.generator, prepare)
         losses = self.wrapped(batch)
         if not torch.isfinite(losses["loss"]):  # before the optimiser spreads it through every weight
             episodes = self.train_windows.episodes_of(self.train_windows.last_sampled)
