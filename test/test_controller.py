@@ -18,7 +18,7 @@ from jepa_wm.config import (
     load_robot,
     package_share,
 )
-from jepa_wm.controller import ControlError, LatentMPC, read_image_file, resolve_precision, to_rgb
+from jepa_wm.controller import SETTLE_TICKS, ControlError, LatentMPC, read_image_file, resolve_precision, to_rgb
 from jepa_wm.models import load_checkpoint
 from jepa_wm.models.world_model import WorldModel
 from jepa_wm.reaching import ReachingConfig, make_sim, run_controller, sample_goals
@@ -472,6 +472,15 @@ def test_at_the_goal_the_arm_is_held_until_the_frame_drifts_past_the_resume_dist
         assert mpc.holding
     assert not mpc.step(far, current).reached  # pushed away: planning resumes
     mpc.step(goal, current)
+    # a held arm at rest whose frame stays above the hold distance stopped short: it plans again
+    assert mpc.holding
+    blends = [((1 - w) * goal + w * far).astype(np.uint8) for w in np.linspace(0.05, 0.95, 19)]
+    near = next(b for b in blends if 0.3 * far_distance < probe.step(b, np.zeros(3)).goal_distance < 0.7 * far_distance)
+    assert mpc.step(near, current).reached  # one frame above the hold distance: still held
+    for _ in range(SETTLE_TICKS - 2):
+        assert mpc.step(near, current).reached
+    assert not mpc.step(near, current).reached and not mpc.holding
+    assert mpc.step(goal, current).reached  # and holds again once it looks arrived
     mpc.set_goal(far)  # a new goal always starts with a plan
     assert not mpc.holding
     with pytest.raises(ConfigError, match=r"reach distances \(0.5, 0.1\): expected 0 < hold_below <= resume_above"):

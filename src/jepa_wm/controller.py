@@ -44,6 +44,10 @@ from jepa_wm.safety import clamp_command, non_finite
 # delay a position servo covers ~80 % of a step within one period; over DDS, where planning takes
 # most of the period, the next tick sees ~70 % still to go.
 UNDER_WAY_FRACTION = 0.5
+# While held, the arm comes to rest within a few periods. A hold can start on a frame taken in passing
+# the goal, with the arm carried on by the command under way; once at rest a frame above the hold
+# distance says it stopped short of the goal: after this many such ticks in a row it plans again.
+SETTLE_TICKS = 3
 IK_TOLERANCE_M = 0.005  # a planned tool pose further than this from what the joints can reach is warned about
 
 
@@ -187,6 +191,7 @@ class LatentMPC:
             raise ConfigError(f"reach distances {reach}: expected 0 < hold_below <= resume_above")
         self.reach = reach
         self.holding = False
+        self.unsettled_ticks = 0  # ticks in a row the held arm's frame has been above the hold distance
         self.planner = planner
         # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
         self.precision = resolve_precision(planner.precision, device)
@@ -277,7 +282,7 @@ class LatentMPC:
         rgb = to_rgb(image, "goal image")
         self.goal_latent = self.encode(rgb, "goal image")
         self.goal_shape = rgb.shape[:2]
-        self.warm_start, self.holding = None, False
+        self.warm_start, self.holding, self.unsettled_ticks = None, False, 0
 
     def clear_goal(self) -> None:
         """Forget the goal: no more commands until a new one is set."""
@@ -321,7 +326,10 @@ class LatentMPC:
         latent = latent.to(self.rollout_dtype)
         if self.reach is not None:
             hold_below, resume_above = self.reach
-            self.holding = distance <= (resume_above if self.holding else hold_below)
+            self.unsettled_ticks = self.unsettled_ticks + 1 if self.holding and distance > hold_below else 0
+            self.holding = distance <= (resume_above if self.holding else hold_below) and self.unsettled_ticks < SETTLE_TICKS
+            if not self.holding:
+                self.unsettled_ticks = 0
         if self.holding:  # arrived: hold the arm where it is, within its limits, until pushed away or a new goal
             clamped = clamp_command(current, current, self.lower, self.upper, self.velocity_limits,
                                     self.control_period, self.robot.joint_names, self.explored_range)
