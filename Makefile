@@ -44,19 +44,26 @@ bench: install
 ROBOT ?= jepa_arm
 CHECKPOINT_OUT ?= checkpoints/$(ROBOT)
 DATA := data/$(ROBOT)
+# VARY_SCENE=0.5 AUGMENT=--augment: half of the episodes in another light, colours and camera pose, and
+# every training frame through its own camera changes (docs/own_robot.md: robust to the room). The shipped
+# checkpoints were made without (the plain scene).
+VARY_SCENE ?= 0
+AUGMENT ?=
 
 # A folder that exists is kept (remove it to collect again): smooth random walks, and a quarter as many
 # jerky ones (the planner's candidate sequences are jerkier than a smooth walk).
 $(DATA)/smooth: | install
-	$(VENV)/bin/jepa-ros collect --robot $(ROBOT) --episodes 720 --steps 60 --seed 0 --image-size 128 --out $@
+	$(VENV)/bin/jepa-ros collect --robot $(ROBOT) --episodes 720 --steps 60 --seed 0 --image-size 128 \
+		--vary-scene $(VARY_SCENE) --out $@
 $(DATA)/jerky: | install
-	$(VENV)/bin/jepa-ros collect --robot $(ROBOT) --episodes 240 --steps 60 --seed 1000 --smoothing 0.3 --image-size 128 --out $@
+	$(VENV)/bin/jepa-ros collect --robot $(ROBOT) --episodes 240 --steps 60 --seed 1000 --smoothing 0.3 \
+		--image-size 128 --vary-scene $(VARY_SCENE) --out $@
 
 checkpoint: install $(DATA)/smooth $(DATA)/jerky
 	# TRAIN_THREADS (2) BLAS threads: one run at a time on this 2-core CPU; where other work shares the
 	# cores, TRAIN_THREADS=1 (two threads per process then slow training down severalfold)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags $(DATA)/smooth $(DATA)/jerky --robot $(ROBOT) \
-		--out runs/$(ROBOT) --seed 0 --export $(CHECKPOINT_OUT)
+		$(AUGMENT) --out runs/$(ROBOT) --seed 0 --export $(CHECKPOINT_OUT)
 	# when the latent says "arrived" (stored in the checkpoint; the node holds the arm there)
 	$(VENV)/bin/jepa-ros calibrate --checkpoint $(CHECKPOINT_OUT) --robot $(ROBOT)
 

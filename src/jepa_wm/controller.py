@@ -6,7 +6,8 @@ warm-started from the previous plan), turn the first action into a joint-positio
 ``q + a * action_scale`` (q: the measured positions, or the previous command while it is under
 way) and clamp it to the robot's position and velocity limits. Once the frame is within the
 checkpoint's calibrated reach distance of the goal latent, the arm is held where it is (no plan)
-until the frame drifts past the resume distance or a new goal arrives. Joint order comes from
+until the frame drifts past the resume distance, the arm at rest keeps looking short of the goal, or a
+new goal arrives. Joint order comes from
 names: inputs and commands are in the robot preset's order, the model sees its checkpoint's order.
 """
 
