@@ -283,7 +283,7 @@ class LatentMPC:
         rgb = to_rgb(image, "goal image")
         self.goal_latent = self.encode(rgb, "goal image")
         self.goal_shape = rgb.shape[:2]
-        self.warm_start, self.holding, self.unsettled_ticks = None, False, 0
+        self.warm_start, self.holding = None, False
 
     def clear_goal(self) -> None:
         """Forget the goal: no more commands until a new one is set."""
@@ -328,9 +328,8 @@ class LatentMPC:
         if self.reach is not None:
             hold_below, resume_above = self.reach
             self.unsettled_ticks = self.unsettled_ticks + 1 if self.holding and distance > hold_below else 0
+            # counted only while held, so it starts from 0 at every new hold (and after set_goal)
             self.holding = distance <= (resume_above if self.holding else hold_below) and self.unsettled_ticks < SETTLE_TICKS
-            if not self.holding:
-                self.unsettled_ticks = 0
         if self.holding:  # arrived: hold the arm where it is, within its limits, until pushed away or a new goal
             clamped = clamp_command(current, current, self.lower, self.upper, self.velocity_limits,
                                     self.control_period, self.robot.joint_names, self.explored_range)

@@ -191,10 +191,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, cfg)
         self.wrapped.train()
-        prepare = self.model.encoder.preprocess
-        if cfg.augment:  # every frame through its own camera and room changes, then as always
-            def prepare(frames: torch.Tensor) -> torch.Tensor:
-                return self.model.encoder.preprocess(augment_frames(frames.cpu(), self.generator).to(frames.device))
+        prepare = self._augmented_preprocess if cfg.augment else self.model.encoder.preprocess
         batch = self.train_windows.sample(self.local_batch, self.generator, prepare)
         losses = self.wrapped(batch)
         if not torch.isfinite(losses["loss"]):  # before the optimiser spreads it through every weight
@@ -211,6 +208,10 @@ class Trainer:
         self.objective.update_target()
         self.step += 1
         return {k: v.item() for k, v in losses.items()}
+
+    def _augmented_preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """train.augment: every frame through its own camera and room changes, then preprocessed as always."""
+        return self.model.encoder.preprocess(augment_frames(frames.cpu(), self.generator).to(frames.device))
 
     @torch.no_grad()
     def calibrate(self, frames: int = 2048) -> None:
