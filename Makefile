@@ -15,7 +15,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test demo bench checkpoint clean
+.PHONY: install test demo bench checkpoint checkpoint-push clean
 
 install: $(VENV)/.installed
 
@@ -66,6 +66,20 @@ checkpoint: install $(DATA)/smooth $(DATA)/jerky
 		$(AUGMENT) --out runs/$(ROBOT) --seed 0 --export $(CHECKPOINT_OUT)
 	# when the latent says "arrived" (stored in the checkpoint; the node holds the arm there)
 	$(VENV)/bin/jepa-ros calibrate --checkpoint $(CHECKPOINT_OUT) --robot $(ROBOT)
+
+# `make checkpoint-push [ROBOT=<preset>]`: random pushes of a block in the push scene (exploration only: no
+# rewards, demonstrations or object labels), then the shipped recipe with planar actions (config/models/push.yaml),
+# whose last stage also fits the arm-appearance model the planner compares push goals with, into
+# checkpoints/push (ROBOT=jepa_arm) or checkpoints/<preset>_push.
+PUSH_DATA := data/$(ROBOT)_push
+PUSH_OUT ?= checkpoints/$(if $(filter jepa_arm,$(ROBOT)),push,$(ROBOT)_push)
+$(PUSH_DATA): | install
+	$(VENV)/bin/jepa-ros collect --robot $(ROBOT) --scene push --episodes 600 --steps 60 --seed 1 --image-size 128 \
+		--out $@
+
+checkpoint-push: install $(PUSH_DATA)
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags $(PUSH_DATA) --robot $(ROBOT) \
+		--model-config config/models/push.yaml --out runs/$(ROBOT)_push --seed 0 --export $(PUSH_OUT)
 
 clean:
 	rm -rf $(VENV) build install log reports runs

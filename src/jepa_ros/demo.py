@@ -35,6 +35,7 @@ from jepa_ros.nodes import BackgroundSpinner
 from jepa_wm import topics
 from jepa_wm.config import SimConfig
 from jepa_wm.models.checkpoint import default_checkpoint
+from jepa_wm.pushing import PushingConfig
 from jepa_wm.reaching import (
     Goal,
     ReachAttempt,
@@ -264,13 +265,18 @@ def run_closed_loop(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of `jepa-ros demo`."""
-    parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder")
+    parser.add_argument("--task", choices=("reach", "push"), default="reach",
+                        help="reach: the arm to where goal images show it; push: a block to where goal images show "
+                        "it (the push scene and checkpoints/push)")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/demo or reports/push)")
     parser.add_argument("--goals", type=int, default=ReachingConfig.num_goals, help="number of seeded goals")
-    parser.add_argument("--steps", type=int, default=ReachingConfig.max_steps, help="control steps per goal")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"control steps per goal (default: {ReachingConfig.max_steps}; push: {PushingConfig.max_steps})")
     parser.add_argument("--seed", type=int, default=ReachingConfig.seed, help="seed of the goal poses")
     parser.add_argument("--scene-seed", type=int, default=ReachingConfig.scene_seed,
                         help="object placement of the scene (sim_node's seed); the goals are rendered in it")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: the embedded one)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint folder (default: the embedded one; push: checkpoints/push)")
     parser.add_argument("--robot", default=None, help="simulated robot preset (default: the checkpoint's)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="camera image size (px); default: the checkpoint's encoder image size")
@@ -279,8 +285,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the headline figures."""
-    config = ReachingConfig(num_goals=args.goals, max_steps=args.steps, seed=args.seed, scene_seed=args.scene_seed)
-    metrics = run_closed_loop(config, args.image_size, args.graph_args, args.out, args.checkpoint, args.robot)
+    if args.task == "push":
+        return run_push(args)
+    out = args.out or Path("reports/demo")
+    config = ReachingConfig(num_goals=args.goals, max_steps=args.steps or ReachingConfig.max_steps, seed=args.seed,
+                            scene_seed=args.scene_seed)
+    metrics = run_closed_loop(config, args.image_size, args.graph_args, out, args.checkpoint, args.robot)
     summary = {
         "hold_success_rate": metrics["world_model"]["hold_success_rate"],
         "touch_success_rate": metrics["world_model"]["touch_success_rate"],
@@ -291,6 +301,25 @@ def run(args: argparse.Namespace) -> int:
         "zero_touch_success_rate": metrics["zero"]["touch_success_rate"],
         "median_replan_ms": metrics["world_model"]["median_replan_ms"],
     }
-    print(f"report written to {args.out}/report.md")
+    print(f"report written to {out}/report.md")
+    print(json.dumps(summary))
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """`jepa-ros demo --task push`: push goals over DDS with the push checkpoint; print the headline figures."""
+    from jepa_ros.push_demo import run_push_closed_loop
+    from jepa_wm.models.checkpoint import checkpoint_robot, push_checkpoint
+
+    out = args.out or Path("reports/push")
+    config = PushingConfig(num_goals=args.goals, max_steps=args.steps or PushingConfig.max_steps, seed=args.seed)
+    checkpoint = args.checkpoint or push_checkpoint()
+    metrics = run_push_closed_loop(config, checkpoint, args.robot or checkpoint_robot(checkpoint), args.graph_args, out)
+    summary = {"push_success_rate": metrics["world_model"]["push_success_rate"],
+               "median_final_object_error_m": metrics["world_model"]["median_final_object_error_m"],
+               "random_push_success_rate": metrics["random"]["push_success_rate"],
+               "zero_push_success_rate": metrics["zero"]["push_success_rate"],
+               "median_replan_ms": metrics["world_model"]["median_replan_ms"]}
+    print(f"report written to {out}/report.md")
     print(json.dumps(summary))
     return 0

@@ -152,6 +152,10 @@ class WorldModelConfig:
     action_space: Literal["joint", "end_effector", "planar"] = "joint"
     # planar: the tool's height (m) and roll, pitch, yaw (rad) in the base frame; from the data when trained
     tool_pose: tuple[float, ...] = ()
+    # Random Fourier features of the arm-appearance model (models/arm_appearance.py), with which the
+    # planner compares a goal without the arm (planner.goal: objects); 0: none. `jepa-ros train` fits one
+    # for planar (push) models.
+    arm_features: int = 0
 
     def __post_init__(self) -> None:
         require(len(self.joint_names) >= 1, "world_model.joint_names is empty")
@@ -164,6 +168,7 @@ class WorldModelConfig:
             f"world_model.joint_names has duplicates: {list(self.joint_names)}",
         )
         require(self.action_scale > 0, f"world_model.action_scale={self.action_scale}: expected > 0")
+        require(self.arm_features >= 0, f"world_model.arm_features={self.arm_features}: expected >= 0")
         require(
             self.predictor.variant != "vjepa2_ac" or self.predictor.latent_grid == self.encoder.grid_size,
             f"predictor.variant=vjepa2_ac predicts every patch token: predictor.latent_grid="
@@ -211,6 +216,10 @@ class PlannerConfig:
     action_bound: float = 1.0  # normalised actions are clipped to [-bound, bound]
     cost: Literal["l1", "l2"] = "l1"
     cost_over_horizon: bool = False  # sum the latent distance over all steps, not only the last
+    # What of the goal image counts: "scene", all of it; "objects", what the arm does not explain (the
+    # arm may be anywhere in a push goal image; needs a checkpoint with an arm-appearance model, which
+    # `jepa-ros train` fits for planar models); "auto", objects where the checkpoint has that model.
+    goal: Literal["auto", "scene", "objects"] = "auto"
     action_penalty: float = 0.0
     seed: int = 0
     # Number format of the predictor's rollouts; costs stay float32. bfloat16 plans faster where the
@@ -234,6 +243,8 @@ class PlannerConfig:
             f"planner.precision={self.precision!r}: expected 'float32', 'bfloat16' or 'auto'",
         )
         require(self.cost in ("l1", "l2"), f"planner.cost={self.cost!r}: expected 'l1' or 'l2'")
+        require(self.goal in ("auto", "scene", "objects"),
+                f"planner.goal={self.goal!r}: expected 'auto', 'scene' or 'objects'")
         require(self.horizon >= 1, f"planner.horizon={self.horizon}: expected >= 1")
         require(self.num_samples >= 2, f"planner.num_samples={self.num_samples}: expected >= 2")
         require(self.iterations >= 1, f"planner.iterations={self.iterations}: expected >= 1")

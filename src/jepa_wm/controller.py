@@ -18,7 +18,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -37,7 +37,15 @@ from jepa_wm.models.checkpoint import (
 )
 from jepa_wm.models.end_effector import compose_pose
 from jepa_wm.models.rollout_graph import TracedImagine
-from jepa_wm.planning import PlanResult, RolloutFn, latent_goal_cost, make_generator, plan, shift_plan
+from jepa_wm.planning import (
+    PlanResult,
+    RolloutFn,
+    latent_goal_cost,
+    make_generator,
+    objects_goal_cost,
+    plan,
+    shift_plan,
+)
 from jepa_wm.planning.costs import latent_distance
 from jepa_wm.safety import clamp_command, non_finite
 
@@ -193,6 +201,9 @@ class LatentMPC:
         self.reach = reach
         self.holding = False
         self.unsettled_ticks = 0  # ticks in a row the held arm's frame has been above the hold distance
+        has_arm = getattr(self.model, "arm", None) is not None  # an arm-appearance model (push checkpoints)
+        if planner.goal == "auto":
+            planner = replace(planner, goal="objects" if has_arm else "scene")
         self.planner = planner
         # Frames are encoded in float32; rollouts run on a copy of the model in the planner's precision.
         self.precision = resolve_precision(planner.precision, device)
@@ -222,6 +233,9 @@ class LatentMPC:
                 raise ConfigError("a planar checkpoint without world_model.tool_pose: the tool's height and orientation "
                                   "are unknown")
             self.kinematics = ArmKinematics.of_robot(robot)
+        if planner.goal == "objects" and not has_arm:
+            raise ConfigError("planner.goal 'objects' needs a checkpoint with an arm-appearance model "
+                              "(world_model.arm_features > 0; `jepa-ros train` fits one for planar models)")
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given
@@ -323,7 +337,7 @@ class LatentMPC:
         started = time.perf_counter()
         latent = self.encode(rgb)  # [N, D] float32
         encoded = time.perf_counter()
-        distance = float(latent_distance(latent[None, None], self.goal_latent, self.planner.cost)[0, 0])
+        distance = self.goal_distance(latent, seen)
         latent = latent.to(self.rollout_dtype)
         if self.reach is not None:
             hold_below, resume_above = self.reach
@@ -340,7 +354,10 @@ class LatentMPC:
         latent, start = self.imagine_pending(latent, seen)
         state = self.model_state(start)  # end-effector spaces: forward kinematics, once a tick
         rollout = self.rollout_fn(latent, state)
-        cost = latent_goal_cost(self.goal_latent, self.planner)
+        if self.planner.goal == "objects":
+            cost = objects_goal_cost(self.goal_latent, self.planner, self.model.arm, state, self.model.integrate)
+        else:
+            cost = latent_goal_cost(self.goal_latent, self.planner)
         result = plan(rollout, cost, self.planner, self.model_config.action_dim, self.warm_start, self.generator)
         planned = time.perf_counter()
         self.warm_start, self.last_plan = shift_plan(result.actions), result
@@ -360,6 +377,16 @@ class LatentMPC:
             warnings=[*clamped.warnings, *([unreachable] if unreachable else [])],
             goal_distance=distance,
         )
+
+    def goal_distance(self, latent: torch.Tensor, joint_positions: np.ndarray) -> float:
+        """Latent distance [N, D] -> float of a frame to the goal, as the planner measures it (planner.goal);
+        ``joint_positions`` (robot order) are the arm's when the frame was taken."""
+        assert self.goal_latent is not None
+        if self.planner.goal == "objects":
+            arm = self.model.arm
+            world = arm.without_arm(latent, self.model_state(joint_positions))
+            return float(latent_distance(world[None, None], arm.without_arm(self.goal_latent), self.planner.cost)[0, 0])
+        return float(latent_distance(latent[None, None], self.goal_latent, self.planner.cost)[0, 0])
 
     def imagine_pending(self, latent: torch.Tensor, current: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """Where the last command leads: (latent [N, D], joint positions [J] robot order) to plan from.

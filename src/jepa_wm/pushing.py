@@ -1,15 +1,18 @@
 """Push evaluation: seeded push goals, baselines, and the judgement of where the block ends (ROS-free).
 
 A goal moves the block 5-15 cm from where it rests and turns it by up to 45 degrees; its image
-shows the block there with the arm somewhere else (a random pose: the arm in a goal image may be
-anywhere, and the planner must not have to match it). An attempt starts with the tool at push
+shows the block there with the arm somewhere else (the tool at push height over a random point at
+least 10 cm from the block: the arm in a goal image may be anywhere, and the planner must not have
+to match it). An attempt starts with the tool at push
 height clear of the block. Success is judged where the block ends: its centre within 2 cm of the
 goal and its turn within 15 degrees (a square block looks the same every quarter turn).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -92,7 +95,8 @@ def sample_push_goals(sim: ArmSim, config: PushingConfig) -> list[PushGoal]:
         goal = start + np.array([move * np.cos(angle), move * np.sin(angle), rng.uniform(-config.max_turn, config.max_turn)])
         if np.min(np.linalg.norm(area - goal[:2], axis=1)) > 0.02:  # the goal must lie where the block can be pushed
             continue
-        sim.reset(seed=config.seed, joint_positions=sim.sample_joint_positions(rng), object_pose=goal)  # arm anywhere
+        sim.reset(seed=config.seed, object_pose=goal)
+        sim.reset(seed=config.seed, joint_positions=explorer.start(), object_pose=goal)  # the arm elsewhere, clear of it
         image = sim.render().copy()
         sim.reset(seed=config.seed, object_pose=start)
         start_joints = explorer.start()
@@ -163,3 +167,45 @@ def summarize_pushes(attempts: list[PushAttempt], config: PushingConfig) -> dict
         "median_initial_object_error_m": float(np.median([a.position_errors_m[0] for a in attempts])),
         "median_replan_ms": float(np.median(replans)) if replans else float("nan"),
     }
+
+
+def write_push_report(out: Path, config: PushingConfig, results: dict[str, list[PushAttempt]], goals: list[PushGoal],
+                      extra: dict | None = None) -> dict:
+    """Write metrics.json, report.md (a table per policy and per goal), object_error.png (per goal) and
+    rollouts.gif (camera | goal) of the first policy; return the metrics."""
+    import imageio.v2 as imageio
+
+    from jepa_wm.evaluation import json_safe
+    from jepa_wm.reaching import plot_goal_errors
+
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = {name: summarize_pushes(attempts, config) for name, attempts in results.items()}
+    metrics["config"] = {k: float(v) if isinstance(v, float) else v for k, v in asdict(config).items()}
+    metrics.update(extra or {})
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))
+    names = list(results)
+    lines = ["# Push goals", "",
+             f"{config.num_goals} seeded goals (seed {config.seed}): the block moved {config.min_move * 100:.0f}-"
+             f"{config.max_move * 100:.0f} cm and turned up to {np.degrees(config.max_turn):.0f} degrees, the arm elsewhere "
+             f"in the goal image; {config.max_steps} control steps. Success: the block within "
+             f"{config.position_tolerance * 100:.0f} cm and {np.degrees(config.yaw_tolerance):.0f} degrees of the goal at "
+             "the end of the episode.", "",
+             "| policy | success | median final error (cm) | median final turn (deg) |", "|---|---|---|---|"]
+    for name in names:
+        m = metrics[name]
+        lines.append(f"| {name} | {m['push_success_rate']:.0%} | {m['median_final_object_error_m'] * 100:.1f} | "
+                     f"{m['median_final_object_turn_deg']:.1f} |")
+    lines += ["", "| goal | start (cm) | " + " | ".join(f"{n} final (cm, deg)" for n in names) + " |",
+              "|---|---|" + "---|" * len(names)]
+    for index in range(len(goals)):
+        finals = " | ".join(f"{results[n][index].position_errors_m[-1] * 100:.1f}, "
+                            f"{np.degrees(results[n][index].yaw_errors_rad[-1]):.0f}" for n in names)
+        lines.append(f"| {index} | {results[names[0]][index].position_errors_m[0] * 100:.1f} | {finals} |")
+    lines += ["", "![block error per step](object_error.png)", "", "Video: `rollouts.gif` (camera | goal)."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    plot_goal_errors(out / "object_error.png", {name: [a.position_errors_m for a in results[name]] for name in names},
+                     config.position_tolerance, "block error (cm)")
+    video = [np.concatenate([frame, goals[a.goal_index].image], axis=1) for a in results[names[0]] for frame in a.frames]
+    if video:
+        imageio.mimsave(out / "rollouts.gif", video, duration=0.1, loop=0)
+    return metrics

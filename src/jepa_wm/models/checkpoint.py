@@ -36,6 +36,13 @@ def default_checkpoint() -> Path:
     return package_share() / "checkpoints" / "default"
 
 
+def push_checkpoint() -> Path:
+    """The packaged push checkpoint (`make checkpoint-push`): ``checkpoints/push`` in the package share."""
+    from jepa_wm.config import package_share
+
+    return package_share() / "checkpoints" / "push"
+
+
 class CheckpointError(ValueError):
     """A checkpoint is missing, malformed, or does not fit the model it is loaded into."""
 

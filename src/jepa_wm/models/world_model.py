@@ -19,6 +19,7 @@ from torch import nn
 
 from jepa_wm.config import WorldModelConfig
 from jepa_wm.models.ac_predictor import VJEPA2ACPredictor
+from jepa_wm.models.arm_appearance import ArmAppearance
 from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
 from jepa_wm.models.end_effector import compose_pose, pose_difference
 from jepa_wm.models.layers import KVCache
@@ -40,6 +41,9 @@ class WorldModel(nn.Module):
         self.encoder = VisionEncoder(config.encoder)
         self.latent_pool: LinearPool | None = None
         self.latent_norm: nn.BatchNorm1d | None = None
+        self.arm: ArmAppearance | None = None  # what the arm alone contributes to a latent (planner.goal: objects)
+        if config.arm_features:
+            self.arm = ArmAppearance(config.action_dim, self.num_tokens, self.latent_dim, config.arm_features)
         if config.predictor.variant == "vjepa2_ac":
             grid = config.encoder.grid_size
             self.predictor = VJEPA2ACPredictor(config.predictor, self.latent_dim, config.action_dim, (grid, grid))

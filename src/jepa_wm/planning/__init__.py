@@ -20,7 +20,7 @@ from jepa_wm.planning.base import (
     shift_plan,
 )
 from jepa_wm.planning.cem import cem
-from jepa_wm.planning.costs import action_cost, latent_distance, latent_goal_cost
+from jepa_wm.planning.costs import action_cost, latent_distance, latent_goal_cost, objects_goal_cost
 from jepa_wm.planning.mppi import mppi
 
 PLANNERS = {"cem": cem, "mppi": mppi}
@@ -50,6 +50,7 @@ __all__ = [
     "latent_goal_cost",
     "make_generator",
     "mppi",
+    "objects_goal_cost",
     "plan",
     "shift_plan",
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from jepa_wm.config import PlannerConfig
+from jepa_wm.models.arm_appearance import ArmAppearance
 from jepa_wm.planning.base import CostFn, PlanningError
 
 
@@ -50,10 +53,39 @@ def latent_goal_cost(goal_latent: Tensor, config: PlannerConfig) -> CostFn:
     goal = goal_latent.detach()
 
     def cost(predicted: Tensor, actions: Tensor) -> Tensor:
-        distance = latent_distance(predicted, goal, config.cost)  # [S, H]
-        total = distance.sum(dim=1) if config.cost_over_horizon else distance[:, -1]
-        if config.action_penalty > 0:
-            total = total + config.action_penalty * action_cost(actions)
-        return total
+        return _total(latent_distance(predicted, goal, config.cost), actions, config)
 
     return cost
+
+
+def objects_goal_cost(goal_latent: Tensor, config: PlannerConfig, arm: ArmAppearance, state: Tensor,
+                      integrate: Callable[[Tensor, Tensor], Tensor]) -> CostFn:
+    """Cost callable as latent_goal_cost's, comparing only what the arm does not explain (planner.goal: objects).
+
+    The arm's part is taken out of the goal latent [N, D] at the state read from it (where the arm
+    is in the goal image does not matter), and out of each predicted latent at the state the
+    candidate's actions lead to from ``state`` [A] (``integrate``: (states [S, A], actions [S, A]) -> [S, A]).
+    """
+    if goal_latent.ndim == 3 and goal_latent.shape[0] == 1:
+        goal_latent = goal_latent[0]
+    if goal_latent.ndim != 2:
+        raise PlanningError(f"goal latent has shape {tuple(goal_latent.shape)}, expected [N, D] or [1, N, D]")
+    goal = arm.without_arm(goal_latent.detach())  # [N, D]
+
+    def cost(predicted: Tensor, actions: Tensor) -> Tensor:
+        states, step_states = state.expand(actions.shape[0], -1), []
+        for step in range(actions.shape[1]):
+            states = integrate(states, actions[:, step])
+            step_states.append(states)
+        world = arm.without_arm(predicted, torch.stack(step_states, dim=1))  # [S, H, N, D]
+        return _total(latent_distance(world, goal, config.cost), actions, config)
+
+    return cost
+
+
+def _total(distance: Tensor, actions: Tensor, config: PlannerConfig) -> Tensor:
+    """Per-step distances [S, H] -> cost [S]: at the end of the horizon or summed over it, plus the action penalty."""
+    total = distance.sum(dim=1) if config.cost_over_horizon else distance[:, -1]
+    if config.action_penalty > 0:
+        total = total + config.action_penalty * action_cost(actions)
+    return total

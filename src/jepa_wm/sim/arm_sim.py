@@ -11,7 +11,15 @@ import numpy as np
 from jepa_wm.config import SimConfig, check_joint_names, load_robot
 from jepa_wm.safety import clamp_to_limits
 from jepa_wm.sim.description import DescriptionError, load_description
-from jepa_wm.sim.scene import PUSH_OBJECT, PUSH_OBJECT_HALF_SIZE, TABLE_LINK, TCP_LINK, build_scene
+from jepa_wm.sim.scene import (
+    PUSH_OBJECT,
+    PUSH_OBJECT_HALF_SIZE,
+    TABLE_LINK,
+    TCP_LINK,
+    build_scene,
+    camera_pose,
+    overhead_camera,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +27,7 @@ TABLE_CLEARANCE = 0.07  # m the arm keeps above the table top: clear of the obje
 SETPOINT_SPEED = 0.9  # fraction of the velocity limit: the servo lags and catches up a few % faster
 IMAGE_MARGIN = 0.08  # fraction of the image the tool centre point keeps away from the border
 PUSH_IMAGE_MARGIN = 0.2  # fraction of the image the push block's places keep away from the border
+PUSH_AREA_HALF_WIDTH = 0.12  # m: the block is placed and pushed in a square this far around the reach's middle
 
 
 class ArmSim:
@@ -189,22 +198,29 @@ class ArmSim:
 
     def _reachable_table_area(self, samples: int = 400) -> np.ndarray:
         """Table points [K, 2] under the tool of valid poses in the exploration box, 20 cm or more from the
-        base and well inside the camera's view: where a block can be pushed from every side, and seen."""
+        base and well inside the camera's view: where a block can be pushed from every side, and seen.
+        The push camera is aimed at them first (scene.overhead_camera)."""
         rng = np.random.default_rng(self.config.seed + 2)
         base_body = self.model.jnt_bodyid[self.model.joint(self.joint_names[0]).id]
-        size, margin = self.config.image_size, PUSH_IMAGE_MARGIN * self.config.image_size
         points = []
         for _ in range(samples):
             self._scratch.qpos[self._qpos_index] = self.sample_joint_positions(rng)
             mujoco.mj_kinematics(self.model, self._scratch)
+            points.append(self._scratch.xpos[self._tcp_body][:2].copy())
+        points, base = np.array(points), self._scratch.xpos[base_body][:2].copy()
+        points = points[np.linalg.norm(points - base, axis=1) > 0.2]
+        if len(points) >= 10:  # one bench-sized square of it, around the middle of where the tool reaches
+            points = points[np.all(np.abs(points - np.median(points, axis=0)) <= PUSH_AREA_HALF_WIDTH, axis=1)]
+        if len(points) >= 10:
+            position, orientation = camera_pose(*overhead_camera(points, base, self._table_top), self.config.camera_shift)
+            self.model.cam_pos[self._camera], self.model.cam_quat[self._camera] = position, orientation
             mujoco.mj_camlight(self.model, self._scratch)
-            xy, base = self._scratch.xpos[self._tcp_body][:2].copy(), self._scratch.xpos[base_body][:2]
-            u, v = self._project(self._scratch, np.array([*xy, self._table_top]))[0]  # the block's place, seen
-            if np.linalg.norm(xy - base) > 0.2 and margin <= u <= size - margin and margin <= v <= size - margin:
-                points.append(xy)
+            size, margin = self.config.image_size, PUSH_IMAGE_MARGIN * self.config.image_size
+            u, v = self._project(self._scratch, np.column_stack([points, np.full(len(points), self._table_top)])).T
+            points = points[(margin <= u) & (u <= size - margin) & (margin <= v) & (v <= size - margin)]  # seen
         if len(points) < 10:
             raise RuntimeError(f"only {len(points)} of {samples} tool positions leave room for the push block")
-        return np.array(points)
+        return points
 
     # ---------------------------------------------------------------------------------- camera
     def render(self) -> np.ndarray:

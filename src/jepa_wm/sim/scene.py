@@ -32,6 +32,11 @@ PUSH_OBJECT_HALF_SIZE = (0.03, 0.03, 0.02)
 PUSH_OBJECT_MASS = 0.1
 PUSH_OBJECT_FRICTION = (0.4, 0.005, 0.0001)
 PUSH_OBJECT_RGBA = (0.85, 0.55, 0.15, 1.0)  # orange: none of the arm's or the table's colours
+# The push scene's camera looks straight down on the table where the block is pushed, seeing that area
+# with this much room (m) on every side, through this vertical field of view (deg).
+PUSH_CAMERA_MARGIN = 0.08
+PUSH_CAMERA_FOVY = 45.0
+PUSH_TABLE_RGB = (0.45, 0.45, 0.43)  # a grey bench top: seen from above in full light, a light one turns white
 SERVO_DAMPING_RATIO = 1.2  # over-damped: the joint follows its setpoint without overshooting it
 
 
@@ -103,16 +108,13 @@ def build_scene(description: ArmDescription, config: SimConfig) -> mujoco.MjMode
         actuator.forcelimited = True
         actuator.forcerange = [-description.effort_limits[i], description.effort_limits[i]]
 
-    # MuJoCo cameras look along -z with y up; the optical frame looks along +z with y down.
-    position, orientation = np.zeros(3), np.array([0.0, 1.0, 0.0, 0.0])
-    if config.camera_shift:  # in the optical frame: x right, y down, z forward; angles about those axes
-        position = np.array(config.camera_shift[:3], dtype=np.float64)
-        turn = np.zeros(4)
-        mujoco.mju_euler2Quat(turn, np.radians(config.camera_shift[3:]), "XYZ")
-        mujoco.mju_mulQuat(orientation, turn, orientation.copy())
-    bodies[description.camera_frame].add_camera(
-        name=camera_name, pos=position, quat=orientation, fovy=float(np.degrees(description.camera_horizontal_fov))
-    )
+    if config.scene == "push":  # looks down on where the block is pushed; ArmSim aims it (overhead_camera)
+        spec.worldbody.add_camera(name=camera_name, fovy=PUSH_CAMERA_FOVY)
+    else:
+        position, orientation = camera_pose(np.zeros(3), np.array([1.0, 0.0, 0.0, 0.0]), config.camera_shift)
+        bodies[description.camera_frame].add_camera(
+            name=camera_name, pos=position, quat=orientation, fovy=float(np.degrees(description.camera_horizontal_fov))
+        )
     # A plain, light background: no horizon line or texture for the world model to waste capacity on.
     sky = list(config.background_rgb or (0.78, 0.82, 0.88))
     spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,
@@ -122,8 +124,9 @@ def build_scene(description: ArmDescription, config: SimConfig) -> mujoco.MjMode
     direction = np.array([-0.2, -0.35]) @ np.array([[np.cos(azimuth), np.sin(azimuth)], [-np.sin(azimuth), np.cos(azimuth)]])
     world.add_light(name="key_light", pos=[0.6, 0.8, 2.2], dir=[*direction, -1.0], diffuse=[0.6 * config.light_scale] * 3,
                     castshadow=False)
-    if config.table_rgb:
-        bodies[TABLE_LINK].first_geom().rgba = [*config.table_rgb, 1.0]
+    table_rgb = config.table_rgb or (PUSH_TABLE_RGB if config.scene == "push" else None)
+    if table_rgb:
+        bodies[TABLE_LINK].first_geom().rgba = [*table_rgb, 1.0]
     _add_objects(spec, bodies[TABLE_LINK], config.num_objects if config.scene == "reach" else 0, config.seed)
     if config.scene == "push":
         _add_push_object(world)
@@ -138,6 +141,42 @@ def build_scene(description: ArmDescription, config: SimConfig) -> mujoco.MjMode
     joint_ids = [model.joint(name).id for name in description.joint_names]
     model.jnt_solref[joint_ids, 0] = 2 * timestep
     return model
+
+
+def camera_pose(position: np.ndarray, orientation: np.ndarray, shift: tuple[float, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """MuJoCo camera position [3] and quaternion [4] for an optical frame at ``position`` / ``orientation``
+    (w, x, y, z; x right, y down, z forward, as ROS camera frames), moved by ``shift``: (dx, dy, dz) m and
+    (roll, pitch, yaw) deg in that frame. MuJoCo cameras look along -z with y up."""
+    position, orientation = np.asarray(position, dtype=np.float64), np.asarray(orientation, dtype=np.float64)
+    if shift:
+        rotation = np.zeros(9)
+        mujoco.mju_quat2Mat(rotation, orientation)
+        position = position + rotation.reshape(3, 3) @ np.asarray(shift[:3], dtype=np.float64)
+        turn = np.zeros(4)
+        mujoco.mju_euler2Quat(turn, np.radians(shift[3:]), "XYZ")
+        turned = np.zeros(4)
+        mujoco.mju_mulQuat(turned, orientation, turn)
+        orientation = turned
+    flipped = np.zeros(4)
+    mujoco.mju_mulQuat(flipped, orientation, np.array([0.0, 1.0, 0.0, 0.0]))  # half a turn about x
+    return position, flipped
+
+
+def overhead_camera(area: np.ndarray, base: np.ndarray, table_top: float) -> tuple[np.ndarray, np.ndarray]:
+    """Optical frame (position [3], quaternion [4]) of a camera looking straight down on table ``area``
+    [K, 2] (world x, y) from high enough to see all of it with PUSH_CAMERA_MARGIN around, the image's
+    top away from the robot's ``base`` [2]: the arm reaches in from the bottom edge, as over a real bench."""
+    centre = (area.min(axis=0) + area.max(axis=0)) / 2
+    away = centre - base
+    away = away / max(float(np.linalg.norm(away)), 1e-9)  # up in the image
+    # optical axes in world: x right, y down (toward the base), z forward (down)
+    axes = np.stack([np.array([away[1], -away[0], 0.0]), np.array([-away[0], -away[1], 0.0]), np.array([0.0, 0.0, -1.0])],
+                    axis=1)
+    quaternion = np.zeros(4)
+    mujoco.mju_mat2Quat(quaternion, axes.flatten())
+    reach = float(np.max(np.abs((area - centre) @ axes[:2, :2]))) + PUSH_CAMERA_MARGIN  # half the width seen
+    height = reach / np.tan(np.radians(PUSH_CAMERA_FOVY) / 2)
+    return np.array([*centre, table_top + height]), quaternion
 
 
 def _moving_bodies(spec: mujoco.MjSpec, joint_names: tuple[str, ...]) -> set[str]:
