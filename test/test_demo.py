@@ -75,3 +75,36 @@ def test_reach_calibration_separates_frames_at_the_goal_from_frames_away():
     assert 0 < reach["hold_below"] < reach["resume_above"] and reach["frames_near"] >= 10
     stored = read_checkpoint_config(default_checkpoint())[1]["reach"]  # `jepa-ros calibrate` of the shipped model
     assert 0 < stored["hold_below"] < stored["resume_above"] and stored["goals"] == 12
+
+
+def test_push_demo_over_dds_starts_each_goal_as_set_and_measures_where_the_block_ends(tmp_path: Path):
+    """sim_node (push scene) and world_model_node as processes, with a planar model of random weights: the
+    client's set-up (arm to the start pose by commands, the block placed) and its measurements, end to end."""
+    import dataclasses
+
+    import numpy as np
+
+    from jepa_ros.push_demo import run_push_closed_loop
+    from jepa_wm.config import SimConfig, WorldModelConfig, load_robot
+    from jepa_wm.models.checkpoint import save_checkpoint
+    from jepa_wm.models.world_model import WorldModel
+    from jepa_wm.pushing import PushingConfig
+    from jepa_wm.sim import ArmSim
+    from jepa_wm.sim.push_explorer import PushExplorer
+    from wm_fixtures import tiny_config
+
+    with ArmSim(SimConfig(scene="push", image_size=64)) as sim:
+        tool_pose = tuple(float(v) for v in PushExplorer(sim, np.random.default_rng(0)).tool_pose)
+    tiny = tiny_config()
+    config = WorldModelConfig(encoder=dataclasses.replace(tiny.encoder, image_size=64), predictor=tiny.predictor, joint_names=load_robot("jepa_arm").joint_names,
+                              action_scale=0.03, action_space="planar", tool_pose=tool_pose, arm_features=8)
+    save_checkpoint(WorldModel(config), tmp_path / "push", {"robot": "jepa_arm", "period_s": 0.2, "train_seconds": 0.0})
+    push = PushingConfig(num_goals=2, max_steps=4, seed=5)
+    metrics = run_push_closed_loop(push, tmp_path / "push", "jepa_arm", [], tmp_path / "report")
+    zero = metrics["zero"]
+    # each goal started with the block where the goal's start has it: as far from the goal as the baseline's start
+    assert metrics["world_model"]["median_initial_object_error_m"] == pytest.approx(zero["median_initial_object_error_m"], abs=0.003)
+    assert push.min_move - 0.003 <= zero["median_initial_object_error_m"] <= push.max_move + 0.003
+    assert np.isfinite(metrics["world_model"]["median_final_object_error_m"]) and metrics["world_model"]["median_replan_ms"] > 0
+    assert {p.name for p in (tmp_path / "report").iterdir()} >= {"report.md", "metrics.json", "object_error.png"}
+    assert dataclasses.asdict(push)["num_goals"] == metrics["config"]["num_goals"]
