@@ -3,6 +3,8 @@ end-effector actions (the tool's x, y at a held height) through training and the
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -97,6 +99,13 @@ def test_push_bags_train_a_planar_model_that_plans_through_the_controller(tmp_pa
     # the last stage fits the arm-appearance model the planner compares push goals with (planner.goal auto: objects)
     assert model.config.arm_features > 0 and model.arm is not None and "arm_explained_variance" in printed
     assert torch.count_nonzero(model.arm.appearance_weights) > 0
+    # offline evaluation reads the bags into the checkpoint's planar space by the preset's kinematics
+    assert main(["evaluate", "--bag", str(bags), "--checkpoint", str(tmp_path / "run" / "checkpoint"), "--out",
+                 str(tmp_path / "eval"), "--robot", "jepa_arm", "--horizon", "2", "--no-progress", "--plan-every", "8",
+                 "--energy-every", "4", "--num-random", "7"]) == 0
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["joint_names"] == ["x", "y"] and evaluated["overall"]["prediction"]
+    assert "probe R^2 x" in evaluated["readiness"]["statement"]
     height = model.config.tool_pose[0]
     assert abs(height - PushExplorer(ArmSim(SimConfig(scene="push", image_size=64)), np.random.default_rng(0)).tool_pose[0]) < 1e-3
     mpc = LatentMPC.from_checkpoint(tmp_path / "run" / "checkpoint", PlannerConfig(num_samples=8, num_elites=4, iterations=1,
