@@ -79,7 +79,8 @@ $(PUSH_DATA): | install
 
 checkpoint-push: install $(PUSH_DATA)
 	OMP_NUM_THREADS=$(TRAIN_THREADS) $(VENV)/bin/jepa-ros train --bags $(PUSH_DATA) --robot $(ROBOT) \
-		--model-config config/models/push.yaml --out runs/$(ROBOT)_push --seed 0 --export $(PUSH_OUT)
+		--model-config config/models/push.yaml --config config/training/push_recipe.yaml --out runs/$(ROBOT)_push \
+		--seed 0 --export $(PUSH_OUT)
 
 clean:
 	rm -rf $(VENV) build install log reports runs

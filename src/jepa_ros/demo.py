@@ -15,6 +15,8 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -169,28 +171,63 @@ class ReachingClient(Node):
         """Reset the arm, give the goal image, let the world model command ``max_steps`` steps."""
         reset_time = self._reset_arm()
         self.wait_for(lambda: self.ee_stamp > reset_time + 0.05, 10.0, "end_effector_position after reset")
-        self.goal_publisher.publish(rgb_to_image(goal.image, frame_id="camera_optical_frame"))
+        episode = ReachAttempt(index, [])
+
+        def on_frame(frame: np.ndarray) -> None:
+            episode.frames.append(frame)
+            episode.holding.append(self.holding)
+
+        self.command_steps(index, goal.image, config.max_steps, config.control_period,
+                           lambda: episode.errors_m.append(self._error(goal)), episode.replan_ms, video_every, on_frame)
+        return episode
+
+    def command_steps(self, index: int, goal_image: np.ndarray, max_steps: int, control_period: float,
+                      record: Callable[[], None], replan_ms: list[float], video_every: int,
+                      on_frame: Callable[[np.ndarray], None]) -> None:
+        """Give the goal image, enable the world model for ``max_steps`` commands, then disable it.
+
+        Under the lock: ``record()`` before the first command and once per command carried out (command
+        ``step`` arrives a period after the one before, so ``step - 1`` has been carried out; the last one a
+        period after it); each new plan's time goes to ``replan_ms`` (a held arm does not plan), and every
+        ``video_every``-th command's camera frame to ``on_frame``.
+        """
+        self.goal_publisher.publish(rgb_to_image(goal_image, frame_id="camera_optical_frame"))
         time.sleep(0.3)  # the node converts and encodes the goal before it is enabled
         with self._lock:
-            episode = ReachAttempt(index, [self._error(goal)])
+            record()
             start_commands = self.commands
         self.call(self.enable_client, SetBool.Request(data=True))
-        for step in range(1, config.max_steps + 1):
+        for step in range(1, max_steps + 1):
             self.wait_for(lambda step=step: self.commands >= start_commands + step, 10.0, f"command {step} of goal {index}")
             with self._lock:
-                if step > 1:  # command `step` arrives a period after the one before: `step - 1` carried out
-                    episode.errors_m.append(self._error(goal))
-                if self.last_plan_ms is not None:  # a new plan since the last step (a held arm does not plan)
-                    episode.replan_ms.append(self.last_plan_ms)
+                if step > 1:
+                    record()
+                if self.last_plan_ms is not None:
+                    replan_ms.append(self.last_plan_ms)
                     self.last_plan_ms = None
                 if self.frame_msg is not None and step % video_every == 0:
-                    episode.frames.append(image_to_rgb(self.frame_msg))
-                    episode.holding.append(self.holding)
-        time.sleep(config.control_period)  # the last command's period
-        with self._lock:  # one reading per command carried out, as in jepa_wm.reaching's in-process loop
-            episode.errors_m.append(self._error(goal))
+                    on_frame(image_to_rgb(self.frame_msg))
+        time.sleep(control_period)  # the last command's period
+        with self._lock:  # one reading per command carried out, as in the in-process loops
+            record()
         self.call(self.enable_client, SetBool.Request(data=False))
-        return episode
+
+
+@contextmanager
+def spinning(client_type: type[ReachingClient]) -> Iterator[ReachingClient]:
+    """rclpy up and a ``client_type()`` spun on one background thread (the client shares the CPU with the
+    nodes it measures: two threads took ~90 % of a core); all of it down again after."""
+    rclpy.init()
+    client = client_type()
+    executor = SingleThreadedExecutor()
+    executor.add_node(client)
+    spinner = BackgroundSpinner(executor)
+    try:
+        yield client
+    finally:
+        spinner.stop()
+        client.destroy_node()
+        rclpy.shutdown()
 
 
 def run_closed_loop(
@@ -239,20 +276,9 @@ def run_closed_loop(
             path = Path(files.name) / f"{argument}.yaml"
             path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
             args.append(f"{argument}:={path}")
-    with files, start_graph("sim_mujoco", args):
-        rclpy.init()
-        client = ReachingClient()
-        # one thread: the client shares the CPU with the nodes it measures (two took ~90 % of a core)
-        executor = SingleThreadedExecutor()
-        executor.add_node(client)
-        spinner = BackgroundSpinner(executor)
-        try:
-            client.check_scene(home, scene_tolerance)
-            episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
-        finally:
-            spinner.stop()
-            client.destroy_node()
-            rclpy.shutdown()
+    with files, start_graph("sim_mujoco", args), spinning(ReachingClient) as client:
+        client.check_scene(home, scene_tolerance)
+        episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
     closed_loop_s = time.monotonic() - started
     results = {
         "world_model": episodes,

@@ -15,16 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import SetBool
 
-from jepa_ros.conversions import image_to_rgb, pose_to_planar, rgb_to_image
-from jepa_ros.demo import ReachingClient
-from jepa_ros.nodes import BackgroundSpinner
+from jepa_ros.conversions import pose_to_planar
+from jepa_ros.demo import ReachingClient, spinning
 from jepa_wm import topics
 from jepa_wm.config import SimConfig
 from jepa_wm.pushing import (
@@ -80,27 +76,9 @@ class PushingClient(ReachingClient):
                  video_every: int) -> PushAttempt:
         """Set the goal up, give its image, let the world model command ``max_steps`` steps."""
         self.set_up(goal, tool_position)
-        self.goal_publisher.publish(rgb_to_image(goal.image, frame_id="camera_optical_frame"))
-        time.sleep(0.3)  # the node converts and encodes the goal before it is enabled
         attempt = PushAttempt(index)
-        with self._lock:
-            self._record(attempt, goal)
-            start_commands = self.commands
-        self.call(self.enable_client, SetBool.Request(data=True))
-        for step in range(1, config.max_steps + 1):
-            self.wait_for(lambda step=step: self.commands >= start_commands + step, 10.0, f"command {step} of goal {index}")
-            with self._lock:
-                if step > 1:  # command `step` arrives a period after the one before: `step - 1` carried out
-                    self._record(attempt, goal)
-                if self.last_plan_ms is not None:
-                    attempt.replan_ms.append(self.last_plan_ms)
-                    self.last_plan_ms = None
-                if self.frame_msg is not None and step % video_every == 0:
-                    attempt.frames.append(image_to_rgb(self.frame_msg))
-        time.sleep(config.control_period)  # the last command's period
-        with self._lock:
-            self._record(attempt, goal)
-        self.call(self.enable_client, SetBool.Request(data=False))
+        self.command_steps(index, goal.image, config.max_steps, config.control_period,
+                           lambda: self._record(attempt, goal), attempt.replan_ms, video_every, attempt.frames.append)
         return attempt
 
     def _record(self, attempt: PushAttempt, goal: PushGoal) -> None:
@@ -130,19 +108,9 @@ def run_push_closed_loop(config: PushingConfig, checkpoint: Path, robot: str, gr
     started = time.monotonic()
     args = [f"robot:={robot}", f"image_size:={image_size}", f"checkpoint:={checkpoint}", f"seed:={config.seed}",
             "scene:=push", *graph_args]
-    with start_graph("sim_mujoco", args):
-        rclpy.init()
-        client = PushingClient()
-        executor = SingleThreadedExecutor()
-        executor.add_node(client)
-        spinner = BackgroundSpinner(executor)
-        try:
-            attempts = [client.run_goal(i, goal, config, tool_positions[i], video_every=2)
-                        for i, goal in enumerate(tqdm(goals, desc="push goals"))]
-        finally:
-            spinner.stop()
-            client.destroy_node()
-            rclpy.shutdown()
+    with start_graph("sim_mujoco", args), spinning(PushingClient) as client:
+        attempts = [client.run_goal(i, goal, config, tool_positions[i], video_every=2)
+                    for i, goal in enumerate(tqdm(goals, desc="push goals"))]
     closed_loop_s = time.monotonic() - started
     results = {"world_model": attempts, "random": run_push_baseline(sim, goals, config, "random"),
                "zero": run_push_baseline(sim, goals, config, "zero")}

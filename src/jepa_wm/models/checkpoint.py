@@ -37,10 +37,15 @@ def default_checkpoint() -> Path:
 
 
 def push_checkpoint() -> Path:
-    """The packaged push checkpoint (`make checkpoint-push`): ``checkpoints/push`` in the package share."""
+    """The push checkpoint `make checkpoint-push` makes: ``checkpoints/push`` in the package share (refused,
+    with what makes one, where there is none)."""
     from jepa_wm.config import package_share
 
-    return package_share() / "checkpoints" / "push"
+    folder = package_share() / "checkpoints" / "push"
+    if not (folder / CONFIG).is_file():
+        raise CheckpointError(f"no push checkpoint in {folder}: `make checkpoint-push` makes one from exploration data "
+                              "(about 45 minutes on a 2-core CPU), or give --checkpoint")
+    return folder
 
 
 class CheckpointError(ValueError):
