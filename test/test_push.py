@@ -142,3 +142,21 @@ def test_push_goals_move_the_block_within_reach_and_a_still_arm_reaches_none(sim
     assert metrics["push_success_rate"] == 0.0 and metrics["median_final_object_error_m"] >= config.min_move - 1e-3
     # a square block looks the same every quarter turn
     assert object_errors(np.array([0.3, 0.1, np.pi / 4 - 0.05]), np.array([0.3, 0.1, -np.pi / 4 + 0.05]))[1] == pytest.approx(0.1)
+
+
+def test_make_checkpoint_push_runs_the_push_recipe_with_planar_actions():
+    from pathlib import Path
+
+    from jepa_wm.config import load_yaml, package_share
+    from jepa_wm.training.command import load_stages
+
+    stages = load_stages(package_share() / "config" / "training" / "push_recipe.yaml")
+    assert [(name, config.mode) for name, config in stages] == [
+        ("proprio", "proprio"), ("push_joint", "joint"), ("predictor", "frozen_encoder")]
+    joint = dict(stages)["push_joint"]  # the JEPA objective keeps what moves in the scene, not the arm alone
+    assert joint.sigreg_weight > 0 and joint.inverse_dynamics_weight == 0 and joint.smoothness_weight == 0
+    assert load_yaml(package_share() / "config" / "models" / "push.yaml", WorldModelConfig, "world_model").action_space == "planar"
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    rule = makefile.split("\ncheckpoint-push:")[1].split("\n\n")[0].replace("\\\n", " ")
+    assert "--config config/training/push_recipe.yaml" in rule and "--model-config config/models/push.yaml" in rule
+    assert "--robot $(ROBOT)" in rule

@@ -193,7 +193,7 @@ def test_the_default_config_is_the_shipped_recipe_and_make_checkpoint_runs_it():
     for _, config in load_stages(default):  # nothing in the recipe is sized for one robot's joints
         assert not config.proprio_joint_weights and not config.inverse_dynamics_joint_weights
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
-    recipe = makefile.split("\ncheckpoint:")[1].split("\nclean:")[0].replace("\\\n", " ")
+    recipe = makefile.split("\ncheckpoint:")[1].split("\n\n")[0].replace("\\\n", " ")  # the rule, to its blank line
     trains = re.findall(r"jepa-ros train ([^\n]*)", recipe)
     assert len(trains) == 1 and "--config" not in trains[0] and "--robot $(ROBOT)" in trains[0]
 
