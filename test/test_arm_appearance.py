@@ -77,7 +77,7 @@ def test_the_objects_cost_ranks_the_object_at_its_goal_first_whatever_the_arm_do
     def integrate(states, steps):
         return states + steps * 0.1
 
-    cost = objects_goal_cost(goal_latent, config, arm, start, integrate)
+    cost = objects_goal_cost(arm.without_arm(goal_latent), config, arm, start, integrate)
     assert float(cost(at_goal, actions).max()) < float(cost(elsewhere, actions).min())
     # the whole-scene cost prefers whatever brings the arm near the goal image's arm instead
     scene = latent_goal_cost(goal_latent, PlannerConfig())

@@ -238,6 +238,7 @@ class LatentMPC:
                               "(world_model.arm_features > 0; `jepa-ros train` fits one for planar models)")
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
+        self.goal_world: torch.Tensor | None = None  # [N, D] planner.goal objects: the goal latent without the arm
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given
         self.warm_start: torch.Tensor | None = None  # [H, A] shifted previous plan
         self.last_plan: PlanResult | None = None
@@ -296,12 +297,14 @@ class LatentMPC:
         """Set the goal from an image (RGB, RGBA or mono uint8); the plan restarts from scratch."""
         rgb = to_rgb(image, "goal image")
         self.goal_latent = self.encode(rgb, "goal image")
+        if self.planner.goal == "objects":  # the goal's world part: the arm taken out where it is in the image
+            self.goal_world = self.model.arm.without_arm(self.goal_latent)
         self.goal_shape = rgb.shape[:2]
         self.warm_start, self.holding = None, False
 
     def clear_goal(self) -> None:
         """Forget the goal: no more commands until a new one is set."""
-        self.goal_latent, self.goal_shape, self.warm_start, self.pending = None, None, None, None
+        self.goal_latent, self.goal_world, self.goal_shape, self.warm_start, self.pending = None, None, None, None, None
 
     def reset(self) -> None:
         """Drop the warm start and the last command (commanding paused, or a command was not sent)."""
@@ -355,7 +358,7 @@ class LatentMPC:
         state = self.model_state(start)  # end-effector spaces: forward kinematics, once a tick
         rollout = self.rollout_fn(latent, state)
         if self.planner.goal == "objects":
-            cost = objects_goal_cost(self.goal_latent, self.planner, self.model.arm, state, self.model.integrate)
+            cost = objects_goal_cost(self.goal_world, self.planner, self.model.arm, state, self.model.integrate)
         else:
             cost = latent_goal_cost(self.goal_latent, self.planner)
         result = plan(rollout, cost, self.planner, self.model_config.action_dim, self.warm_start, self.generator)
@@ -383,9 +386,8 @@ class LatentMPC:
         ``joint_positions`` (robot order) are the arm's when the frame was taken."""
         assert self.goal_latent is not None
         if self.planner.goal == "objects":
-            arm = self.model.arm
-            world = arm.without_arm(latent, self.model_state(joint_positions))
-            return float(latent_distance(world[None, None], arm.without_arm(self.goal_latent), self.planner.cost)[0, 0])
+            world = self.model.arm.without_arm(latent, self.model_state(joint_positions))
+            return float(latent_distance(world[None, None], self.goal_world, self.planner.cost)[0, 0])
         return float(latent_distance(latent[None, None], self.goal_latent, self.planner.cost)[0, 0])
 
     def imagine_pending(self, latent: torch.Tensor, current: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:

@@ -180,7 +180,7 @@ def write_push_report(out: Path, config: PushingConfig, results: dict[str, list[
 
     out.mkdir(parents=True, exist_ok=True)
     metrics = {name: summarize_pushes(attempts, config) for name, attempts in results.items()}
-    metrics["config"] = {k: float(v) if isinstance(v, float) else v for k, v in asdict(config).items()}
+    metrics["config"] = asdict(config)
     metrics.update(extra or {})
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))
     names = list(results)

@@ -46,11 +46,7 @@ def latent_goal_cost(goal_latent: Tensor, config: PlannerConfig) -> CostFn:
     taken at the end of the horizon, or summed over it with ``cost_over_horizon``; plus
     ``action_penalty`` times the mean squared action.
     """
-    if goal_latent.ndim == 3 and goal_latent.shape[0] == 1:
-        goal_latent = goal_latent[0]
-    if goal_latent.ndim != 2:
-        raise PlanningError(f"goal latent has shape {tuple(goal_latent.shape)}, expected [N, D] or [1, N, D]")
-    goal = goal_latent.detach()
+    goal = _goal_tokens(goal_latent)
 
     def cost(predicted: Tensor, actions: Tensor) -> Tensor:
         return _total(latent_distance(predicted, goal, config.cost), actions, config)
@@ -58,19 +54,16 @@ def latent_goal_cost(goal_latent: Tensor, config: PlannerConfig) -> CostFn:
     return cost
 
 
-def objects_goal_cost(goal_latent: Tensor, config: PlannerConfig, arm: ArmAppearance, state: Tensor,
+def objects_goal_cost(goal_world: Tensor, config: PlannerConfig, arm: ArmAppearance, state: Tensor,
                       integrate: Callable[[Tensor, Tensor], Tensor]) -> CostFn:
     """Cost callable as latent_goal_cost's, comparing only what the arm does not explain (planner.goal: objects).
 
-    The arm's part is taken out of the goal latent [N, D] at the state read from it (where the arm
-    is in the goal image does not matter), and out of each predicted latent at the state the
-    candidate's actions lead to from ``state`` [A] (``integrate``: (states [S, A], actions [S, A]) -> [S, A]).
+    ``goal_world`` [N, D] is the goal latent with the arm's part taken out (``arm.without_arm(goal_latent)``,
+    at the state read from it: where the arm is in the goal image does not matter); the arm's part is
+    taken out of each predicted latent at the state the candidate's actions lead to from ``state`` [A]
+    (``integrate``: (states [S, A], actions [S, A]) -> [S, A]).
     """
-    if goal_latent.ndim == 3 and goal_latent.shape[0] == 1:
-        goal_latent = goal_latent[0]
-    if goal_latent.ndim != 2:
-        raise PlanningError(f"goal latent has shape {tuple(goal_latent.shape)}, expected [N, D] or [1, N, D]")
-    goal = arm.without_arm(goal_latent.detach())  # [N, D]
+    goal = _goal_tokens(goal_world)
 
     def cost(predicted: Tensor, actions: Tensor) -> Tensor:
         states, step_states = state.expand(actions.shape[0], -1), []
@@ -81,6 +74,15 @@ def objects_goal_cost(goal_latent: Tensor, config: PlannerConfig, arm: ArmAppear
         return _total(latent_distance(world, goal, config.cost), actions, config)
 
     return cost
+
+
+def _goal_tokens(goal_latent: Tensor) -> Tensor:
+    """A goal latent [N, D] or [1, N, D] -> [N, D], detached; PlanningError for any other shape."""
+    if goal_latent.ndim == 3 and goal_latent.shape[0] == 1:
+        goal_latent = goal_latent[0]
+    if goal_latent.ndim != 2:
+        raise PlanningError(f"goal latent has shape {tuple(goal_latent.shape)}, expected [N, D] or [1, N, D]")
+    return goal_latent.detach()
 
 
 def _total(distance: Tensor, actions: Tensor, config: PlannerConfig) -> Tensor:
