@@ -48,14 +48,14 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
 
     from jepa_wm.config import load_robot
     from jepa_wm.controller import LatentMPC
-    from jepa_wm.models.checkpoint import read_checkpoint_config
+    from jepa_wm.models.checkpoint import checkpoint_robot, read_checkpoint_config
     from jepa_wm.reaching import make_sim, run_baseline, run_controller, sample_goals, write_reaching_report
 
     torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
-    robot = load_robot("jepa_arm")
+    robot = load_robot(checkpoint_robot(checkpoint))  # the preset the checkpoint was trained for
     mpc = LatentMPC.from_checkpoint(checkpoint, planner, robot, config.control_period)
     model = mpc.model
-    sim = make_sim(model.config.encoder.image_size, config.scene_seed)
+    sim = make_sim(model.config.encoder.image_size, config.scene_seed, robot.name)
     goals = sample_goals(sim, config)
     results = {
         "world_model": run_controller(sim, tqdm(goals, desc="goals"), config, mpc, video_every=2,

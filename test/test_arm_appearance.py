@@ -1,4 +1,5 @@
-"""The arm-appearance model and the planner's cost that compares a goal without the arm (planner.goal: objects)."""
+"""The state readout, the arm-appearance model and the planner's cost that compares a goal without the arm
+(planner.goal: objects)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from jepa_wm.config import ConfigError, PlannerConfig, WorldModelConfig, load_robot
 from jepa_wm.models.arm_appearance import ArmAppearance
 from jepa_wm.models.checkpoint import load_checkpoint, save_checkpoint
+from jepa_wm.models.state_readout import StateReadout
 from jepa_wm.models.world_model import WorldModel
 from jepa_wm.planning import latent_goal_cost, objects_goal_cost
 from wm_fixtures import tiny_config
@@ -36,11 +38,13 @@ def fitted():
     latents, make = scene_latents(states, objects, generator)
     arm = ArmAppearance(2, TOKENS, WIDTH, 256)
     arm.fit(latents, states, bandwidth=0.35, ridge=1e-6, generator=torch.Generator().manual_seed(1))
-    return arm, make
+    readout = StateReadout(2, TOKENS, WIDTH)
+    readout.fit(latents, states, ridge=1e-6)
+    return arm, make, readout
 
 
 def test_what_the_arm_does_not_explain_is_the_object_wherever_the_arm_is(fitted):
-    arm, make = fitted
+    arm, make, _ = fitted
     generator = torch.Generator().manual_seed(2)
     place = torch.rand(1, 2, generator=generator).expand(50, 2)
     states = torch.rand(50, 2, generator=generator) * 0.3  # the arm all over, the object still
@@ -57,15 +61,15 @@ def test_what_the_arm_does_not_explain_is_the_object_wherever_the_arm_is(fitted)
 
 
 def test_the_state_is_read_back_from_a_latent(fitted):
-    arm, make = fitted
+    _, make, readout = fitted
     generator = torch.Generator().manual_seed(3)
     states = torch.rand(200, 2, generator=generator) * 0.3
-    read = arm.read_state(make(states, torch.rand(200, 2, generator=generator)))
+    read = readout(make(states, torch.rand(200, 2, generator=generator)))
     assert float((read - states).abs().median()) < 0.01  # 3 % of the range
 
 
 def test_the_objects_cost_ranks_the_object_at_its_goal_first_whatever_the_arm_does(fitted):
-    arm, make = fitted
+    arm, make, readout = fitted
     config = PlannerConfig(goal="objects")
     goal_place, start = torch.tensor([[0.2, 0.7]]), torch.tensor([0.15, 0.15])
     goal_latent = make(torch.tensor([[0.05, 0.25]]), goal_place)[0]  # the arm elsewhere in the goal image
@@ -77,7 +81,7 @@ def test_the_objects_cost_ranks_the_object_at_its_goal_first_whatever_the_arm_do
     def integrate(states, steps):
         return states + steps * 0.1
 
-    cost = objects_goal_cost(arm.without_arm(goal_latent), config, arm, start, integrate)
+    cost = objects_goal_cost(arm.without_arm(goal_latent, readout(goal_latent)), config, arm, start, integrate)
     assert float(cost(at_goal, actions).max()) < float(cost(elsewhere, actions).min())
     # the whole-scene cost prefers whatever brings the arm near the goal image's arm instead
     scene = latent_goal_cost(goal_latent, PlannerConfig())
@@ -88,13 +92,17 @@ def test_the_arm_model_is_saved_with_the_checkpoint_and_asked_for_by_the_control
     from jepa_wm.controller import LatentMPC
 
     base = tiny_config()
-    config = WorldModelConfig(encoder=base.encoder, predictor=base.predictor, arm_features=16)
+    config = WorldModelConfig(encoder=base.encoder, predictor=base.predictor, arm_features=16, state_readout=True)
     model = WorldModel(config)
-    model.arm.readout_weights.normal_()
+    model.arm.appearance_weights.normal_()
+    model.readout.weights.normal_()
     save_checkpoint(model, tmp_path / "with_arm")
     loaded = load_checkpoint(tmp_path / "with_arm")
-    assert loaded.config.arm_features == 16
-    torch.testing.assert_close(loaded.arm.readout_weights, model.arm.readout_weights)
+    assert loaded.config.arm_features == 16 and loaded.config.state_readout
+    torch.testing.assert_close(loaded.arm.appearance_weights, model.arm.appearance_weights)
+    torch.testing.assert_close(loaded.readout.weights, model.readout.weights)
+    with pytest.raises(ConfigError, match="arm_features=16 needs state_readout: true"):
+        WorldModelConfig(encoder=base.encoder, predictor=base.predictor, arm_features=16)
     robot = load_robot("jepa_arm")
     small = dict(num_samples=8, num_elites=2, iterations=1, horizon=2)
     assert LatentMPC(loaded, PlannerConfig(**small), robot, 0.2).planner.goal == "objects"  # auto

@@ -18,7 +18,15 @@ from jepa_wm.config import (
     load_robot,
     package_share,
 )
-from jepa_wm.controller import SETTLE_TICKS, ControlError, LatentMPC, read_image_file, resolve_precision, to_rgb
+from jepa_wm.controller import (
+    SETTLE_TICKS,
+    Arrival,
+    ControlError,
+    LatentMPC,
+    read_image_file,
+    resolve_precision,
+    to_rgb,
+)
 from jepa_wm.models import load_checkpoint
 from jepa_wm.models.world_model import WorldModel
 from jepa_wm.reaching import ReachingConfig, make_sim, run_controller, sample_goals
@@ -458,7 +466,7 @@ def test_at_the_goal_the_arm_is_held_until_the_frame_drifts_past_the_resume_dist
     probe.set_goal(goal)
     far_distance = probe.step(far, np.zeros(3)).goal_distance
     assert probe.step(goal, np.zeros(3)).goal_distance == pytest.approx(0.0, abs=1e-6)  # the goal's own frame
-    mpc = LatentMPC(model, PLANNER, ROBOT, reach=(0.25 * far_distance, 0.75 * far_distance))
+    mpc = LatentMPC(model, PLANNER, ROBOT, arrival=Arrival(0.25 * far_distance, 0.75 * far_distance))
     mpc.set_goal(goal)
     assert not mpc.step(far, np.zeros(3)).reached  # away: it plans
     current = np.array([0.2, -0.1, 0.3])
@@ -484,7 +492,7 @@ def test_at_the_goal_the_arm_is_held_until_the_frame_drifts_past_the_resume_dist
     mpc.set_goal(far)  # a new goal always starts with a plan
     assert not mpc.holding
     with pytest.raises(ConfigError, match=r"reach distances \(0.5, 0.1\): expected 0 < hold_below <= resume_above"):
-        LatentMPC(model, PLANNER, ROBOT, reach=(0.5, 0.1))
+        Arrival(0.5, 0.1)
 
 
 def test_from_checkpoint_takes_the_calibrated_reach_unless_told_not_to(tmp_path):
@@ -493,6 +501,48 @@ def test_from_checkpoint_takes_the_calibrated_reach_unless_told_not_to(tmp_path)
 
     robot = load_robot("jepa_arm")
     model = WorldModel(dataclasses.replace(TINY, joint_names=robot.joint_names))
-    folder = save_checkpoint(model, tmp_path / "calibrated", {"reach": {"hold_below": 0.04, "resume_above": 0.07}})
-    assert LatentMPC.from_checkpoint(folder, PLANNER, robot).reach == (0.04, 0.07)
-    assert LatentMPC.from_checkpoint(folder, PLANNER, robot, hold_at_goal=False).reach is None
+    reach = {"hold_below": 0.04, "resume_above": 0.07, "tool_hold_m": 0.015, "tool_resume_m": 0.03}
+    folder = save_checkpoint(model, tmp_path / "calibrated", {"reach": reach})
+    # no state readout: the latent distances
+    assert LatentMPC.from_checkpoint(folder, PLANNER, robot).arrival == Arrival(0.04, 0.07)
+    assert LatentMPC.from_checkpoint(folder, PLANNER, robot, hold_at_goal=False).arrival is None
+    read = WorldModel(dataclasses.replace(TINY, joint_names=robot.joint_names, state_readout=True))
+    folder = save_checkpoint(read, tmp_path / "with_readout", {"reach": reach})
+    assert LatentMPC.from_checkpoint(folder, PLANNER, robot).arrival == Arrival(0.015, 0.03, tool=True)
+    with pytest.raises(ConfigError, match="by the tool's distance needs a checkpoint with a state readout"):
+        LatentMPC(model, PLANNER, robot, arrival=Arrival(0.015, 0.03, tool=True))
+
+
+def test_a_readout_arrival_holds_by_where_the_tool_is_read_not_by_the_latent_distance():
+    """Two frames the same latent distance from the goal: the one whose tool reads at the goal is held, the
+    other plans; the tool's distance is read from both latents through the robot's forward kinematics."""
+    from jepa_wm.config import load_robot
+    from jepa_wm.kinematics import ArmKinematics
+
+    robot = load_robot("jepa_arm")
+    torch.manual_seed(0)
+    model = WorldModel(dataclasses.replace(TINY, joint_names=robot.joint_names, state_readout=True)).eval()
+    goal = frame(1)
+    with torch.no_grad():
+        goal_latent = model.encode(torch.from_numpy(goal)[None])[0].flatten()
+    # the readout: a home pose plus the first joint turned by the latent's first feature less the goal's
+    home = np.array([0.0, 0.3, 0.6, 0.0, 0.4, 0.0])
+    model.readout.weights.zero_()
+    model.readout.weights[-1] = torch.tensor(home) - torch.tensor([float(goal_latent[0]), 0, 0, 0, 0, 0])
+    model.readout.weights[0, 0] = 1.0
+    mpc = LatentMPC(model, PLANNER, robot, 0.2, arrival=Arrival(0.015, 0.03, tool=True))
+    mpc.set_goal(goal)
+    np.testing.assert_allclose(mpc.goal_tool, ArmKinematics.of_robot(robot).pose(home)[:3], atol=1e-6)
+    at_goal = mpc.step(goal, home)
+    assert at_goal.reached and at_goal.tool_distance_m == pytest.approx(0.0, abs=1e-6)
+    # another frame: its first feature differs, so the base reads turned and the tool far away
+    other = frame(2)
+    mpc.set_goal(goal)
+    away = mpc.step(other, home)
+    assert not away.reached and away.tool_distance_m > 0.03
+    # the same frame with the first feature ignored reads at the goal: held, whatever its latent distance
+    model.readout.weights[0, 0] = 0.0
+    model.readout.weights[-1] = torch.tensor(home)
+    mpc.set_goal(goal)
+    held = mpc.step(other, home)
+    assert held.reached and held.goal_distance == pytest.approx(away.goal_distance) and held.goal_distance > 0.1

@@ -58,6 +58,9 @@ def test_short_run_lowers_loss_and_resumes(setup):
     assert set(terms) == {k for k in history[0] if k not in ("step", "lr")}
     model = load_checkpoint(root / "exported")
     assert model.config.joint_names == ("joint1", "joint2", "joint3")
+    # the state readout is fitted after the last stage and kept with the model, its held-out errors in the record
+    assert model.config.state_readout and model.readout is not None and float(model.readout.weights.abs().sum()) > 0
+    assert all(np.isfinite(metrics["final"][f"read_rmse_{name}"]) for name in model.config.joint_names)
     # The record says where it was made: across CPUs the same run lands elsewhere.
     machine = read_checkpoint_config(root / "exported")[1]["machine"]
     assert machine["torch"] == torch.__version__ and machine["processes"] == 1
@@ -284,3 +287,25 @@ def test_training_stops_at_the_first_non_finite_loss_naming_step_and_episodes(se
     assert match, error
     assert int(match.group(1)) < 8  # the first non-finite loss, long before the run's end
     assert not (root / "diverging" / "checkpoint").exists()
+
+
+def test_calibrate_fits_a_state_readout_on_bags_into_a_checkpoint_trained_without_one(setup, capsys):
+    """A checkpoint made before the readout was fitted (or imported) gets one from exploration bags."""
+    from jepa_wm.models.checkpoint import save_checkpoint
+    from jepa_wm.reaching import add_arguments, fit_readout_on_bags
+
+    folder = save_checkpoint(WorldModel(tiny_config()).eval(), setup / "without_readout", {"period_s": 0.1})
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--checkpoint", str(folder), "--bags", str(setup / "bags")])
+    model = load_checkpoint(folder).eval()
+    assert model.readout is None
+    fit_readout_on_bags(model, folder, args)
+    loaded = load_checkpoint(folder)
+    assert loaded.config.state_readout and float(loaded.readout.weights.abs().sum()) > 0
+    record = read_checkpoint_config(folder)[1]
+    assert record["period_s"] == 0.1 and record["readout"]["bags"] == [str(setup / "bags")]  # the record kept
+    assert "state readout fitted on 3 episodes" in capsys.readouterr().out
+    with torch.no_grad():  # reads the same states the model's own readout does
+        frame = torch.from_numpy(np.zeros((32, 32, 3), np.uint8))[None]
+        torch.testing.assert_close(loaded.readout(loaded.encode(frame)), model.readout(model.encode(frame)))

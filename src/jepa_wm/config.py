@@ -156,6 +156,10 @@ class WorldModelConfig:
     # planner compares a goal without the arm (planner.goal: objects); 0: none. `jepa-ros train` fits one
     # for planar (push) models.
     arm_features: int = 0
+    # A linear readout of the arm's state from a latent (models/state_readout.py), fitted by `jepa-ros
+    # train` after its last stage: the controller reads from it how far the tool is from where a goal
+    # image shows it, a push model where the arm is in a goal image. False: checkpoints made without one.
+    state_readout: bool = False
 
     def __post_init__(self) -> None:
         require(len(self.joint_names) >= 1, "world_model.joint_names is empty")
@@ -169,6 +173,9 @@ class WorldModelConfig:
         )
         require(self.action_scale > 0, f"world_model.action_scale={self.action_scale}: expected > 0")
         require(self.arm_features >= 0, f"world_model.arm_features={self.arm_features}: expected >= 0")
+        require(not self.arm_features or self.state_readout,
+                f"world_model.arm_features={self.arm_features} needs state_readout: true (the arm's state in a goal "
+                "image is read from its latent)")
         require(
             self.predictor.variant != "vjepa2_ac" or self.predictor.latent_grid == self.encoder.grid_size,
             f"predictor.variant=vjepa2_ac predicts every patch token: predictor.latent_grid="

@@ -5,9 +5,9 @@ if the arm is still on its way, plan normalised actions toward the goal latent (
 warm-started from the previous plan), turn the first action into a joint-position target
 ``q + a * action_scale`` (q: the measured positions, or the previous command while it is under
 way) and clamp it to the robot's position and velocity limits. Once the frame is within the
-checkpoint's calibrated reach distance of the goal latent, the arm is held where it is (no plan)
-until the frame drifts past the resume distance, the arm at rest keeps looking short of the goal, or a
-new goal arrives. Joint order comes from
+checkpoint's calibrated hold distance of the goal (the tool's, read from both latents, or the latent
+distance itself: :class:`Arrival`), the arm is held where it is (no plan) until the frame drifts past the
+resume distance, the arm at rest keeps looking short of the goal, or a new goal arrives. Joint order comes from
 names: inputs and commands are in the robot preset's order, the model sees its checkpoint's order.
 """
 
@@ -60,6 +60,41 @@ SETTLE_TICKS = 3
 IK_TOLERANCE_M = 0.005  # a planned tool pose further than this from what the joints can reach is warned about
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """When the controller holds the arm at its goal, from a checkpoint's reach calibration (`jepa-ros calibrate`).
+
+    ``tool``: distances in metres between the tool positions read from the frame's and the goal image's
+    latents (the state readout, then forward kinematics), which track the tool where the latent distance
+    does not (a frame 4-5 cm from a goal can lie closer to it in latent distance than one 1.5 cm away
+    on the other side); else latent distances to the goal, for checkpoints without a readout.
+    """
+
+    hold_below: float
+    resume_above: float
+    tool: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hold_below <= self.resume_above:
+            raise ConfigError(f"reach distances ({self.hold_below}, {self.resume_above}): expected 0 < hold_below <= "
+                              "resume_above")
+
+    @classmethod
+    def of_calibration(cls, reach: dict | None, tool: bool) -> Arrival | None:
+        """The criterion of a checkpoint's ``reach`` metadata (None: never hold); ``tool`` where the
+        checkpoint has a state readout, the calibration tool distances and the robot a description."""
+        if not reach:
+            return None
+        if tool and "tool_hold_m" in reach:
+            return cls(float(reach["tool_hold_m"]), float(reach["tool_resume_m"]), tool=True)
+        return cls(float(reach["hold_below"]), float(reach["resume_above"]))
+
+    @property
+    def measure(self) -> str:
+        """What the distances are, in words."""
+        return "the tool's distance read from the latents (m)" if self.tool else "the latent distance"
+
+
 class ControlError(ValueError):
     """An input to the controller is unusable (bad image, non-finite or mis-sized joint positions)."""
 
@@ -79,6 +114,8 @@ class ControlOutput:
     warnings: list[str] = field(default_factory=list)
     reached: bool = False  # the frame is within the reach distance of the goal: the command holds the arm still
     goal_distance: float = math.nan  # latent distance of the frame to the goal (the planner's cost, now)
+    # the tool's distance (m) from where the goal image shows it, read from both latents (nan: no readout)
+    tool_distance_m: float = math.nan
 
 
 def to_rgb(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -192,16 +229,14 @@ class LatentMPC:
         control_period: float | None = None,
         device: str | torch.device = "cpu",
         explored_range: tuple[np.ndarray, np.ndarray] | None = None,
-        reach: tuple[float, float] | None = None,
+        arrival: Arrival | None = None,
     ) -> None:
         self.model = model.to(device).eval()
-        # (hold below, resume above): latent distances to the goal; None never holds
-        if reach is not None and not 0 < reach[0] <= reach[1]:
-            raise ConfigError(f"reach distances {reach}: expected 0 < hold_below <= resume_above")
-        self.reach = reach
+        self.arrival = arrival  # None never holds
         self.holding = False
         self.unsettled_ticks = 0  # ticks in a row the held arm's frame has been above the hold distance
         has_arm = getattr(self.model, "arm", None) is not None  # an arm-appearance model (push checkpoints)
+        self.readout = getattr(self.model, "readout", None)  # latent -> the arm's state, where the checkpoint has one
         if planner.goal == "auto":
             planner = replace(planner, goal="objects" if has_arm else "scene")
         self.planner = planner
@@ -233,12 +268,21 @@ class LatentMPC:
                 raise ConfigError("a planar checkpoint without world_model.tool_pose: the tool's height and orientation "
                                   "are unknown")
             self.kinematics = ArmKinematics.of_robot(robot)
+        # Joint models measure arrival by the tool, where the robot's description gives its kinematics.
+        self.tool_kinematics = self.kinematics
+        if arrival is not None and arrival.tool:
+            if self.readout is None:
+                raise ConfigError("an arrival criterion by the tool's distance needs a checkpoint with a state readout "
+                                  "(world_model.state_readout; `jepa-ros train` fits one)")
+            if self.tool_kinematics is None:
+                self.tool_kinematics = ArmKinematics.of_robot(robot)
         if planner.goal == "objects" and not has_arm:
             raise ConfigError("planner.goal 'objects' needs a checkpoint with an arm-appearance model "
                               "(world_model.arm_features > 0; `jepa-ros train` fits one for planar models)")
         self.generator = make_generator(planner, self.device)
         self.goal_latent: torch.Tensor | None = None  # [N, D]
         self.goal_world: torch.Tensor | None = None  # [N, D] planner.goal objects: the goal latent without the arm
+        self.goal_tool: np.ndarray | None = None  # [3] or [2] m: the tool where the goal image shows it (read)
         self.goal_shape: tuple[int, int] | None = None  # (H, W) of the goal image as given
         self.warm_start: torch.Tensor | None = None  # [H, A] shifted previous plan
         self.last_plan: PlanResult | None = None
@@ -279,8 +323,8 @@ class LatentMPC:
                               f"{1 / trained:.2f} Hz")
         explored = explored_joint_range(folder, robot.joint_names) if stay_in_explored_range else None
         reach = metadata.get("reach") if hold_at_goal else None
-        return cls(model, planner, robot, control_period, device, explored,
-                   None if reach is None else (float(reach["hold_below"]), float(reach["resume_above"])))
+        tool = getattr(model, "readout", None) is not None and bool(robot.description)
+        return cls(model, planner, robot, control_period, device, explored, Arrival.of_calibration(reach, tool))
 
     @property
     def has_goal(self) -> bool:
@@ -297,14 +341,19 @@ class LatentMPC:
         """Set the goal from an image (RGB, RGBA or mono uint8); the plan restarts from scratch."""
         rgb = to_rgb(image, "goal image")
         self.goal_latent = self.encode(rgb, "goal image")
-        if self.planner.goal == "objects":  # the goal's world part: the arm taken out where it is in the image
-            self.goal_world = self.model.arm.without_arm(self.goal_latent)
+        if self.readout is not None:
+            goal_state = self.readout(self.goal_latent)  # [A]: where the arm is in the goal image
+            if self.planner.goal == "objects":  # the goal's world part: the arm taken out where it is in the image
+                self.goal_world = self.model.arm.without_arm(self.goal_latent, goal_state)
+            if self.tool_kinematics is not None:
+                self.goal_tool = self.tool_position(goal_state)
         self.goal_shape = rgb.shape[:2]
         self.warm_start, self.holding = None, False
 
     def clear_goal(self) -> None:
         """Forget the goal: no more commands until a new one is set."""
-        self.goal_latent, self.goal_world, self.goal_shape, self.warm_start, self.pending = None, None, None, None, None
+        self.goal_latent, self.goal_world, self.goal_tool, self.goal_shape = None, None, None, None
+        self.warm_start, self.pending = None, None
 
     def reset(self) -> None:
         """Drop the warm start and the last command (commanding paused, or a command was not sent)."""
@@ -340,20 +389,21 @@ class LatentMPC:
         started = time.perf_counter()
         latent = self.encode(rgb)  # [N, D] float32
         encoded = time.perf_counter()
-        distance = self.goal_distance(latent, seen)
+        distance, tool_distance = self.goal_distance(latent, seen), self.tool_distance(latent)
         latent = latent.to(self.rollout_dtype)
-        if self.reach is not None:
-            hold_below, resume_above = self.reach
-            self.unsettled_ticks = self.unsettled_ticks + 1 if self.holding and distance > hold_below else 0
+        if self.arrival is not None:
+            hold_below, resume_above = self.arrival.hold_below, self.arrival.resume_above
+            away = tool_distance if self.arrival.tool else distance
+            self.unsettled_ticks = self.unsettled_ticks + 1 if self.holding and away > hold_below else 0
             # counted only while held, so it starts from 0 at every new hold (and after set_goal)
-            self.holding = distance <= (resume_above if self.holding else hold_below) and self.unsettled_ticks < SETTLE_TICKS
+            self.holding = away <= (resume_above if self.holding else hold_below) and self.unsettled_ticks < SETTLE_TICKS
         if self.holding:  # arrived: hold the arm where it is, within its limits, until pushed away or a new goal
             clamped = clamp_command(current, current, self.lower, self.upper, self.velocity_limits,
                                     self.control_period, self.robot.joint_names, self.explored_range)
             self.pending, self.warm_start = None, None
             return ControlOutput(command=clamped.command, reason="", encode_ms=(encoded - started) * 1e3,
                                  action=np.zeros(len(current)), warnings=list(clamped.warnings), reached=True,
-                                 goal_distance=distance)
+                                 goal_distance=distance, tool_distance_m=tool_distance)
         latent, start = self.imagine_pending(latent, seen)
         state = self.model_state(start)  # end-effector spaces: forward kinematics, once a tick
         rollout = self.rollout_fn(latent, state)
@@ -379,6 +429,7 @@ class LatentMPC:
             action=action,
             warnings=[*clamped.warnings, *([unreachable] if unreachable else [])],
             goal_distance=distance,
+            tool_distance_m=tool_distance,
         )
 
     def goal_distance(self, latent: torch.Tensor, joint_positions: np.ndarray) -> float:
@@ -389,6 +440,24 @@ class LatentMPC:
             world = self.model.arm.without_arm(latent, self.model_state(joint_positions))
             return float(latent_distance(world[None, None], self.goal_world, self.planner.cost)[0, 0])
         return float(latent_distance(latent[None, None], self.goal_latent, self.planner.cost)[0, 0])
+
+    def tool_distance(self, latent: torch.Tensor) -> float:
+        """Metres between the tool read from a frame's latent [N, D] and from the goal's (nan: no readout).
+
+        Both are read the same way, so an error the readout makes near the goal pose shows in both and
+        largely cancels; the measured joints would carry none of the goal's error and so not cancel it."""
+        if self.goal_tool is None:
+            return math.nan
+        return float(np.linalg.norm(self.tool_position(self.readout(latent)) - self.goal_tool))
+
+    def tool_position(self, state: torch.Tensor) -> np.ndarray:
+        """The tool's position (m, base frame) at a model state [A]: forward kinematics of joint positions,
+        or the pose's x, y, z (end_effector) or x, y (planar)."""
+        state = state.double().cpu().numpy()
+        if self.model_config.action_space == "joint":
+            assert self.tool_kinematics is not None
+            return self.tool_kinematics.pose(state[self.to_robot_order])[:3]
+        return state[:2] if self.model_config.action_space == "planar" else state[:3]
 
     def imagine_pending(self, latent: torch.Tensor, current: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """Where the last command leads: (latent [N, D], joint positions [J] robot order) to plan from.

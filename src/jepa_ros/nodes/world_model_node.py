@@ -276,7 +276,7 @@ class WorldModelNode(Node):
         # one snapshot of the inputs: the executor thread replaces them while this tick runs
         frame, joints_in = self._frame, self._joints
         image_age, joint_age = self._age(frame), self._age(joints_in)
-        energy = encode_ms = plan_ms = goal_distance = math.nan
+        energy = encode_ms = plan_ms = goal_distance = tool_distance = math.nan
         goal_msg, self._goal_msg = self._goal_msg, None
         try:
             if goal_msg is not None:
@@ -288,7 +288,7 @@ class WorldModelNode(Node):
                 seen = conv.joint_state_positions(self._joint_state_at_frame(frame[0], joints_in[0]), self.robot.joint_names)
                 out = self.controller.step(self._frame_rgb(frame[0]), joints, seen)
                 energy, encode_ms, plan_ms = out.energy, out.encode_ms, out.encode_ms + out.plan_ms
-                goal_distance = out.goal_distance
+                goal_distance, tool_distance = out.goal_distance, out.tool_distance_m
                 if math.isfinite(plan_ms):
                     self._note_replan_time(plan_ms)
                 if out.command is None:
@@ -319,7 +319,7 @@ class WorldModelNode(Node):
             else:
                 self.get_logger().warning(text)
         self.state, self.reason = state, reason
-        self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age, goal_distance)
+        self._publish_status(energy, encode_ms, plan_ms, image_age, joint_age, goal_distance, tool_distance)
 
     def _note_replan_time(self, plan_ms: float) -> None:
         """Record one replanning time; warn while planning cannot keep up with control_rate.
@@ -379,7 +379,7 @@ class WorldModelNode(Node):
         self.command_pub.publish(msg)
 
     def _publish_status(self, energy: float, encode_ms: float, plan_ms: float, image_age: float, joint_age: float,
-                        goal_distance: float = math.nan) -> None:
+                        goal_distance: float = math.nan, tool_distance: float = math.nan) -> None:
         # plan_ms is the whole replanning latency (encode + plan): what bounds the control rate
         values = {
             "state": self.state,
@@ -388,6 +388,8 @@ class WorldModelNode(Node):
             "has_goal": str(self.controller.has_goal).lower(),
             "energy": f"{energy:.6g}",
             "goal_distance": f"{goal_distance:.6g}",  # latent distance of the newest frame to the goal
+            # metres from the tool read from the newest frame to where the goal image shows it (nan: no readout)
+            "tool_distance_m": f"{tool_distance:.6g}",
             "encode_ms": f"{encode_ms:.2f}",
             "plan_ms": f"{plan_ms:.2f}",
             "overrunning": str(self.overrunning).lower(),  # median replanning time > control period

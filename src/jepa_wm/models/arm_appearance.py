@@ -8,10 +8,10 @@ splits a latent into what the arm's state explains and the rest:
     latent ~ appearance(state) + the world's part
 
 ``appearance`` is a ridge regression on random Fourier features of the state (the expected latent of
-the arm at that state, averaged over wherever objects were in the data), ``read_state`` a linear
-readout of the state from a latent (for a goal image, whose arm state nobody measured). Both are
-fitted in closed form on the latents and states of exploration data (training.arm_fit), with no
-object labels. ``without_arm`` then gives the world's part, which a planner compares with the goal's.
+the arm at that state, averaged over wherever objects were in the data), fitted in closed form on the
+latents and states of exploration data (training.arm_fit), with no object labels. ``without_arm`` then
+gives the world's part, which a planner compares with the goal's; for a goal image, whose arm state
+nobody measured, the state comes from the model's state readout (models/state_readout.py).
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from jepa_wm.models.state_readout import ridge_fit
+
 
 class ArmAppearance(nn.Module):
-    """state [.., A] -> the arm's expected latent [.., N, D]; latent [.., N, D] -> state [.., A]."""
+    """state [.., A] -> the arm's expected latent [.., N, D]."""
 
     def __init__(self, state_dim: int, num_tokens: int, latent_dim: int, num_features: int) -> None:
         super().__init__()
@@ -36,7 +38,6 @@ class ArmAppearance(nn.Module):
         self.register_buffer("frequencies", torch.zeros(state_dim, num_features))  # [A, K] per standardised state
         self.register_buffer("phases", torch.zeros(num_features))  # [K]
         self.register_buffer("appearance_weights", torch.zeros(num_features + 1, width))  # [K + 1, N*D]
-        self.register_buffer("readout_weights", torch.zeros(width + 1, state_dim))  # [N*D + 1, A]
 
     def features(self, states: Tensor) -> Tensor:
         """Random Fourier features of states [..., A] -> [..., K + 1] (the last one constant)."""
@@ -49,19 +50,13 @@ class ArmAppearance(nn.Module):
         flat = self.features(states) @ self.appearance_weights  # [..., N*D]
         return flat.unflatten(-1, (self.num_tokens, self.latent_dim))
 
-    def read_state(self, latents: Tensor) -> Tensor:
-        """The arm's state read from latents [..., N, D] -> [..., A]."""
-        flat = latents.to(self.readout_weights.dtype).flatten(-2)  # [..., N*D]
-        return torch.cat([flat, torch.ones_like(flat[..., :1])], dim=-1) @ self.readout_weights
-
-    def without_arm(self, latents: Tensor, states: Tensor | None = None) -> Tensor:
-        """The world's part of latents [..., N, D] with the arm at states [..., A] (None: read from them)."""
-        latents = latents.to(self.appearance_weights.dtype)
-        return latents - self.appearance(self.read_state(latents) if states is None else states)
+    def without_arm(self, latents: Tensor, states: Tensor) -> Tensor:
+        """The world's part of latents [..., N, D] with the arm at states [..., A]."""
+        return latents.to(self.appearance_weights.dtype) - self.appearance(states)
 
     @torch.no_grad()
     def fit(self, latents: Tensor, states: Tensor, bandwidth: float, ridge: float, generator: torch.Generator) -> None:
-        """Fit both maps in closed form on latents [M, N, D] and states [M, A] of the same frames.
+        """Fit in closed form on latents [M, N, D] and states [M, A] of the same frames.
 
         bandwidth: length scale of the features in standard deviations of the state; ridge: the
         penalty, relative to the mean diagonal of the normal equations.
@@ -73,12 +68,4 @@ class ArmAppearance(nn.Module):
         state_dim, num_features = self.frequencies.shape
         self.frequencies.copy_(torch.randn(state_dim, num_features, generator=generator, dtype=torch.float64) / bandwidth)
         self.phases.copy_(torch.rand(num_features, generator=generator, dtype=torch.float64) * 2 * math.pi)
-        self.appearance_weights.copy_(_ridge(self.features(states).double(), flat, ridge))
-        self.readout_weights.copy_(_ridge(torch.cat([flat, torch.ones_like(flat[:, :1])], dim=1), states, ridge))
-
-
-def _ridge(inputs: Tensor, targets: Tensor, ridge: float) -> Tensor:
-    """Weights [F, T] minimising |inputs @ W - targets|^2 + ridge * mean(diag) * |W|^2 (inputs [M, F])."""
-    gram = inputs.T @ inputs  # [F, F]
-    penalty = ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-    return torch.linalg.solve(gram + penalty, inputs.T @ targets)
+        self.appearance_weights.copy_(ridge_fit(self.features(states).double(), flat, ridge))

@@ -24,6 +24,7 @@ from jepa_wm.models.encoder import LinearPool, VisionEncoder, pool_tokens
 from jepa_wm.models.end_effector import compose_pose, pose_difference
 from jepa_wm.models.layers import KVCache
 from jepa_wm.models.predictor import ActionConditionedPredictor
+from jepa_wm.models.state_readout import StateReadout
 
 RolloutFn = Callable[[torch.Tensor], torch.Tensor]
 # (latent [B, N, D], joint_positions [B, J], actions [S, H, J], cache) -> latents [S, H, N, D]
@@ -41,6 +42,9 @@ class WorldModel(nn.Module):
         self.encoder = VisionEncoder(config.encoder)
         self.latent_pool: LinearPool | None = None
         self.latent_norm: nn.BatchNorm1d | None = None
+        self.readout: StateReadout | None = None  # the arm's state read from a latent
+        if config.state_readout:
+            self.readout = StateReadout(config.action_dim, self.num_tokens, self.latent_dim)
         self.arm: ArmAppearance | None = None  # what the arm alone contributes to a latent (planner.goal: objects)
         if config.arm_features:
             self.arm = ArmAppearance(config.action_dim, self.num_tokens, self.latent_dim, config.arm_features)

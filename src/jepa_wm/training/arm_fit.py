@@ -1,8 +1,9 @@
-"""Fit a trained model's arm-appearance model (models/arm_appearance.py) on its exploration frames.
+"""Fit what a trained model reads of the arm on its exploration frames, in closed form on frozen latents.
 
-Runs at the end of `jepa-ros train` for planar (push) models: the planner then compares push goals
-without the arm (planner.goal: objects). Closed form on frozen latents, under a minute on a CPU. Uses
-the frames and the arm's states only: no object labels.
+At the end of `jepa-ros train`: the state readout (models/state_readout.py) for every model (the
+controller's arrival criterion in metres, where a goal image's arm is), and for planar (push) models the
+arm-appearance model (models/arm_appearance.py), with which the planner compares push goals without the
+arm (planner.goal: objects). Under a minute on a CPU; frames and the arm's states only, no object labels.
 """
 
 from __future__ import annotations
@@ -13,33 +14,41 @@ import numpy as np
 import torch
 
 from jepa_wm.models.arm_appearance import ArmAppearance
+from jepa_wm.models.state_readout import StateReadout
 from jepa_wm.models.world_model import WorldModel
 
 ARM_FEATURES = 512  # random Fourier features of the state
 ARM_BANDWIDTH = 0.35  # their length scale, in standard deviations of each state component
 ARM_RIDGE = 1e-4  # ridge penalty, relative to the mean diagonal of the normal equations
-ARM_FIT_FRAMES = 12000  # training frames drawn for the fit
+READOUT_RIDGE = 1e-4  # the state readout's
+FIT_FRAMES = 12000  # training frames drawn for a fit
 
 
-def fit_arm_appearance(model: WorldModel, train_episodes: list, val_episodes: list, seed: int = 0) -> dict[str, float]:
-    """Attach ``model.arm`` (its config says arm_features) and fit it on training frames; returns held-out
-    figures: the state read back from a latent (RMS error per component) and the share of the latent's
-    variance that the arm's state explains."""
+def fit_state_readout(model: WorldModel, train_episodes: list, val_episodes: list, seed: int = 0,
+                      appearance: bool = False) -> dict[str, float]:
+    """Attach and fit ``model.readout`` (and with ``appearance`` ``model.arm``) on training frames; returns
+    held-out figures: the state read back from a latent (RMS error per component) and, with appearance,
+    the share of the latent's variance that the arm's state explains. The model's config records both."""
     from jepa_wm.training.trainer import encode_frames
 
-    model.config = dataclasses.replace(model.config, arm_features=ARM_FEATURES)
-    model.arm = ArmAppearance(model.config.action_dim, model.num_tokens, model.latent_dim, ARM_FEATURES)
+    model.config = dataclasses.replace(model.config, state_readout=True,
+                                       arm_features=ARM_FEATURES if appearance else model.config.arm_features)
+    model.readout = StateReadout(model.config.action_dim, model.num_tokens, model.latent_dim)
     rng = np.random.default_rng(seed)
     frames = np.concatenate([e.frames for e in train_episodes])
     states = np.concatenate([e.joint_positions for e in train_episodes])
-    keep = np.sort(rng.permutation(len(frames))[:ARM_FIT_FRAMES])
-    model.arm.fit(encode_frames(model, frames[keep]), torch.from_numpy(states[keep]), ARM_BANDWIDTH, ARM_RIDGE,
-                  torch.Generator().manual_seed(seed))
+    keep = np.sort(rng.permutation(len(frames))[:FIT_FRAMES])
+    latents, states = encode_frames(model, frames[keep]), torch.from_numpy(states[keep])
+    model.readout.fit(latents, states, READOUT_RIDGE)
     val_latents = torch.cat([encode_frames(model, e.frames) for e in val_episodes])  # [M, N, D]
     val_states = torch.from_numpy(np.concatenate([e.joint_positions for e in val_episodes]))  # [M, A]
     with torch.no_grad():
-        read_error = (model.arm.read_state(val_latents) - val_states).square().mean(0).sqrt()  # [A]
-        remaining = model.arm.without_arm(val_latents, val_states).flatten(1).var(0).sum()
-    explained = 1.0 - float(remaining / val_latents.flatten(1).var(0).sum())
-    return {"arm_explained_variance": explained,
-            **{f"arm_read_rmse_{name}": float(v) for name, v in zip(model.config.state_names, read_error)}}
+        read_error = (model.readout(val_latents) - val_states).square().mean(0).sqrt()  # [A]
+    figures = {f"read_rmse_{name}": float(v) for name, v in zip(model.config.state_names, read_error)}
+    if appearance:
+        model.arm = ArmAppearance(model.config.action_dim, model.num_tokens, model.latent_dim, ARM_FEATURES)
+        model.arm.fit(latents, states, ARM_BANDWIDTH, ARM_RIDGE, torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            remaining = model.arm.without_arm(val_latents, val_states).flatten(1).var(0).sum()
+        figures["arm_explained_variance"] = 1.0 - float(remaining / val_latents.flatten(1).var(0).sum())
+    return figures

@@ -143,10 +143,8 @@ def run(args: argparse.Namespace) -> int:
             if context.is_main and len(stages) > 1:
                 print(f"stage {index + 1}/{len(stages)} {name}: {config.mode}, {config.steps} steps -> {stage_out}")
             resume = args.resume and (stage_out / "resume.pt").is_file() if len(stages) > 1 else args.resume
-            # a planar (push) model's planner compares goals without the arm: fitted after the last stage
-            fit_arm = model_config.action_space == "planar" and index == len(stages) - 1
             train_stage(config, model_config, episodes, joint_episodes, reading, args, init, stage_out, resume, context,
-                        fit_arm)
+                        last=index == len(stages) - 1)
         init = str(stage_out / "checkpoint")
     if context.is_main:
         if len(stages) > 1:
@@ -158,12 +156,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train_stage(config: TrainConfig, model_config: WorldModelConfig, episodes: list, joint_episodes: list, reading,
-                args: argparse.Namespace, init: str | None, out: Path, resume: bool, context, fit_arm: bool = False) -> None:
+                args: argparse.Namespace, init: str | None, out: Path, resume: bool, context, last: bool = True) -> None:
     """One stage: build (or load ``init``), fit, evaluate on the held-out episodes, save ``out/checkpoint``.
 
     ``joint_episodes``: the same episodes in joint space (``episodes`` may be end-effector ones),
-    whose training split gives the explored joint range. ``fit_arm``: then fit the model's arm-appearance
-    model (training/arm_fit.py)."""
+    whose training split gives the explored joint range. ``last``: the last stage, after which the state
+    readout (and for a planar model, whose planner compares goals without the arm, the arm-appearance
+    model) is fitted (training/arm_fit.py)."""
     from jepa_wm.data import split_episodes
     from jepa_wm.data.episodes import step_period_s
     from jepa_wm.evaluation.quality import readiness_of_training
@@ -186,10 +185,11 @@ def train_stage(config: TrainConfig, model_config: WorldModelConfig, episodes: l
     # A proprio stage trains no predictor: its prediction errors would say nothing.
     horizons = () if config.mode == "proprio" else (1, 2, 4, 8)
     final = evaluate_model(model, train_episodes, val_episodes, horizons=horizons)
-    if fit_arm:
-        from jepa_wm.training.arm_fit import fit_arm_appearance
+    if last:
+        from jepa_wm.training.arm_fit import fit_state_readout
 
-        final.update(fit_arm_appearance(model, train_episodes, val_episodes, config.seed))
+        final.update(fit_state_readout(model, train_episodes, val_episodes, config.seed,
+                                       appearance=model_config.action_space == "planar"))
     trainer.write_training_report(final)
     metadata = {"command": " ".join(["jepa-ros", *sys.argv[1:]]), "train": dataclasses.asdict(config),
                 "bags": [str(b) for b in args.bags], "train_seconds": trainer.train_seconds,
