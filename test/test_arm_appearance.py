@@ -37,9 +37,9 @@ def fitted():
     states, objects = torch.rand(4000, 2, generator=generator) * 0.3, torch.rand(4000, 2, generator=generator)
     latents, make = scene_latents(states, objects, generator)
     arm = ArmAppearance(2, TOKENS, WIDTH, 256)
-    arm.fit(latents, states, bandwidth=0.35, ridge=1e-6, generator=torch.Generator().manual_seed(1))
+    arm.fit(latents, states, bandwidth=0.35, ridge=1e-8, generator=torch.Generator().manual_seed(1))
     readout = StateReadout(2, TOKENS, WIDTH)
-    readout.fit(latents, states, ridge=1e-6)
+    readout.fit(latents, states)
     return arm, make, readout
 
 

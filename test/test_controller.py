@@ -508,21 +508,24 @@ def test_from_checkpoint_takes_the_calibrated_reach_unless_told_not_to(tmp_path)
     assert LatentMPC.from_checkpoint(folder, PLANNER, robot, hold_at_goal=False).arrival is None
     read = WorldModel(dataclasses.replace(TINY, joint_names=robot.joint_names, state_readout=True))
     folder = save_checkpoint(read, tmp_path / "with_readout", {"reach": reach})
-    assert LatentMPC.from_checkpoint(folder, PLANNER, robot).arrival == Arrival(0.015, 0.03, tool=True)
+    assert LatentMPC.from_checkpoint(folder, PLANNER, robot).arrival == Arrival(0.04, 0.07, 0.015, 0.03)
     with pytest.raises(ConfigError, match="by the tool's distance needs a checkpoint with a state readout"):
-        LatentMPC(model, PLANNER, robot, arrival=Arrival(0.015, 0.03, tool=True))
+        LatentMPC(model, PLANNER, robot, arrival=Arrival(0.04, 0.07, 0.015, 0.03))
+    with pytest.raises(ConfigError, match=r"reach distances \(0.03, 0.015\)"):
+        Arrival(0.04, 0.07, 0.03, 0.015)
 
 
-def test_a_readout_arrival_holds_by_where_the_tool_is_read_not_by_the_latent_distance():
-    """Two frames the same latent distance from the goal: the one whose tool reads at the goal is held, the
-    other plans; the tool's distance is read from both latents through the robot's forward kinematics."""
+def test_with_a_readout_the_arm_is_held_only_where_the_tool_also_reads_at_the_goal():
+    """Two frames the same latent distance from the goal, within its hold distance: the one whose tool reads at
+    the goal is held, the other plans; the tool's distance is read from both latents through the robot's
+    forward kinematics."""
     from jepa_wm.config import load_robot
     from jepa_wm.kinematics import ArmKinematics
 
     robot = load_robot("jepa_arm")
     torch.manual_seed(0)
     model = WorldModel(dataclasses.replace(TINY, joint_names=robot.joint_names, state_readout=True)).eval()
-    goal = frame(1)
+    goal, other = frame(1), frame(2)
     with torch.no_grad():
         goal_latent = model.encode(torch.from_numpy(goal)[None])[0].flatten()
     # the readout: a home pose plus the first joint turned by the latent's first feature less the goal's
@@ -530,19 +533,22 @@ def test_a_readout_arrival_holds_by_where_the_tool_is_read_not_by_the_latent_dis
     model.readout.weights.zero_()
     model.readout.weights[-1] = torch.tensor(home) - torch.tensor([float(goal_latent[0]), 0, 0, 0, 0, 0])
     model.readout.weights[0, 0] = 1.0
-    mpc = LatentMPC(model, PLANNER, robot, 0.2, arrival=Arrival(0.015, 0.03, tool=True))
+    mpc = LatentMPC(model, PLANNER, robot, 0.2, arrival=Arrival(10.0, 10.0, 0.015, 0.03))  # any latent distance
     mpc.set_goal(goal)
     np.testing.assert_allclose(mpc.goal_tool, ArmKinematics.of_robot(robot).pose(home)[:3], atol=1e-6)
     at_goal = mpc.step(goal, home)
     assert at_goal.reached and at_goal.tool_distance_m == pytest.approx(0.0, abs=1e-6)
-    # another frame: its first feature differs, so the base reads turned and the tool far away
-    other = frame(2)
+    # the other frame's first feature differs: the base reads turned, the tool far from the goal
     mpc.set_goal(goal)
     away = mpc.step(other, home)
-    assert not away.reached and away.tool_distance_m > 0.03
-    # the same frame with the first feature ignored reads at the goal: held, whatever its latent distance
+    assert not away.reached and away.tool_distance_m > 0.03 and away.goal_distance > 0.1
+    # with the first feature ignored it reads at the goal: held
     model.readout.weights[0, 0] = 0.0
     model.readout.weights[-1] = torch.tensor(home)
     mpc.set_goal(goal)
     held = mpc.step(other, home)
-    assert held.reached and held.goal_distance == pytest.approx(away.goal_distance) and held.goal_distance > 0.1
+    assert held.reached and held.goal_distance == pytest.approx(away.goal_distance)
+    # but not when its latent distance is beyond the hold distance as well
+    strict = LatentMPC(model, PLANNER, robot, 0.2, arrival=Arrival(0.5 * away.goal_distance, 10.0, 0.015, 0.03))
+    strict.set_goal(goal)
+    assert not strict.step(other, home).reached and strict.step(goal, home).reached

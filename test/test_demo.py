@@ -67,14 +67,20 @@ def test_the_video_marks_the_frames_where_the_arm_is_held_at_its_goal(tmp_path: 
 
 def test_reach_calibration_separates_frames_at_the_goal_from_frames_away():
     from jepa_wm.models.checkpoint import default_checkpoint, load_checkpoint, read_checkpoint_config
-    from jepa_wm.reaching import calibrate_reach
+    from jepa_wm.reaching import calibrate_reach, hold_criterion
 
     model = load_checkpoint(default_checkpoint()).eval()
     with make_sim(model.config.encoder.image_size, 0) as sim:
         reach = calibrate_reach(model, sim, ReachingConfig(num_goals=2, seed=10), poses_per_scale=3)
     assert 0 < reach["hold_below"] < reach["resume_above"] and reach["frames_near"] >= 10
+    # the shipped model has a state readout: the tool read from frames near the goals reads near, from frames away not
+    assert reach["tool_hold_m"] == 0.015 and reach["tool_resume_m"] == 0.03
+    assert reach["tool_near_held"] > 0.5 and reach["tool_away_held"] < 0.1
     stored = read_checkpoint_config(default_checkpoint())[1]["reach"]  # `jepa-ros calibrate` of the shipped model
-    assert 0 < stored["hold_below"] < stored["resume_above"] and stored["goals"] == 12
+    assert 0 < stored["hold_below"] < stored["resume_above"] and stored["goals"] == 12 and "tool_hold_m" in stored
+    text = hold_criterion(stored)
+    assert f"within an L1 distance of {stored['hold_below']:.4f}" in text and "within 1.5 cm of the one read" in text
+    assert "beyond 3.0 cm" in text
 
 
 def test_push_demo_over_dds_starts_each_goal_as_set_and_measures_where_the_block_ends(tmp_path: Path):

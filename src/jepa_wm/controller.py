@@ -5,8 +5,8 @@ if the arm is still on its way, plan normalised actions toward the goal latent (
 warm-started from the previous plan), turn the first action into a joint-position target
 ``q + a * action_scale`` (q: the measured positions, or the previous command while it is under
 way) and clamp it to the robot's position and velocity limits. Once the frame is within the
-checkpoint's calibrated hold distance of the goal (the tool's, read from both latents, or the latent
-distance itself: :class:`Arrival`), the arm is held where it is (no plan) until the frame drifts past the
+checkpoint's calibrated hold distances of the goal (the latent distance and, with a state readout, the
+tool's distance read from both latents: :class:`Arrival`), the arm is held where it is (no plan) until the frame drifts past the
 resume distance, the arm at rest keeps looking short of the goal, or a new goal arrives. Joint order comes from
 names: inputs and commands are in the robot preset's order, the model sees its checkpoint's order.
 """
@@ -64,35 +64,48 @@ IK_TOLERANCE_M = 0.005  # a planned tool pose further than this from what the jo
 class Arrival:
     """When the controller holds the arm at its goal, from a checkpoint's reach calibration (`jepa-ros calibrate`).
 
-    ``tool``: distances in metres between the tool positions read from the frame's and the goal image's
-    latents (the state readout, then forward kinematics), which track the tool where the latent distance
-    does not (a frame 4-5 cm from a goal can lie closer to it in latent distance than one 1.5 cm away
-    on the other side); else latent distances to the goal, for checkpoints without a readout.
+    The frame's latent distance to the goal must be within ``hold_below``; with a state readout, the tool's
+    position read from the frame's latent must also be within ``tool_hold_m`` of the one read from the
+    goal image's (the readout, then forward kinematics). Each alone is fooled somewhere: the latent
+    distance of a frame 4-5 cm from a goal can be below that of one 1.5 cm away on the other side, and a
+    readout that reads the wrist poorly misses a tool 4 cm off. Held, the arm stays held while both stay
+    within their resume distances.
     """
 
     hold_below: float
     resume_above: float
-    tool: bool = False
+    tool_hold_m: float | None = None
+    tool_resume_m: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0 < self.hold_below <= self.resume_above:
-            raise ConfigError(f"reach distances ({self.hold_below}, {self.resume_above}): expected 0 < hold_below <= "
-                              "resume_above")
+        pairs = [(self.hold_below, self.resume_above)]
+        if self.tool_hold_m is not None or self.tool_resume_m is not None:
+            pairs.append((self.tool_hold_m, self.tool_resume_m))
+        for hold, resume in pairs:
+            if hold is None or resume is None or not 0 < hold <= resume:
+                raise ConfigError(f"reach distances ({hold}, {resume}): expected 0 < hold_below <= resume_above")
+
+    @property
+    def tool(self) -> bool:
+        """Whether the tool's distance read from the latents counts too."""
+        return self.tool_hold_m is not None
+
+    def within(self, distance: float, tool_distance: float, resume: bool = False) -> bool:
+        """Whether a frame at ``distance`` (latent) and ``tool_distance`` (m, read) is within the hold distances
+        (``resume``: the resume distances)."""
+        latent, tool = (self.resume_above, self.tool_resume_m) if resume else (self.hold_below, self.tool_hold_m)
+        return distance <= latent and (tool is None or tool_distance <= tool)
 
     @classmethod
     def of_calibration(cls, reach: dict | None, tool: bool) -> Arrival | None:
-        """The criterion of a checkpoint's ``reach`` metadata (None: never hold); ``tool`` where the
-        checkpoint has a state readout, the calibration tool distances and the robot a description."""
+        """The criterion of a checkpoint's ``reach`` metadata (None: never hold); the tool's distances where
+        ``tool`` (the checkpoint has a state readout and the robot a description) and they were calibrated."""
         if not reach:
             return None
+        latent = (float(reach["hold_below"]), float(reach["resume_above"]))
         if tool and "tool_hold_m" in reach:
-            return cls(float(reach["tool_hold_m"]), float(reach["tool_resume_m"]), tool=True)
-        return cls(float(reach["hold_below"]), float(reach["resume_above"]))
-
-    @property
-    def measure(self) -> str:
-        """What the distances are, in words."""
-        return "the tool's distance read from the latents (m)" if self.tool else "the latent distance"
+            return cls(*latent, float(reach["tool_hold_m"]), float(reach["tool_resume_m"]))
+        return cls(*latent)
 
 
 class ControlError(ValueError):
@@ -392,11 +405,11 @@ class LatentMPC:
         distance, tool_distance = self.goal_distance(latent, seen), self.tool_distance(latent)
         latent = latent.to(self.rollout_dtype)
         if self.arrival is not None:
-            hold_below, resume_above = self.arrival.hold_below, self.arrival.resume_above
-            away = tool_distance if self.arrival.tool else distance
-            self.unsettled_ticks = self.unsettled_ticks + 1 if self.holding and away > hold_below else 0
+            arrived = self.arrival.within(distance, tool_distance)
             # counted only while held, so it starts from 0 at every new hold (and after set_goal)
-            self.holding = away <= (resume_above if self.holding else hold_below) and self.unsettled_ticks < SETTLE_TICKS
+            self.unsettled_ticks = self.unsettled_ticks + 1 if self.holding and not arrived else 0
+            still = self.arrival.within(distance, tool_distance, resume=True) if self.holding else arrived
+            self.holding = still and self.unsettled_ticks < SETTLE_TICKS
         if self.holding:  # arrived: hold the arm where it is, within its limits, until pushed away or a new goal
             clamped = clamp_command(current, current, self.lower, self.upper, self.velocity_limits,
                                     self.control_period, self.robot.joint_names, self.explored_range)

@@ -271,17 +271,19 @@ def hold_criterion(hold: dict | None) -> str:
     """The controller's arrival criterion in words, from a checkpoint's reach calibration (None: never holds)."""
     if not hold:
         return "The controller never holds the arm still: the checkpoint has no reach calibration (`jepa-ros calibrate`)."
-    held = "The controller holds the arm still (`reached` on `~/status`, a green frame in the video) once "
+    radius = hold["success_radius_m"] * 100
+    latent = (f"the camera frame's latent is within an L1 distance of {hold['hold_below']:.4f} of the goal image's "
+              f"(90 % of frames within {radius / 2:.1f} cm of a goal lie below it on the simulated arm)")
+    tool = ""
     if "tool_hold_m" in hold:
-        return (f"{held}the tool's position read from the camera frame (the checkpoint's state readout, then forward "
-                f"kinematics) is within {hold['tool_hold_m'] * 100:.1f} cm of the tool's read from the goal image, and "
-                f"plans again beyond {hold['tool_resume_m'] * 100:.1f} cm. Calibrated on the simulated arm: "
-                f"{hold['tool_near_held']:.0%} of frames within {hold['success_radius_m'] * 50:.1f} cm of a goal and "
-                f"{hold['tool_away_held']:.0%} of frames beyond {hold['success_radius_m'] * 100:.0f} cm read as arrived.")
-    return (f"{held}the camera frame's latent is within an L1 distance of {hold['hold_below']:.4f} of the goal image's, "
-            f"and plans again beyond {hold['resume_above']:.4f}: distances calibrated for this checkpoint on the "
-            f"simulated arm (90 % of frames within {hold['success_radius_m'] * 50:.1f} cm of a goal lie below the "
-            f"first; 5 % of frames beyond {hold['success_radius_m'] * 100:.0f} cm below the second).")
+        tool = (f" and the tool's position read from the frame (the checkpoint's state readout, then forward kinematics) "
+                f"is within {hold['tool_hold_m'] * 100:.1f} cm of the one read from the goal image (read so for "
+                f"{hold['tool_near_held']:.0%} of frames within {radius / 2:.1f} cm and {hold['tool_away_held']:.0%} "
+                f"of frames beyond {radius:.0f} cm)")
+    resume = f"{hold['resume_above']:.4f}" + (f" or the tool's beyond {hold['tool_resume_m'] * 100:.1f} cm" if tool else "")
+    return (f"The controller holds the arm still (`reached` on `~/status`, a green frame in the video) once {latent}"
+            f"{tool}, and plans again once the latent distance is beyond {resume}, or after three ticks at rest "
+            f"that no longer meet the hold distances.")
 
 
 def _mark_holding(frame: np.ndarray, holding: bool) -> np.ndarray:
@@ -312,10 +314,10 @@ def calibrate_reach(model, sim: ArmSim, config: ReachingConfig, poses_per_scale:
     radius (such a frame looks arrived); resume_above the 5th percentile over frames farther than the
     radius (such a frame looks away). A latent that cannot tell them apart is refused.
 
-    A checkpoint with a state readout holds by the tool's distance read from the frame's and the goal's
-    latents instead (controller.Arrival): below half the success radius, resuming beyond it. The
-    calibration records how often that reading says "arrived" for frames near and away
-    (tool_near_held, tool_away_held), and refuses a readout that holds a fifth of the frames away.
+    A checkpoint with a state readout also needs the tool's distance read from the frame's and the goal's
+    latents (controller.Arrival) below half the success radius, and resumes beyond it. The calibration
+    records how often that reading says "arrived" for frames near and away (tool_near_held,
+    tool_away_held), and refuses a readout that holds a fifth of the frames away.
     """
     import torch
 
@@ -345,7 +347,7 @@ def calibrate_reach(model, sim: ArmSim, config: ReachingConfig, poses_per_scale:
     if len(near) < 10 or len(far) < 10:
         raise ValueError(f"calibration drew {len(near)} frames near the goals and {len(far)} away; expected 10 of each")
     hold_below, resume_above = float(np.percentile(near, 90)), float(np.percentile(far, 5))
-    if hold_below >= resume_above and not tool:
+    if hold_below >= resume_above:
         raise ValueError(f"the latent does not tell arrived from away: 90 % of frames within "
                          f"{config.success_radius / 2 * 100:.1f} cm lie below {hold_below:.3f}, 5 % of frames beyond "
                          f"{config.success_radius * 100:.0f} cm below {resume_above:.3f}")

@@ -127,13 +127,21 @@ class ProbeScores:
 def fit_probe(
     latents: torch.Tensor, targets: np.ndarray, ridge: float | None = None
 ) -> Callable[[torch.Tensor], np.ndarray]:
-    """Ridge regression latents [M, ...] -> targets [M, J]; returns the predictor latents [K, ...] -> [K, J].
+    """Ridge regression latents [M, ...] -> targets [M, J] (:func:`probe_weights`); returns the predictor
+    latents [K, ...] -> [K, J]."""
+    weights = probe_weights(latents, targets, ridge)
+    return lambda new_latents: _probe_features(new_latents) @ weights
 
-    Features are standardised; the ridge is scaled by the sample count. ``ridge`` None chooses it
-    per target from PROBE_RIDGES by cross-validation on the fitting frames, in PROBE_FOLDS
-    contiguous blocks (rows come episode by episode, so a block holds whole episodes and no frame is
-    scored against its own neighbours). A fixed small ridge over-fits a target the latent does not
-    hold and scores it far below 0; the chosen one scores such a target near 0.
+
+def probe_weights(latents: torch.Tensor, targets: np.ndarray, ridge: float | None = None) -> np.ndarray:
+    """Weights [F + 1, J] of a ridge regression from flattened latents [M, F] and a constant to targets [M, J].
+
+    Features are standardised for the fit (the weights returned apply to the latents as they are); the
+    ridge is scaled by the sample count. ``ridge`` None chooses it per target from PROBE_RIDGES by
+    cross-validation on the fitting frames, in PROBE_FOLDS contiguous blocks (rows come episode by
+    episode, so a block holds whole episodes and no frame is scored against its own neighbours). A
+    fixed small ridge over-fits a target the latent does not hold and scores it far below 0; the chosen
+    one scores such a target near 0. The model's state readout is this probe (models/state_readout.py).
     """
     x = _probe_features(latents)
     mean, scale = x[:, :-1].mean(0), x[:, :-1].std(0) + 1e-8
@@ -143,14 +151,10 @@ def fit_probe(
     weights = np.empty((x.shape[1], y.shape[1]))
     for value in np.unique(ridges):
         columns = ridges == value
-        weights[:, columns] = _ridge_fit(x, y[:, columns], value)
-
-    def predict(new_latents: torch.Tensor) -> np.ndarray:
-        features = _probe_features(new_latents)
-        features[:, :-1] = (features[:, :-1] - mean) / scale
-        return features @ weights
-
-    return predict
+        weights[:, columns] = ridge_fit(x, y[:, columns], value)
+    weights[:-1] /= scale[:, None]  # back to the latents as they are
+    weights[-1] -= mean @ weights[:-1]
+    return weights
 
 
 def r_squared(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -179,7 +183,8 @@ def _probe_features(latents: torch.Tensor) -> np.ndarray:
     return np.concatenate([f, np.ones((len(f), 1))], axis=1)
 
 
-def _ridge_fit(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+def ridge_fit(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    """Weights [F, T] minimising |x @ W - y|^2 + ridge * M * |W|^2 (x [M, F], y [M, T])."""
     gram = x.T @ x + ridge * len(x) * np.eye(x.shape[1])
     return np.linalg.solve(gram, x.T @ y)
 
@@ -191,7 +196,7 @@ def _cross_validated_ridges(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     for held in blocks:
         fit = np.setdiff1d(np.arange(len(x)), held)
         for i, ridge in enumerate(PROBE_RIDGES):
-            errors[i] += ((y[held] - x[held] @ _ridge_fit(x[fit], y[fit], ridge)) ** 2).sum(axis=0)
+            errors[i] += ((y[held] - x[held] @ ridge_fit(x[fit], y[fit], ridge)) ** 2).sum(axis=0)
     return np.asarray(PROBE_RIDGES)[errors.argmin(axis=0)]
 
 

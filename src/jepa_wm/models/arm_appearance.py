@@ -21,8 +21,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from jepa_wm.models.state_readout import ridge_fit
-
 
 class ArmAppearance(nn.Module):
     """state [.., A] -> the arm's expected latent [.., N, D]."""
@@ -59,7 +57,7 @@ class ArmAppearance(nn.Module):
         """Fit in closed form on latents [M, N, D] and states [M, A] of the same frames.
 
         bandwidth: length scale of the features in standard deviations of the state; ridge: the
-        penalty, relative to the mean diagonal of the normal equations.
+        penalty per sample (evaluation.quality.ridge_fit).
         """
         assert latents.shape[0] == states.shape[0] >= 2, f"latents {tuple(latents.shape)}, states {tuple(states.shape)}"
         states, flat = states.double(), latents.double().flatten(1)  # [M, A], [M, N*D]
@@ -68,4 +66,7 @@ class ArmAppearance(nn.Module):
         state_dim, num_features = self.frequencies.shape
         self.frequencies.copy_(torch.randn(state_dim, num_features, generator=generator, dtype=torch.float64) / bandwidth)
         self.phases.copy_(torch.rand(num_features, generator=generator, dtype=torch.float64) * 2 * math.pi)
-        self.appearance_weights.copy_(ridge_fit(self.features(states).double(), flat, ridge))
+        from jepa_wm.evaluation.quality import ridge_fit
+
+        features = self.features(states).double()
+        self.appearance_weights.copy_(torch.from_numpy(ridge_fit(features.numpy(), flat.numpy(), ridge)))

@@ -5,7 +5,8 @@ gives that state from the goal's latent, and from each camera frame's, with the 
 both: the controller compares the two through forward kinematics to say in metres how far the tool
 is from where the goal image shows it (its arrival criterion), and a push model's planner takes the
 arm's part out of a goal latent at the state read from it (models/arm_appearance.py).
-Fitted by ``training.arm_fit.fit_state_readout`` on the exploration frames and their joint states.
+Fitted by ``training.arm_fit.fit_state_readout`` on the exploration frames and their joint states, as
+`jepa-ros evaluate`'s joint probe is fitted (the same function), and kept with the model.
 """
 
 from __future__ import annotations
@@ -29,15 +30,10 @@ class StateReadout(nn.Module):
         return torch.cat([flat, torch.ones_like(flat[..., :1])], dim=-1) @ self.weights
 
     @torch.no_grad()
-    def fit(self, latents: Tensor, states: Tensor, ridge: float) -> None:
-        """Fit on latents [M, N, D] and states [M, A] of the same frames; ridge relative to the mean diagonal."""
+    def fit(self, latents: Tensor, states: Tensor) -> None:
+        """Fit on latents [M, N, D] and states [M, A] of the same frames, in episode order: the joint probe
+        of `jepa-ros evaluate` (evaluation.quality.probe_weights, its ridge cross-validated per component)."""
+        from jepa_wm.evaluation.quality import probe_weights
+
         assert latents.shape[0] == states.shape[0] >= 2, f"latents {tuple(latents.shape)}, states {tuple(states.shape)}"
-        flat = latents.double().flatten(1)
-        self.weights.copy_(ridge_fit(torch.cat([flat, torch.ones_like(flat[:, :1])], dim=1), states.double(), ridge))
-
-
-def ridge_fit(inputs: Tensor, targets: Tensor, ridge: float) -> Tensor:
-    """Weights [F, T] minimising |inputs @ W - targets|^2 + ridge * mean(diag) * |W|^2 (inputs [M, F])."""
-    gram = inputs.T @ inputs  # [F, F]
-    penalty = ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-    return torch.linalg.solve(gram + penalty, inputs.T @ targets)
+        self.weights.copy_(torch.from_numpy(probe_weights(latents.cpu(), states.double().cpu().numpy())))

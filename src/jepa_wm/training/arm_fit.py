@@ -19,8 +19,9 @@ from jepa_wm.models.world_model import WorldModel
 
 ARM_FEATURES = 512  # random Fourier features of the state
 ARM_BANDWIDTH = 0.35  # their length scale, in standard deviations of each state component
-ARM_RIDGE = 1e-4  # ridge penalty, relative to the mean diagonal of the normal equations
-READOUT_RIDGE = 1e-4  # the state readout's
+# ridge penalty per sample: about 1e-4 of the normal equations' mean diagonal (each feature's square
+# averages 1/ARM_FEATURES, the constant's 1)
+ARM_RIDGE = 4e-7
 FIT_FRAMES = 12000  # training frames drawn for a fit
 
 
@@ -39,7 +40,7 @@ def fit_state_readout(model: WorldModel, train_episodes: list, val_episodes: lis
     states = np.concatenate([e.joint_positions for e in train_episodes])
     keep = np.sort(rng.permutation(len(frames))[:FIT_FRAMES])
     latents, states = encode_frames(model, frames[keep]), torch.from_numpy(states[keep])
-    model.readout.fit(latents, states, READOUT_RIDGE)
+    model.readout.fit(latents, states)
     val_latents = torch.cat([encode_frames(model, e.frames) for e in val_episodes])  # [M, N, D]
     val_states = torch.from_numpy(np.concatenate([e.joint_positions for e in val_episodes]))  # [M, A]
     with torch.no_grad():
