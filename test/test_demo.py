@@ -103,7 +103,8 @@ def test_push_demo_over_dds_starts_each_goal_as_set_and_measures_where_the_block
         tool_pose = tuple(float(v) for v in PushExplorer(sim, np.random.default_rng(0)).tool_pose)
     tiny = tiny_config()
     config = WorldModelConfig(encoder=dataclasses.replace(tiny.encoder, image_size=64), predictor=tiny.predictor, joint_names=load_robot("jepa_arm").joint_names,
-                              action_scale=0.03, action_space="planar", tool_pose=tool_pose, arm_features=8)
+                              action_scale=0.03, action_space="planar", tool_pose=tool_pose, arm_features=8,
+                              state_readout=True)
     save_checkpoint(WorldModel(config), tmp_path / "push", {"robot": "jepa_arm", "period_s": 0.2, "train_seconds": 0.0})
     push = PushingConfig(num_goals=2, max_steps=4, seed=5)
     metrics = run_push_closed_loop(push, tmp_path / "push", "jepa_arm", [], tmp_path / "report")
