@@ -27,7 +27,7 @@ import torch
 
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, check_joint_names
 from jepa_wm.data.episodes import period_mismatch
-from jepa_wm.kinematics import ArmKinematics
+from jepa_wm.kinematics import ArmKinematics, tool_position
 from jepa_wm.models.checkpoint import (
     CheckpointError,
     default_checkpoint,
@@ -466,11 +466,8 @@ class LatentMPC:
     def tool_position(self, state: torch.Tensor) -> np.ndarray:
         """The tool's position (m, base frame) at a model state [A]: forward kinematics of joint positions,
         or the pose's x, y, z (end_effector) or x, y (planar)."""
-        state = state.double().cpu().numpy()
-        if self.model_config.action_space == "joint":
-            assert self.tool_kinematics is not None
-            return self.tool_kinematics.pose(state[self.to_robot_order])[:3]
-        return state[:2] if self.model_config.action_space == "planar" else state[:3]
+        space, state = self.model_config.action_space, state.double().cpu().numpy()
+        return tool_position(state[self.to_robot_order] if space == "joint" else state, space, self.tool_kinematics)
 
     def imagine_pending(self, latent: torch.Tensor, current: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """Where the last command leads: (latent [N, D], joint positions [J] robot order) to plan from.

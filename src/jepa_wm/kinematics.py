@@ -129,3 +129,13 @@ class ArmKinematics:
             rotation_error_rad=float(np.linalg.norm(pin.log3(reached.rotation.T @ wanted.rotation))),
             iterations=iteration,
         )
+
+
+def tool_position(state: np.ndarray, action_space: str, kinematics: ArmKinematics | None) -> np.ndarray:
+    """The tool's position (m, base frame) at a model state: forward kinematics of joint positions (robot
+    order; needs ``kinematics``), or the pose's x, y, z (end_effector) or x, y (planar)."""
+    if action_space == "joint":
+        if kinematics is None:
+            raise KinematicsError("a joint state's tool position needs the arm's kinematics (its description)")
+        return kinematics.pose(state)[:3]
+    return state[:2] if action_space == "planar" else state[:3]

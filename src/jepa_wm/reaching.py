@@ -368,7 +368,7 @@ def _tool_reader(model, sim: ArmSim):
     """latent [N, D] -> the tool's position (m) read from it: the model's state readout, then forward kinematics
     of the simulated arm (joint models) or the pose's position (end-effector and planar models)."""
     from jepa_wm.config import load_robot
-    from jepa_wm.kinematics import ArmKinematics
+    from jepa_wm.kinematics import ArmKinematics, tool_position
 
     space, robot = model.config.action_space, load_robot(sim.config.robot)
     kinematics = ArmKinematics.of_robot(robot) if space == "joint" else None
@@ -376,9 +376,7 @@ def _tool_reader(model, sim: ArmSim):
 
     def read(latent):
         state = model.readout(latent).double().cpu().numpy()
-        if kinematics is not None:
-            return kinematics.pose(state[order])[:3]
-        return state[:2] if space == "planar" else state[:3]
+        return tool_position(state[order] if space == "joint" else state, space, kinematics)
 
     return read
 
