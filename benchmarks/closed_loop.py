@@ -50,8 +50,10 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
     from jepa_wm.controller import LatentMPC
     from jepa_wm.models.checkpoint import checkpoint_robot, read_checkpoint_config
     from jepa_wm.reaching import make_sim, run_baseline, run_controller, sample_goals, write_reaching_report
+    from jepa_wm.runtime import keep_freed_memory
 
     torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
+    keep_freed_memory()  # as world_model_node
     robot = load_robot(checkpoint_robot(checkpoint))  # the preset the checkpoint was trained for
     mpc = LatentMPC.from_checkpoint(checkpoint, planner, robot, config.control_period)
     model = mpc.model

@@ -34,10 +34,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
-from jepa_wm.controller import resolve_precision, rollout_factory, rollout_model
 from jepa_wm.models import WorldModel, load_checkpoint
 from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
+from jepa_wm.runtime import keep_freed_memory, resolve_precision, rollout_factory, rollout_model
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=default_checkpoint())
     args = parser.parse_args()
     torch.manual_seed(0)
+    keep_freed_memory()  # as world_model_node does
     all_threads = torch.get_num_threads()
     architecture = package_share() / "config" / "training" / "world_model.yaml"
     if (args.checkpoint / "config.json").is_file():

@@ -31,9 +31,9 @@ import torch
 from tqdm import tqdm
 
 from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
-from jepa_wm.controller import rollout_model
 from jepa_wm.models import WorldModel
 from jepa_wm.planning import latent_goal_cost, make_generator, plan
+from jepa_wm.runtime import rollout_model
 
 SETTINGS = {
     "published": PlannerConfig(method="cem", horizon=1, num_samples=800, iterations=10, num_elites=10,

@@ -24,12 +24,12 @@ from jepa_wm.controller import (
     ControlError,
     LatentMPC,
     read_image_file,
-    resolve_precision,
     to_rgb,
 )
 from jepa_wm.models import load_checkpoint
 from jepa_wm.models.world_model import WorldModel
 from jepa_wm.reaching import ReachingConfig, make_sim, run_controller, sample_goals
+from jepa_wm.runtime import resolve_precision
 
 JOINTS = ("joint1", "joint2", "joint3")
 TINY = WorldModelConfig(
@@ -398,8 +398,12 @@ def test_auto_precision_takes_bfloat16_only_where_the_hardware_computes_it(model
     mpc = LatentMPC(model, dataclasses.replace(PLANNER, precision="auto"), ROBOT)
     assert mpc.precision == "float32" and mpc.rollout_model is model
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     mpc = LatentMPC(model, dataclasses.replace(PLANNER, precision="auto"), ROBOT)
     assert mpc.precision == "bfloat16" and next(mpc.rollout_model.parameters()).dtype == torch.bfloat16
+    # the chip has it, but torch dispatches as on an AVX2 CPU (ATEN_CPU_CAPABILITY=avx2): emulated there
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert resolve_precision("auto", "cpu") == "float32"
     assert resolve_precision("float32", "cpu") == "float32"  # an explicit choice is kept
     with pytest.raises(ValueError, match="planner.precision='half'"):
         PlannerConfig(precision="half")

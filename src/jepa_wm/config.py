@@ -232,7 +232,7 @@ class PlannerConfig:
     # Number format of the predictor's rollouts; costs stay float32. bfloat16 plans faster where the
     # hardware computes it natively: CPUs with AVX-512 BF16 or AMX and most GPUs (1.14x alone, 1.6x
     # under load on a 2-core AMX CPU). Elsewhere it is emulated: 9x slower on a 2-core AVX2 CPU.
-    # "auto" takes bfloat16 only where it is native (controller.resolve_precision).
+    # "auto" takes bfloat16 only where it is native (runtime.resolve_precision).
     precision: Literal["float32", "bfloat16", "auto"] = "float32"
     # How rollouts run: "torchscript" traces them into one graph per shape, which runs without
     # Python's GIL (subscription callbacks in the same node no longer stall planning); "eager"

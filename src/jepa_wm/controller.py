@@ -13,11 +13,8 @@ names: inputs and commands are in the robot preset's order, the model sees its c
 
 from __future__ import annotations
 
-import copy
-import functools
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -36,10 +33,8 @@ from jepa_wm.models.checkpoint import (
     read_checkpoint_config,
 )
 from jepa_wm.models.end_effector import compose_pose
-from jepa_wm.models.rollout_graph import TracedImagine
 from jepa_wm.planning import (
     PlanResult,
-    RolloutFn,
     latent_goal_cost,
     make_generator,
     objects_goal_cost,
@@ -47,6 +42,7 @@ from jepa_wm.planning import (
     shift_plan,
 )
 from jepa_wm.planning.costs import latent_distance
+from jepa_wm.runtime import resolve_precision, rollout_factory, rollout_model
 from jepa_wm.safety import clamp_command, non_finite
 
 # The last command counts as under way while more than this fraction of its move is left. Without
@@ -154,58 +150,6 @@ def read_image_file(path: str | Path) -> np.ndarray:
     if bgr is None:
         raise ControlError(f"goal image file {path} could not be decoded; expected a PNG or JPEG image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def check_device(name: str, where: str = "device") -> torch.device:
-    """``name`` as a torch device that exists here, else ConfigError naming it and what was expected."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"{where}={name!r} is not a torch device; expected cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"{where}={name!r}, but torch finds no CUDA GPU on this machine; use cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"{where}={name!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    elif device.type != "cpu":
-        raise ConfigError(f"{where}={name!r}: expected cpu or cuda[:N]")
-    return device
-
-
-def native_bfloat16(device: str | torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 in hardware (AVX-512 BF16 / AMX CPUs, bf16-capable GPUs)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        # torch has no public query for these; without them bfloat16 is emulated, ~9x slower
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-    return False
-
-
-def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """planner.precision as run on ``device``: "auto" becomes bfloat16 where it is native, else float32."""
-    if precision == "auto":
-        return "bfloat16" if native_bfloat16(device) else "float32"
-    return precision
-
-
-def rollout_model(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """The model rollouts run on: ``model`` itself in float32, else a copy in ``precision`` (e.g. bfloat16).
-
-    ``precision`` names a dtype; resolve "auto" for the model's device first (:func:`resolve_precision`).
-    """
-    assert precision != "auto", "rollout_model needs a dtype name: resolve_precision('auto', device) first"
-    dtype = getattr(torch, precision)
-    return model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
-
-
-def rollout_factory(planning_model: torch.nn.Module, graph: str) -> Callable[[torch.Tensor, torch.Tensor], RolloutFn]:
-    """(latent, joint positions) -> rollout over actions of ``planning_model``, eager or traced (planner.rollout_graph)."""
-    if graph == "torchscript":
-        return functools.partial(planning_model.rollout_fn, imagine=TracedImagine(planning_model))
-    return planning_model.rollout_fn
 
 
 def match_joints(model_joints: tuple[str, ...], robot: RobotConfig) -> np.ndarray:

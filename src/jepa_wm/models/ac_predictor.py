@@ -77,6 +77,6 @@ class VJEPA2ACPredictor(nn.Module):
         """
         tokens, first_step, cached_tokens = embed_steps(self, latents, states, actions, cache)
         positions = step_positions(first_step, latents.shape[1], self.rows, self.cols).to(tokens.device)
-        x, new_cache = attend_steps(self.predictor_blocks, tokens, cached_tokens, cache, positions)
-        predicted = self.predictor_proj(self.predictor_norm(x[:, :, CONDITION_TOKENS:, :]))  # [B, T, N, D]
+        x, new_cache = attend_steps(self.predictor_blocks, tokens, cached_tokens, cache, positions)  # [B, T, N, E]
+        predicted = self.predictor_proj(self.predictor_norm(x))  # [B, T, N, D]
         return F.layer_norm(predicted, (latents.shape[-1],)), new_cache

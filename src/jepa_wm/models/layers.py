@@ -77,10 +77,13 @@ class Attention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         positions: torch.Tensor | None = None,
+        queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
         """x [B, L, C] -> ([B, L, C], (keys, values) including the cached ones).
 
         positions: RoPE (depth, height, width) of the L new tokens [3, L]; cached keys keep theirs.
+        queries: indices [L'] of the tokens whose outputs are wanted (all L are still keys and values):
+        the output is then [B, L', C].
         """
         B, L, C = x.shape
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
@@ -93,8 +96,11 @@ class Attention(nn.Module):
                 cached_k, cached_v = cached_k.expand(B, -1, -1, -1), cached_v.expand(B, -1, -1, -1)
             k = torch.cat([cached_k, k], dim=2)
             v = torch.cat([cached_v, v], dim=2)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, heads, L, head_dim]
-        out = out.transpose(1, 2).reshape(B, L, C)
+        if queries is not None:
+            q = q.index_select(2, queries)
+            attn_mask = None if attn_mask is None else attn_mask.index_select(0, queries)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, heads, L', head_dim]
+        out = out.transpose(1, 2).reshape(B, q.shape[2], C)
         return self.proj(out), (k, v)
 
 
@@ -128,10 +134,12 @@ class Block(nn.Module):
         attn_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         positions: torch.Tensor | None = None,
+        queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
-        """x [B, L, C] -> ([B, L, C], this layer's keys and values); positions as in :class:`Attention`."""
-        attended, kv = self.attn(self.norm1(x), attn_mask=attn_mask, cache=cache, positions=positions)
-        x = x + attended
+        """x [B, L, C] -> ([B, L, C], this layer's keys and values); positions and queries (outputs of
+        these tokens only: [B, L', C]) as in :class:`Attention`."""
+        attended, kv = self.attn(self.norm1(x), attn_mask=attn_mask, cache=cache, positions=positions, queries=queries)
+        x = (x if queries is None else x.index_select(1, queries)) + attended
         x = x + self.mlp(self.norm2(x))
         return x, kv
 

@@ -70,8 +70,7 @@ class ActionConditionedPredictor(nn.Module):
         """
         tokens, first_step, cached_tokens = embed_steps(self, latents, joint_positions, actions, cache)
         tokens = tokens + self.token_embed + self.time_embed[first_step : first_step + latents.shape[1], None, :]
-        x, new_cache = attend_steps(self.predictor_blocks, tokens, cached_tokens, cache)
-        x = x[:, :, CONDITION_TOKENS:, :]  # [B, T, N, E]
+        x, new_cache = attend_steps(self.predictor_blocks, tokens, cached_tokens, cache)  # [B, T, N, E]
         return latents + self.predictor_proj(self.predictor_norm(x)), new_cache
 
 
@@ -108,16 +107,23 @@ def attend_steps(
     blocks: nn.ModuleList, tokens: torch.Tensor, cached_tokens: int, cache: list[KVCache] | None,
     positions: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[KVCache]]:
-    """Step tokens [B, T, K, E] through the blocks, block-causal over steps, after the cached ones.
+    """Step tokens [B, T, K, E] (``[action, state, frame tokens]`` each) through the blocks, block-causal
+    over steps, after the cached ones.
 
-    Returns the outputs [B, T, K, E] and the cache extended by these steps; ``positions``: RoPE
-    positions [3, T*K] of the new tokens (none for learned position tables)."""
+    Returns the outputs of the frame tokens [B, T, K - CONDITION_TOKENS, E] and the cache extended by
+    these steps; ``positions``: RoPE positions [3, T*K] of the new tokens (none for learned position
+    tables). The last block computes outputs for the frame tokens only: the condition tokens' are
+    never read, their keys and values are (a third fewer of that block's matmuls).
+    """
     B, T, K, _ = tokens.shape
     x = tokens.flatten(1, 2)  # [B, T*K, E]
     # A single new step attends to everything cached and to itself: no mask needed.
     mask = None if T == 1 else block_causal_mask(T, K, cached_tokens).to(x.device)
+    frame_tokens = (torch.arange(T)[:, None] * K + torch.arange(CONDITION_TOKENS, K)).flatten().to(x.device)
     new_cache: list[KVCache] = []
     for layer, block in enumerate(blocks):
-        x, kv = block(x, attn_mask=mask, cache=None if cache is None else cache[layer], positions=positions)
+        last = layer == len(blocks) - 1
+        x, kv = block(x, attn_mask=mask, cache=None if cache is None else cache[layer], positions=positions,
+                      queries=frame_tokens if last else None)
         new_cache.append(kv)
-    return x.view(B, T, K, -1), new_cache
+    return x.view(B, T, K - CONDITION_TOKENS, -1), new_cache
