@@ -9,7 +9,9 @@ horizon and a tool-flag model both reached more goals here and fewer over DDS. L
 JSON object.
 
     python benchmarks/closed_loop.py [--goals 20] [--seed 0] [--out reports/closed_loop] [--checkpoint DIR]
+                                     [--planner num_samples=64 ...]
     python benchmarks/closed_loop.py --in-process [--command-delay 0.17] [--planner horizon=5 ...]
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/closed_loop.py  # as on an AVX2 CPU
 """
 
 import argparse
@@ -20,6 +22,7 @@ from pathlib import Path
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from jepa_ros.demo import run_closed_loop  # noqa: E402
@@ -28,22 +31,27 @@ from jepa_wm.models.checkpoint import default_checkpoint  # noqa: E402
 from jepa_wm.reaching import ReachingConfig  # noqa: E402
 
 
-def node_planner(overrides: list[str]) -> PlannerConfig:
-    """The planner of config/nodes/world_model_node.yaml with ``key=value`` overrides (YAML values)."""
-    params = yaml.safe_load((package_share() / "config" / "nodes" / "world_model_node.yaml").read_text())
-    planner = dict(params["/**"]["ros__parameters"]["planner"])
-    for item in overrides:
+def planner_overrides(items: list[str]) -> dict:
+    """``key=value`` items (YAML values) -> {key: value}, checked against PlannerConfig's fields."""
+    overrides = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--planner {item!r}: expected key=value, e.g. horizon=5")
-        planner[key] = yaml.safe_load(value)
-    return from_dict(PlannerConfig, planner, "planner")
+        overrides[key] = yaml.safe_load(value)
+    node_planner(overrides)  # refuses unknown keys and bad values here, before any process starts
+    return overrides
+
+
+def node_planner(overrides: dict) -> PlannerConfig:
+    """The planner of config/nodes/world_model_node.yaml with ``overrides`` over it."""
+    params = yaml.safe_load((package_share() / "config" / "nodes" / "world_model_node.yaml").read_text())
+    return from_dict(PlannerConfig, {**params["/**"]["ros__parameters"]["planner"], **overrides}, "planner")
 
 
 def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerConfig, command_delay: float,
                    out: Path) -> dict:
     """LatentMPC against ArmSim in this process; the report of run_closed_loop."""
-    import torch
     from tqdm import tqdm
 
     from jepa_wm.config import load_robot
@@ -81,16 +89,16 @@ def main() -> None:
     parser.add_argument("--command-delay", type=float, default=0.17,
                         help="--in-process: seconds from a frame to its command reaching the arm (DDS median ~0.17)")
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="--in-process: planner settings over config/nodes/world_model_node.yaml's")
+                        help="planner settings over config/nodes/world_model_node.yaml's (node parameters planner.KEY)")
     args = parser.parse_args()
     config = ReachingConfig(num_goals=args.goals, seed=args.seed, scene_seed=args.scene_seed)
     checkpoint = args.checkpoint or default_checkpoint()
+    overrides = planner_overrides(args.planner)
     if args.in_process:
-        metrics = run_in_process(config, checkpoint, node_planner(args.planner), args.command_delay, args.out)
+        metrics = run_in_process(config, checkpoint, node_planner(overrides), args.command_delay, args.out)
     else:
-        if args.planner:
-            raise SystemExit("--planner applies to --in-process runs; over DDS the node reads config/nodes/world_model_node.yaml")
-        metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=checkpoint)
+        metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=checkpoint,
+                                  node_params={"planner": overrides} if overrides else None)
     print(f"report: {args.out}/report.md")
     print(json.dumps({
         "hold_success_rate": metrics["world_model"]["hold_success_rate"],
@@ -108,6 +116,10 @@ def main() -> None:
         "seed": args.seed,
         "scene_seed": args.scene_seed,
         "mode": "in_process" if args.in_process else "dds",
+        # the instructions torch dispatches to here and in the nodes it starts (ATEN_CPU_CAPABILITY=avx2
+        # on an AVX-512 CPU runs as an AVX2 CPU would, at this CPU's clock)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        **({"planner": overrides} if overrides else {}),
         **({"command_delay_s": args.command_delay} if args.in_process else {}),
     }))
 

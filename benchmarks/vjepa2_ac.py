@@ -6,7 +6,7 @@ end-effector actions). Two planner settings, both through the package's planner 
 
 * published: CEM as V-JEPA 2-AC plans, L1 energy to the goal latent, horizon 1, 800 samples,
   10 elites, 10 iterations, momentum 0.15, actions within 5 cm (action_scale 1: metres);
-* cached: this package's way (MPPI, horizon 4, 96 samples, 3 iterations, warm start), each
+* cached: this package's way (MPPI, horizon 4, 64 samples, 3 iterations, warm start), each
   imagined step feeding only its own tokens through the key/value cache.
 
 A plan with the published settings takes tens of minutes on a 2-core CPU, so each setting's plan
@@ -39,7 +39,7 @@ SETTINGS = {
     "published": PlannerConfig(method="cem", horizon=1, num_samples=800, iterations=10, num_elites=10,
                                init_std=0.05, min_std=0.001, max_std=0.05, action_bound=0.05,
                                momentum_mean=0.15, momentum_std=0.15, cost="l1"),
-    "cached": PlannerConfig(method="mppi", horizon=4, num_samples=96, iterations=3, num_elites=16,
+    "cached": PlannerConfig(method="mppi", horizon=4, num_samples=64, iterations=3, num_elites=16,
                             init_std=0.05, min_std=0.001, max_std=0.05, action_bound=0.05, cost="l1"),
 }
 

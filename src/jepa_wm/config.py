@@ -206,10 +206,10 @@ class PlannerConfig:
     # reached more goals with the same samples and iterations (docs/research_log.md).
     method: Literal["cem", "mppi"] = "mppi"
     horizon: int = 4
-    # 96 candidates: the most with which a plan fits a 5 Hz control period on a 2-core AVX2 CPU over
-    # DDS; a plan that overruns the period costs more goals than fewer candidates do. Faster CPUs can
-    # afford more.
-    num_samples: int = 96
+    # 64 candidates: replanning (encode + plan) then takes ~75 ms over DDS on a 2-core AVX2 CPU, inside
+    # a 10 Hz period (96 took ~108 ms there and held about as many goals: docs/research_log.md). A plan that
+    # overruns the control period costs more goals than fewer candidates do; faster CPUs can afford more.
+    num_samples: int = 64
     iterations: int = 3
     num_elites: int = 16
     init_std: float = 0.5
