@@ -28,10 +28,10 @@ def keep_freed_memory() -> bool:
     """Let this process reuse the memory it frees instead of handing it back to the OS after each op.
 
     A plan allocates and frees hundreds of 0.1-1 MB tensors. glibc serves blocks that size by mmap
-    and returns them on free (or trims them off the heap), so every allocation touches fresh pages:
-    ~3,500 page faults per plan, a fifth of its time on a 2-core CPU. With blocks up to 32 MB kept in the
-    heap and up to 256 MB of free heap kept, repeated plans fault no pages. Process-wide; a no-op
-    returning False where the C library has no ``mallopt`` (not glibc).
+    and returns them on free (or trims them off the heap), so allocations touch fresh pages: up to
+    thousands of page faults per plan, 10-20 % of its time on a 2-core CPU. With blocks up to 32 MB
+    kept in the heap and up to 256 MB of free heap kept, repeated plans fault no pages. Process-wide;
+    a no-op returning False where the C library has no ``mallopt`` (not glibc).
     """
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     mallopt = getattr(libc, "mallopt", None)
