@@ -66,8 +66,9 @@ def test_the_video_marks_the_frames_where_the_arm_is_held_at_its_goal(tmp_path: 
 
 
 def test_reach_calibration_separates_frames_at_the_goal_from_frames_away():
+    from jepa_wm.calibration import calibrate_reach
     from jepa_wm.models.checkpoint import default_checkpoint, load_checkpoint, read_checkpoint_config
-    from jepa_wm.reaching import calibrate_reach, hold_criterion
+    from jepa_wm.reaching import hold_criterion
 
     model = load_checkpoint(default_checkpoint()).eval()
     with make_sim(model.config.encoder.image_size, 0) as sim:

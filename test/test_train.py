@@ -291,8 +291,9 @@ def test_training_stops_at_the_first_non_finite_loss_naming_step_and_episodes(se
 
 def test_calibrate_fits_a_state_readout_on_bags_into_a_checkpoint_trained_without_one(setup, capsys):
     """A checkpoint made before the readout was fitted (or imported) gets one from exploration bags."""
+    from jepa_wm.calibration import add_arguments, fit_readout_on_bags
+    from jepa_wm.data import read_episodes
     from jepa_wm.models.checkpoint import save_checkpoint
-    from jepa_wm.reaching import add_arguments, fit_readout_on_bags
 
     folder = save_checkpoint(WorldModel(tiny_config()).eval(), setup / "without_readout", {"period_s": 0.1})
     parser = argparse.ArgumentParser()
@@ -300,7 +301,7 @@ def test_calibrate_fits_a_state_readout_on_bags_into_a_checkpoint_trained_withou
     args = parser.parse_args(["--checkpoint", str(folder), "--bags", str(setup / "bags")])
     model = load_checkpoint(folder).eval()
     assert model.readout is None
-    fit_readout_on_bags(model, folder, args)
+    fit_readout_on_bags(model, folder, args, read_episodes(args.bags, image_size=model.config.encoder.image_size), None)
     loaded = load_checkpoint(folder)
     assert loaded.config.state_readout and float(loaded.readout.weights.abs().sum()) > 0
     record = read_checkpoint_config(folder)[1]

@@ -17,7 +17,7 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("jepa_wm.data.collect", "generate exploration episodes from the MuJoCo arm into rosbag2 files"),
     "train": ("jepa_wm.training.command", "train the JEPA world model from rosbag2 episodes"),
     "evaluate": ("jepa_wm.evaluation.command", "evaluate a checkpoint offline on recorded rosbags"),
-    "calibrate": ("jepa_wm.reaching", "calibrate when the arm counts as arrived at a goal (simulated arm) into a checkpoint"),
+    "calibrate": ("jepa_wm.calibration", "calibrate when the arm counts as arrived at a goal (simulated arm or exploration bags) into a checkpoint"),
     "import-vjepa2": ("jepa_wm.models.vjepa2_files", "write an official V-JEPA 2 / 2-AC .pt file as a checkpoint folder"),
 }
 

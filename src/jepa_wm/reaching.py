@@ -9,7 +9,6 @@ table, metrics, plots and a video.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -272,8 +271,9 @@ def hold_criterion(hold: dict | None) -> str:
     if not hold:
         return "The controller never holds the arm still: the checkpoint has no reach calibration (`jepa-ros calibrate`)."
     radius = hold["success_radius_m"] * 100
+    frames = "in the exploration bags" if hold.get("source") == "bags" else "on the simulated arm"
     latent = (f"the camera frame's latent is within an L1 distance of {hold['hold_below']:.4f} of the goal image's "
-              f"(90 % of frames within {radius / 2:.1f} cm of a goal lie below it on the simulated arm)")
+              f"(90 % of frames within {radius / 2:.1f} cm of a goal lie below it {frames})")
     tool = ""
     if "tool_hold_m" in hold:
         tool = (f" and the tool's position read from the frame (the checkpoint's state readout, then forward kinematics) "
@@ -305,135 +305,6 @@ def _fit(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(frame, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
 
 
-def calibrate_reach(model, sim: ArmSim, config: ReachingConfig, poses_per_scale: int = 4) -> dict[str, float]:
-    """Distances to the goal that say "arrived" and "pushed away", from the simulated arm.
-
-    For seeded goals, frames of poses scattered around each goal are encoded and their latent
-    distance to the goal image's latent (the planner's l1 cost) is set against the end effector's
-    distance to the goal. hold_below is the 90th percentile over frames within half the success
-    radius (such a frame looks arrived); resume_above the 5th percentile over frames farther than the
-    radius (such a frame looks away). A latent that cannot tell them apart is refused.
-
-    A checkpoint with a state readout also needs the tool's distance read from the frame's and the goal's
-    latents (controller.Arrival) below half the success radius, and resumes beyond it. The calibration
-    records how often that reading says "arrived" for frames near and away (tool_near_held,
-    tool_away_held), and refuses a readout that holds a fifth of the frames away.
-    """
-    import torch
-
-    from jepa_wm.planning.costs import latent_distance
-
-    tool = _tool_reader(model, sim) if getattr(model, "readout", None) is not None else None
-    rng = np.random.default_rng(config.seed)
-    near, far, near_tool, far_tool = [], [], [], []
-    with torch.inference_mode():
-        for goal in sample_goals(sim, config):
-            goal_latent = model.encode(torch.from_numpy(goal.image)[None])[0]
-            goal_tool = tool(goal_latent) if tool else None
-            for scale in (0.0, 0.01, 0.02, 0.04, 0.06, 0.1, 0.15):  # rad of joint noise around the goal pose
-                for _ in range(poses_per_scale):
-                    sim.reset(seed=config.seed, joint_positions=goal.joint_positions + rng.normal(0, scale, len(goal.joint_positions)))
-                    error = float(np.linalg.norm(sim.end_effector_position() - goal.ee_position))
-                    latent = model.encode(torch.from_numpy(sim.render())[None])
-                    distance = float(latent_distance(latent[None], goal_latent)[0, 0])
-                    read = float(np.linalg.norm(tool(latent[0]) - goal_tool)) if tool else math.nan
-                    if error < config.success_radius / 2:
-                        near.append(distance)
-                        near_tool.append(read)
-                    elif error > config.success_radius:
-                        far.append(distance)
-                        far_tool.append(read)
-    sim.reset(seed=config.seed)
-    if len(near) < 10 or len(far) < 10:
-        raise ValueError(f"calibration drew {len(near)} frames near the goals and {len(far)} away; expected 10 of each")
-    hold_below, resume_above = float(np.percentile(near, 90)), float(np.percentile(far, 5))
-    if hold_below >= resume_above:
-        raise ValueError(f"the latent does not tell arrived from away: 90 % of frames within "
-                         f"{config.success_radius / 2 * 100:.1f} cm lie below {hold_below:.3f}, 5 % of frames beyond "
-                         f"{config.success_radius * 100:.0f} cm below {resume_above:.3f}")
-    reach = {"hold_below": hold_below, "resume_above": resume_above, "success_radius_m": config.success_radius,
-             "frames_near": len(near), "frames_away": len(far), "goals": config.num_goals, "seed": config.seed}
-    if tool:
-        hold_m = config.success_radius / 2
-        reach.update(tool_hold_m=hold_m, tool_resume_m=config.success_radius,
-                     tool_near_held=float(np.mean(np.array(near_tool) <= hold_m)),
-                     tool_away_held=float(np.mean(np.array(far_tool) <= hold_m)))
-        if reach["tool_away_held"] > 0.2:
-            raise ValueError(f"the state readout does not tell arrived from away: it reads {reach['tool_away_held']:.0%} "
-                             f"of the frames beyond {config.success_radius * 100:.0f} cm as within {hold_m * 100:.1f} cm")
-    return reach
-
-
-def _tool_reader(model, sim: ArmSim):
-    """latent [N, D] -> the tool's position (m) read from it: the model's state readout, then forward kinematics
-    of the simulated arm (joint models) or the pose's position (end-effector and planar models)."""
-    from jepa_wm.config import load_robot
-    from jepa_wm.kinematics import ArmKinematics, tool_position
-
-    space, robot = model.config.action_space, load_robot(sim.config.robot)
-    kinematics = ArmKinematics.of_robot(robot) if space == "joint" else None
-    order = [model.config.joint_names.index(name) for name in robot.joint_names]  # model order -> the robot's
-
-    def read(latent):
-        state = model.readout(latent).double().cpu().numpy()
-        return tool_position(state[order] if space == "joint" else state, space, kinematics)
-
-    return read
-
-
 def make_sim(image_size: int, seed: int, robot: str = "jepa_arm") -> ArmSim:
     """The MuJoCo arm of preset ``robot`` the goals are rendered with (same settings as sim_node)."""
     return ArmSim(SimConfig(robot=robot, image_size=image_size, seed=seed))
-
-
-def add_arguments(parser) -> None:
-    """Arguments of `jepa-ros calibrate`."""
-    from jepa_wm.data.options import add_bag_arguments
-
-    parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the embedded one); its "
-                        "config.json gets the reach distances")
-    parser.add_argument("--goals", type=int, default=12, help="seeded goals to calibrate on")
-    parser.add_argument("--seed", type=int, default=10, help="seed of the goals (not the benchmark's 0, 1, 2)")
-    parser.add_argument("--scene-seed", type=int, default=0, help="object placement of the simulated scene")
-    parser.add_argument("--bags", nargs="+", default=None,
-                        help="exploration bags to fit the checkpoint's state readout on first (a checkpoint trained "
-                             "without one, or imported); --robot defaults to the checkpoint's")
-    add_bag_arguments(parser)  # its --robot is also the simulated arm's (default: the checkpoint's)
-
-
-def run(args) -> int:
-    """Calibrate the reach distances of a checkpoint on the simulated arm and store them in it."""
-    from jepa_wm.models.checkpoint import checkpoint_robot, default_checkpoint, load_checkpoint, update_metadata
-
-    folder = args.checkpoint or default_checkpoint()
-    model = load_checkpoint(folder).eval()
-    args.robot = args.robot or checkpoint_robot(folder)
-    if args.bags:
-        fit_readout_on_bags(model, folder, args)
-    config = ReachingConfig(num_goals=args.goals, seed=args.seed, scene_seed=args.scene_seed)
-    with make_sim(model.config.encoder.image_size, config.scene_seed, args.robot) as sim:
-        reach = calibrate_reach(model, sim, config)
-    update_metadata(folder, reach=reach)
-    print(f"{folder}: {hold_criterion(reach)} ({reach['frames_near']} frames within {config.success_radius * 50:.1f} cm, "
-          f"{reach['frames_away']} beyond {config.success_radius * 100:.0f} cm)")
-    return 0
-
-
-def fit_readout_on_bags(model, folder: Path, args) -> None:
-    """Fit ``model``'s state readout on the exploration bags of ``args`` and save it into checkpoint ``folder``
-    (weights and config; the metadata gains ``readout``: the bags and the held-out read errors)."""
-    from jepa_wm.data import read_episodes, split_episodes
-    from jepa_wm.data.end_effector import in_action_space
-    from jepa_wm.data.options import bag_reading
-    from jepa_wm.models.checkpoint import read_checkpoint_config, save_checkpoint
-    from jepa_wm.training.arm_fit import fit_state_readout
-
-    reading = bag_reading(args)
-    episodes = read_episodes(args.bags, reading.topics, reading.period, reading.joint_names or model.config.joint_names,
-                             image_size=model.config.encoder.image_size)
-    train, val = split_episodes(in_action_space(episodes, model.config, reading.robot), 0.1, 0)
-    figures = fit_state_readout(model, train, val, appearance=model.arm is not None)
-    metadata = read_checkpoint_config(folder)[1]
-    save_checkpoint(model, folder, {**metadata, "readout": {"bags": [str(b) for b in args.bags], **figures}})
-    print(f"{folder}: state readout fitted on {len(train)} episodes; held-out RMS error "
-          + ", ".join(f"{k.removeprefix('read_rmse_')} {v:.3g}" for k, v in figures.items() if k.startswith("read_rmse_")))
