@@ -1,7 +1,7 @@
 """Robustness benchmark: the same seeded goals and the same model, with the scene changed at run time in
 each way a real camera and room change it.
 
-    .venv/bin/python benchmarks/robustness.py [--goals 20] [--seed 0] [--factors nominal light_dim ...]
+    .venv/bin/python benchmarks/robustness.py [--goals 20] [--seed 0] [--factors nominal light_dim ...] [--hold-by tool]
 
 Each factor starts sim_mujoco over DDS with sim_node parameters layered over its packaged ones (the
 goal images stay those of the training scene: only what the camera sees while reaching changes):
@@ -51,12 +51,15 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the embedded checkpoint")
     parser.add_argument("--factors", nargs="+", default=list(FACTORS), choices=list(FACTORS))
     parser.add_argument("--out", type=Path, default=Path("reports/robustness"))
+    parser.add_argument("--hold-by", choices=("latent_and_tool", "tool"), default=None,
+                        help="world_model_node's hold_by (default: the node's, latent_and_tool)")
     args = parser.parse_args()
     factors = ["nominal", *[f for f in args.factors if f != "nominal"]]
     config = ReachingConfig(num_goals=args.goals, seed=args.seed)
     held, touched = {}, {}
     for factor in factors:
         sim_params, node_params = FACTORS[factor]
+        node_params = {**node_params, **({"hold_by": args.hold_by} if args.hold_by else {})}
         # moving distractors sit elsewhere in each frame: allow for their area in the start-up scene check
         tolerance = 0.02 if sim_params.get("distractors") else SCENE_TOLERANCE
         metrics = run_closed_loop(config, None, [], args.out / factor, args.checkpoint, sim_params=sim_params,
@@ -75,6 +78,7 @@ def main() -> int:
         "worst_factor_ratio": round(others[worst] / nominal, 4) if worst and nominal else None,
         "goals": args.goals,
         "seed": args.seed,
+        "hold_by": args.hold_by or "latent_and_tool",
     }))
     return 0
 

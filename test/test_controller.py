@@ -517,6 +517,18 @@ def test_from_checkpoint_takes_the_calibrated_reach_unless_told_not_to(tmp_path)
         LatentMPC(model, PLANNER, robot, arrival=Arrival(0.04, 0.07, 0.015, 0.03))
     with pytest.raises(ConfigError, match=r"reach distances \(0.03, 0.015\)"):
         Arrival(0.04, 0.07, 0.03, 0.015)
+    # by the tool alone: a frame far in latent distance (a changed scene offsets it) but with its tool read at the
+    # goal is held; the same frame is not held by both
+    alone = LatentMPC.from_checkpoint(folder, PLANNER, robot, hold_by="tool").arrival
+    assert alone == Arrival(0.04, 0.07, 0.015, 0.03, by_latent=False)
+    assert alone.within(0.5, 0.01) and not Arrival(0.04, 0.07, 0.015, 0.03).within(0.5, 0.01)
+    assert not alone.within(0.01, 0.02) and alone.within(0.5, 0.02, resume=True) and not alone.within(0.5, 0.04, resume=True)
+    with pytest.raises(ConfigError, match="hold_by='tool' needs the tool's distance"):
+        LatentMPC.from_checkpoint(tmp_path / "calibrated", PLANNER, robot, hold_by="tool")  # no readout
+    with pytest.raises(ConfigError, match="hold_by='latent': expected one of latent_and_tool, tool"):
+        Arrival.of_calibration(reach, True, "latent")
+    with pytest.raises(ConfigError, match="needs the tool's hold and resume distances"):
+        Arrival(0.04, 0.07, by_latent=False)
 
 
 def test_with_a_readout_the_arm_is_held_only_where_the_tool_also_reads_at_the_goal():

@@ -82,6 +82,9 @@ def test_reach_calibration_separates_frames_at_the_goal_from_frames_away():
     text = hold_criterion(stored)
     assert f"within an L1 distance of {stored['hold_below']:.4f}" in text and "within 1.5 cm of the one read" in text
     assert "beyond 3.0 cm" in text
+    alone = hold_criterion({**stored, "hold_by": "tool"})  # world_model_node's hold_by: tool
+    assert "L1 distance" not in alone and "latent distance" not in alone
+    assert "once the tool's position read from the frame" in alone and "plans again once the tool's beyond 3.0 cm" in alone
 
 
 def test_push_demo_over_dds_starts_each_goal_as_set_and_measures_where_the_block_ends(tmp_path: Path):

@@ -286,6 +286,8 @@ def run_closed_loop(
         "zero": run_baseline(sim, goals, config, "zero", action_scale),
     }
     hold = read_checkpoint_config(checkpoint)[1].get("reach")
+    if hold and (node_params or {}).get("hold_by"):
+        hold = {**hold, "hold_by": node_params["hold_by"]}
     return write_reaching_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s}, hold)
 
 

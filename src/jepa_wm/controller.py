@@ -53,6 +53,7 @@ UNDER_WAY_FRACTION = 0.5
 # the goal, with the arm carried on by the command under way; once at rest a frame above the hold
 # distance says it stopped short of the goal: after this many such ticks in a row it plans again.
 SETTLE_TICKS = 3
+HOLD_BY = ("latent_and_tool", "tool")  # what says "arrived" (Arrival.of_calibration)
 IK_TOLERANCE_M = 0.005  # a planned tool pose further than this from what the joints can reach is warned about
 
 
@@ -65,13 +66,15 @@ class Arrival:
     goal image's (the readout, then forward kinematics). Each alone is fooled somewhere: the latent
     distance of a frame 4-5 cm from a goal can be below that of one 1.5 cm away on the other side, and a
     readout that reads the wrist poorly misses a tool 4 cm off. Held, the arm stays held while both stay
-    within their resume distances.
+    within their resume distances. ``by_latent`` False holds by the tool's distance alone: the latent
+    distance is calibrated in the training scene, and a changed scene (light, table, camera) offsets it.
     """
 
     hold_below: float
     resume_above: float
     tool_hold_m: float | None = None
     tool_resume_m: float | None = None
+    by_latent: bool = True
 
     def __post_init__(self) -> None:
         pairs = [(self.hold_below, self.resume_above)]
@@ -80,6 +83,8 @@ class Arrival:
         for hold, resume in pairs:
             if hold is None or resume is None or not 0 < hold <= resume:
                 raise ConfigError(f"reach distances ({hold}, {resume}): expected 0 < hold_below <= resume_above")
+        if not self.by_latent and not self.tool:
+            raise ConfigError("an arrival by the tool alone needs the tool's hold and resume distances")
 
     @property
     def tool(self) -> bool:
@@ -90,17 +95,24 @@ class Arrival:
         """Whether a frame at ``distance`` (latent) and ``tool_distance`` (m, read) is within the hold distances
         (``resume``: the resume distances)."""
         latent, tool = (self.resume_above, self.tool_resume_m) if resume else (self.hold_below, self.tool_hold_m)
-        return distance <= latent and (tool is None or tool_distance <= tool)
+        return (not self.by_latent or distance <= latent) and (tool is None or tool_distance <= tool)
 
     @classmethod
-    def of_calibration(cls, reach: dict | None, tool: bool) -> Arrival | None:
+    def of_calibration(cls, reach: dict | None, tool: bool, hold_by: str = "latent_and_tool") -> Arrival | None:
         """The criterion of a checkpoint's ``reach`` metadata (None: never hold); the tool's distances where
-        ``tool`` (the checkpoint has a state readout and the robot a description) and they were calibrated."""
+        ``tool`` (the checkpoint has a state readout and the robot a description) and they were calibrated.
+        ``hold_by`` "tool" leaves the latent distance out (refused where the tool's distance is not available)."""
+        if hold_by not in HOLD_BY:
+            raise ConfigError(f"hold_by={hold_by!r}: expected one of {', '.join(HOLD_BY)}")
         if not reach:
             return None
         latent = (float(reach["hold_below"]), float(reach["resume_above"]))
-        if tool and "tool_hold_m" in reach:
-            return cls(*latent, float(reach["tool_hold_m"]), float(reach["tool_resume_m"]))
+        calibrated = tool and "tool_hold_m" in reach
+        if hold_by == "tool" and not calibrated:
+            raise ConfigError("hold_by='tool' needs the tool's distance: a checkpoint with a state readout, calibrated "
+                              "with it (`jepa-ros calibrate`), and a robot preset with a description")
+        if calibrated:
+            return cls(*latent, float(reach["tool_hold_m"]), float(reach["tool_resume_m"]), by_latent=hold_by != "tool")
         return cls(*latent)
 
 
@@ -259,12 +271,14 @@ class LatentMPC:
         device: str | torch.device = "cpu",
         stay_in_explored_range: bool = True,
         hold_at_goal: bool = True,
+        hold_by: str = "latent_and_tool",
     ) -> LatentMPC:
         """The controller of a checkpoint folder (None: the embedded default) for ``robot``.
 
         The checkpoint's joints are checked against the robot's first (the refusal names both sets),
         then its explored joint range is read to bound the commands, and its calibrated reach
-        distances (``jepa-ros calibrate``) to hold the arm at the goal (``hold_at_goal``).
+        distances (``jepa-ros calibrate``) to hold the arm at the goal (``hold_at_goal``; ``hold_by``
+        as in :meth:`Arrival.of_calibration`).
         """
         folder = default_checkpoint() if folder is None else Path(folder)
         if not folder.is_dir():
@@ -281,7 +295,7 @@ class LatentMPC:
         explored = explored_joint_range(folder, robot.joint_names) if stay_in_explored_range else None
         reach = metadata.get("reach") if hold_at_goal else None
         tool = getattr(model, "readout", None) is not None and bool(robot.description)
-        return cls(model, planner, robot, control_period, device, explored, Arrival.of_calibration(reach, tool))
+        return cls(model, planner, robot, control_period, device, explored, Arrival.of_calibration(reach, tool, hold_by))
 
     @property
     def has_goal(self) -> bool:

@@ -267,23 +267,27 @@ def plot_goal_errors(path: Path, errors_m: dict[str, list[list[float]]], thresho
 
 
 def hold_criterion(hold: dict | None) -> str:
-    """The controller's arrival criterion in words, from a checkpoint's reach calibration (None: never holds)."""
+    """The controller's arrival criterion in words, from a checkpoint's reach calibration (None: never holds),
+    with ``hold_by`` (world_model_node's parameter) added where the run set it."""
     if not hold:
         return "The controller never holds the arm still: the checkpoint has no reach calibration (`jepa-ros calibrate`)."
     radius = hold["success_radius_m"] * 100
     frames = "in the exploration bags" if hold.get("source") == "bags" else "on the simulated arm"
+    by_latent = hold.get("hold_by", "latent_and_tool") != "tool"
     latent = (f"the camera frame's latent is within an L1 distance of {hold['hold_below']:.4f} of the goal image's "
-              f"(90 % of frames within {radius / 2:.1f} cm of a goal lie below it {frames})")
+              f"(90 % of frames within {radius / 2:.1f} cm of a goal lie below it {frames})") if by_latent else ""
     tool = ""
     if "tool_hold_m" in hold:
-        tool = (f" and the tool's position read from the frame (the checkpoint's state readout, then forward kinematics) "
-                f"is within {hold['tool_hold_m'] * 100:.1f} cm of the one read from the goal image (read so for "
-                f"{hold['tool_near_held']:.0%} of frames within {radius / 2:.1f} cm and {hold['tool_away_held']:.0%} "
-                f"of frames beyond {radius:.0f} cm)")
-    resume = f"{hold['resume_above']:.4f}" + (f" or the tool's beyond {hold['tool_resume_m'] * 100:.1f} cm" if tool else "")
+        tool = (f"{' and ' if by_latent else ''}the tool's position read from the frame (the checkpoint's state readout, "
+                f"then forward kinematics) is within {hold['tool_hold_m'] * 100:.1f} cm of the one read from the goal "
+                f"image (read so for {hold['tool_near_held']:.0%} of frames within {radius / 2:.1f} cm and "
+                f"{hold['tool_away_held']:.0%} of frames beyond {radius:.0f} cm)")
+    tool_resume = f"the tool's beyond {hold['tool_resume_m'] * 100:.1f} cm" if tool else ""
+    resume = " or ".join(([f"the latent distance is beyond {hold['resume_above']:.4f}"] if by_latent else [])
+                         + ([tool_resume] if tool else []))
     return (f"The controller holds the arm still (`reached` on `~/status`, a green frame in the video) once {latent}"
-            f"{tool}, and plans again once the latent distance is beyond {resume}, or after three ticks at rest "
-            f"that no longer meet the hold distances.")
+            f"{tool}, and plans again once {resume}, or after three ticks at rest that no longer meet the hold "
+            f"distances.")
 
 
 def _mark_holding(frame: np.ndarray, holding: bool) -> np.ndarray:

@@ -44,7 +44,7 @@ from jepa_ros.nodes import guarded, spin_node
 from jepa_ros.params import load_config
 from jepa_wm import images, topics
 from jepa_wm.config import ConfigError, PlannerConfig, RobotConfig, load_robot
-from jepa_wm.controller import ControlError, LatentMPC, read_image_file
+from jepa_wm.controller import HOLD_BY, ControlError, LatentMPC, read_image_file
 from jepa_wm.models import CheckpointError
 from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.planning import PlanningError
@@ -79,6 +79,9 @@ class WorldModelNodeConfig:
     torch_threads: int = 1  # torch intra-op threads; 0 keeps torch's default (one per core)
     stay_in_explored_range: bool = True  # command only joint positions the training data covered
     hold_at_goal: bool = True  # hold the arm still once the camera sees the goal (the checkpoint's calibrated reach)
+    # what says "arrived": the latent distance and the tool read from the camera, or the tool alone (holds
+    # in a scene that differs from the training scene, whose latent distances are offset)
+    hold_by: Literal["latent_and_tool", "tool"] = "latent_and_tool"
     gil_switch_interval: float = 0.005  # s; Python's thread switch interval in this process (0.005: Python's)
     max_image_pixels: int = images.MAX_IMAGE_PIXELS  # frames and goals declaring more are refused before decoding
 
@@ -91,6 +94,8 @@ class WorldModelNodeConfig:
             raise ConfigError(f"world_model_node.gil_switch_interval={self.gil_switch_interval}: expected (0, 0.1] s")
         if self.torch_threads < 0:
             raise ConfigError(f"world_model_node.torch_threads={self.torch_threads}: expected >= 0 (0 = torch default)")
+        if self.hold_by not in HOLD_BY:
+            raise ConfigError(f"world_model_node.hold_by={self.hold_by!r}: expected one of {', '.join(HOLD_BY)}")
         if self.max_image_pixels < 64:
             raise ConfigError(f"world_model_node.max_image_pixels={self.max_image_pixels}: expected >= 64")
         check_device(self.device, "world_model_node.device")
@@ -115,7 +120,8 @@ class WorldModelNode(Node):
         folder = Path(self.config.checkpoint) if self.config.checkpoint else default_checkpoint()
         period = 1.0 / self.config.control_rate
         self.controller = LatentMPC.from_checkpoint(folder, self.planner, self.robot, period, self.config.device,
-                                                    self.config.stay_in_explored_range, self.config.hold_at_goal)
+                                                    self.config.stay_in_explored_range, self.config.hold_at_goal,
+                                                    self.config.hold_by)
         if self.config.goal_image_file:
             self.controller.set_goal(read_image_file(self.config.goal_image_file))
         self.enabled = self.config.start_enabled
