@@ -206,9 +206,10 @@ class PlannerConfig:
     # reached more goals with the same samples and iterations (docs/research_log.md).
     method: Literal["cem", "mppi"] = "mppi"
     horizon: int = 4
-    # 64 candidates: replanning (encode + plan) then takes ~75 ms over DDS on a 2-core AVX2 CPU, inside
-    # a 10 Hz period (96 took ~108 ms there and held about as many goals: docs/research_log.md). A plan that
-    # overruns the control period costs more goals than fewer candidates do; faster CPUs can afford more.
+    # 64 candidates: replanning (encode + plan) over DDS takes ~60 ms on a 2-core AVX-512 BF16 CPU and
+    # ~170 ms on a 2-core AVX2 one (float32), inside the default 5 Hz period; 96 held about as many goals
+    # (docs/research_log.md). A plan that overruns the control period costs more goals than fewer
+    # candidates do; faster CPUs can afford more.
     num_samples: int = 64
     iterations: int = 3
     num_elites: int = 16

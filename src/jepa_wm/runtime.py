@@ -63,7 +63,7 @@ def native_bfloat16(device: str | torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         # torch has no public query for these; without them bfloat16 is emulated, ~9x slower.
-        # Dispatch held to AVX2 (ATEN_CPU_CAPABILITY=avx2) runs as an AVX2 CPU does, whatever the chip has.
+        # Dispatch held to AVX2 (ATEN_CPU_CAPABILITY=avx2) has no AVX-512 kernels, whatever the chip has.
         if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
             return False
         checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
