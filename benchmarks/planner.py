@@ -190,7 +190,7 @@ def main() -> None:
         # what world_model_node's planner.precision=auto runs on this machine
         "auto_precision": resolve_precision("auto", "cpu"),
         # the instructions torch dispatches to (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 on an
-        # AVX-512 CPU runs as an AVX2 CPU would, at this CPU's clock)
+        # AVX-512 CPU leaves out the AVX-512 kernels; it plans faster than a real AVX2 CPU does)
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "model": source,
         "planning_threads": planning_threads,
