@@ -74,8 +74,8 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
         "zero": run_baseline(sim, goals, config, "zero", model.config.action_scale),
     }
     hold = read_checkpoint_config(checkpoint)[1].get("reach")
-    return write_reaching_report(out, config, results, goals, {"mode": "in_process", "command_delay_s": command_delay},
-                                 hold)
+    extra = {"mode": "in_process", "command_delay_s": command_delay, "num_samples": mpc.planner.num_samples}
+    return write_reaching_report(out, config, results, goals, extra, hold)
 
 
 def main() -> None:
@@ -112,6 +112,7 @@ def main() -> None:
         "zero_touch_success_rate": metrics["zero"]["touch_success_rate"],
         "zero_median_final_error_m": metrics["zero"]["median_final_error_m"],
         "median_replan_ms": metrics["world_model"]["median_replan_ms"],
+        "num_samples": metrics["num_samples"],  # candidates a plan, as planner.budget_ms left them on this machine
         "goals": args.goals,
         "seed": args.seed,
         "scene_seed": args.scene_seed,

@@ -29,7 +29,7 @@ from jepa_wm.controller import (
 from jepa_wm.models import load_checkpoint
 from jepa_wm.models.world_model import WorldModel
 from jepa_wm.reaching import ReachingConfig, make_sim, run_controller, sample_goals
-from jepa_wm.runtime import resolve_precision
+from jepa_wm.runtime import FEWEST_SAMPLES, resolve_precision
 
 JOINTS = ("joint1", "joint2", "joint3")
 TINY = WorldModelConfig(
@@ -568,3 +568,27 @@ def test_with_a_readout_the_arm_is_held_only_where_the_tool_also_reads_at_the_go
     strict = LatentMPC(model, PLANNER, robot, 0.2, arrival=Arrival(0.5 * away.goal_distance, 10.0, 0.015, 0.03))
     strict.set_goal(goal)
     assert not strict.step(other, home).reached and strict.step(goal, home).reached
+
+
+def test_a_planning_budget_fits_the_candidates_to_this_machine(model):
+    planner = dataclasses.replace(PLANNER, num_samples=40, num_elites=12)
+    roomy = LatentMPC(model, dataclasses.replace(planner, budget_ms=1e6), ROBOT)
+    assert (roomy.planner.num_samples, roomy.planner.num_elites, roomy.budget_overrun_ms) == (40, 12, 0.0)
+    # no machine replans in a microsecond: the fewest candidates, at most half of them elites, and the overrun said
+    tight = LatentMPC(model, dataclasses.replace(planner, budget_ms=1e-3), ROBOT)
+    assert (tight.planner.num_samples, tight.planner.num_elites) == (FEWEST_SAMPLES, FEWEST_SAMPLES // 2)
+    assert tight.budget_overrun_ms > 0 and tight.replan_ms(FEWEST_SAMPLES, repeats=1) > 0
+    # timing used its own random numbers: the budgeted controller plans as one made with that count does
+    plain = LatentMPC(model, dataclasses.replace(planner, num_samples=FEWEST_SAMPLES, num_elites=FEWEST_SAMPLES // 2),
+                      ROBOT)
+    commands = []
+    for mpc in (tight, plain):
+        mpc.set_goal(frame(1))
+        commands.append(mpc.step(frame(0), np.zeros(3)).command)
+    np.testing.assert_array_equal(commands[0], commands[1])
+
+
+def test_planning_budget_is_checked():
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=rf"planner.budget_ms={bad}: expected >= 0 ms"):
+            PlannerConfig(budget_ms=bad)

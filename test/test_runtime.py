@@ -1,4 +1,4 @@
-"""How the model runs on this machine: memory reuse across plans (jepa_wm.runtime)."""
+"""How the model runs on this machine: memory reuse across plans, candidates within a time budget (jepa_wm.runtime)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+
+from jepa_wm.runtime import FEWEST_SAMPLES, samples_within
 
 # Plans in a fresh process (the malloc settings are process-wide); prints the page faults of one plan.
 PLANS = """
@@ -45,3 +47,19 @@ def test_plans_reuse_freed_memory_instead_of_faulting_fresh_pages():
     # glibc by default hands the plan's 0.1-1 MB tensors back to the OS: tens of thousands of faults a plan
     assert default > 1000, default
     assert kept < 0.05 * default, (kept, default)
+
+
+def test_samples_within_takes_the_most_candidates_that_fit_the_budget():
+    timed = []
+
+    def replan_ms(samples: int) -> float:  # a fixed part and a part per candidate, as a plan's time has
+        timed.append(samples)
+        return 10.0 + 2.0 * samples
+
+    assert samples_within(80.0, replan_ms, 64) == (32, 74.0)  # 35 would fit: the multiple of 8 below
+    assert timed == [64, 32]
+    assert samples_within(200.0, replan_ms, 64) == (64, 138.0)  # all of them fit
+    assert samples_within(60.0, replan_ms, 40) == (24, 58.0)
+    # nothing fits: the fewest, and their time says by how much they overrun
+    assert samples_within(5.0, replan_ms, 64) == (FEWEST_SAMPLES, 10.0 + 2.0 * FEWEST_SAMPLES)
+    assert samples_within(5.0, replan_ms, 12) == (12, 34.0)  # fewer than the fewest asked for: kept

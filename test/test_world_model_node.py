@@ -132,8 +132,10 @@ def sim_node():
 def test_against_sim_node_gates_and_stops_on_stale_camera(ros, sim_node, tiny_checkpoint):
     context, executor, probe = ros
     start_node(executor, context, Parameter("checkpoint", value=str(tiny_checkpoint)),
-               Parameter("start_enabled", value=False), Parameter("max_staleness", value=0.5), *FAST_PLANNER)
+               Parameter("start_enabled", value=False), Parameter("max_staleness", value=0.5), *FAST_PLANNER,
+               Parameter("planner.budget_ms", value=0.001))  # unreachable: the fewest candidates (16 of 32)
     wait_for(lambda: state(probe) == "disabled" and float(probe.statuses[-1]["image_age"]) < 0.5, 30, "sim frames")
+    assert probe.statuses[-1]["num_samples"] == "16"
     assert probe.call(Trigger, "world_model_node/set_goal_from_current", Trigger.Request()).success
     time.sleep(1.0)
     assert probe.commands == [] and state(probe) == "disabled"  # a goal alone does not command

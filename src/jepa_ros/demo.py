@@ -75,6 +75,7 @@ class ReachingClient(Node):
         self.frame_time = 0.0  # time.monotonic() of its arrival
         self.commands = 0
         self.last_plan_ms: float | None = None
+        self.num_samples: int | None = None  # the candidates world_model_node plans with (within its budget)
         self.holding = False  # world_model_node says "reached" on ~/status: it holds the arm at the goal
         self.create_subscription(PointStamped, topics.END_EFFECTOR, self._on_ee, qos_profile_sensor_data)
         self.create_subscription(Image, topics.CAMERA, self._on_image, qos_profile_sensor_data)
@@ -107,6 +108,8 @@ class ReachingClient(Node):
                 if item.key == "state":
                     with self._lock:
                         self.holding = item.value == "reached"
+                elif item.key == "num_samples" and item.value.isdigit():
+                    self.num_samples = int(item.value)
                 elif item.key == "plan_ms":
                     try:
                         plan_ms = float(item.value)
@@ -279,6 +282,7 @@ def run_closed_loop(
     with files, start_graph("sim_mujoco", args), spinning(ReachingClient) as client:
         client.check_scene(home, scene_tolerance)
         episodes = [client.run_goal(i, goal, config, video_every=2) for i, goal in enumerate(tqdm(goals, desc="goals"))]
+        num_samples = client.num_samples
     closed_loop_s = time.monotonic() - started
     results = {
         "world_model": episodes,
@@ -288,7 +292,8 @@ def run_closed_loop(
     hold = read_checkpoint_config(checkpoint)[1].get("reach")
     if hold and (node_params or {}).get("hold_by"):
         hold = {**hold, "hold_by": node_params["hold_by"]}
-    return write_reaching_report(out, config, results, goals, {"closed_loop_seconds": closed_loop_s}, hold)
+    return write_reaching_report(out, config, results, goals,
+                                 {"closed_loop_seconds": closed_loop_s, "num_samples": num_samples}, hold)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

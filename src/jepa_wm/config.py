@@ -207,9 +207,9 @@ class PlannerConfig:
     method: Literal["cem", "mppi"] = "mppi"
     horizon: int = 4
     # 64 candidates: replanning (encode + plan) over DDS takes ~60 ms on a 2-core AVX-512 BF16 CPU and
-    # ~170 ms on a 2-core AVX2 one (float32), inside the default 5 Hz period; 96 held about as many goals
-    # (docs/research_log.md). A plan that overruns the control period costs more goals than fewer
-    # candidates do; faster CPUs can afford more.
+    # ~170 ms on a 2-core AVX2 one (float32); 96 held about as many goals, and so did 32 (docs/research_log.md).
+    # A plan that overruns the control period costs more goals than fewer candidates do: budget_ms below
+    # fits the count to the machine.
     num_samples: int = 64
     iterations: int = 3
     num_elites: int = 16
@@ -239,6 +239,11 @@ class PlannerConfig:
     # Python's GIL (subscription callbacks in the same node no longer stall planning); "eager"
     # runs them op by op.
     rollout_graph: Literal["eager", "torchscript"] = "eager"
+    # The longest one replanning (encode + plan) may take on this machine, ms; 0: no limit. LatentMPC
+    # times it when it starts and, where num_samples takes longer, plans with fewer candidates (a
+    # multiple of 8, at least 16; num_elites at most half of them). The CPUs the package runs on differ
+    # ~3x in speed; world_model_node sets 80 ms.
+    budget_ms: float = 0.0
 
     def __post_init__(self) -> None:
         require(self.method in ("cem", "mppi"), f"planner.method={self.method!r}: expected 'cem' or 'mppi'")
@@ -270,6 +275,8 @@ class PlannerConfig:
         require(self.temperature > 0, f"planner.temperature={self.temperature}: expected > 0")
         require(self.action_bound > 0, f"planner.action_bound={self.action_bound}: expected > 0")
         require(self.action_penalty >= 0, f"planner.action_penalty={self.action_penalty}: expected >= 0")
+        require(math.isfinite(self.budget_ms) and self.budget_ms >= 0,
+                f"planner.budget_ms={self.budget_ms}: expected >= 0 ms (0: no limit)")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from jepa_wm.planning import (
     shift_plan,
 )
 from jepa_wm.planning.costs import latent_distance
-from jepa_wm.runtime import resolve_precision, rollout_factory, rollout_model
+from jepa_wm.runtime import resolve_precision, rollout_factory, rollout_model, samples_within
 from jepa_wm.safety import clamp_command, non_finite
 
 # The last command counts as under way while more than this fraction of its move is left. Without
@@ -55,6 +55,13 @@ UNDER_WAY_FRACTION = 0.5
 SETTLE_TICKS = 3
 HOLD_BY = ("latent_and_tool", "tool")  # what says "arrived" (Arrival.of_calibration)
 IK_TOLERANCE_M = 0.005  # a planned tool pose further than this from what the joints can reach is warned about
+
+
+def fewer_samples(planner: PlannerConfig, num_samples: int) -> PlannerConfig:
+    """``planner`` with ``num_samples`` candidates; below its own count, at most half of them elites."""
+    if num_samples >= planner.num_samples:
+        return planner
+    return replace(planner, num_samples=num_samples, num_elites=min(planner.num_elites, max(1, num_samples // 2)))
 
 
 @dataclass(frozen=True)
@@ -258,6 +265,9 @@ class LatentMPC:
         # (last command [J], measured positions when it was sent [J]), robot order; one attribute, so
         # a reset() from another thread (the node's ~/enable) is seen whole or not at all
         self.pending: tuple[np.ndarray, np.ndarray] | None = None
+        self.budget_overrun_ms = 0.0  # > 0: even the fewest candidates replan this much over planner.budget_ms
+        if planner.budget_ms > 0:
+            self._fit_to_budget()
         if planner.rollout_graph == "torchscript":
             self._warm_up()
 
@@ -491,6 +501,40 @@ class LatentMPC:
         move = solved.joint_positions - current
         overshoot = np.max(np.abs(move) / (self.velocity_limits * self.control_period))
         return action, current + move / max(1.0, overshoot), warning
+
+    def replan_ms(self, num_samples: int, repeats: int = 3) -> float:
+        """Median milliseconds of one warm-started replanning (encode + plan) with ``num_samples`` candidates
+        on this machine, after the two calls that trace and optimise a new graph.
+
+        It plans from a grey frame toward itself at the arm's home: the time does not depend on what the
+        images show. Its own random numbers: the controller's goal, plan and generator are left as they were.
+        """
+        planner = fewer_samples(self.planner, num_samples)
+        size = self.model.config.encoder.image_size
+        frame = np.full((size, size, 3), 128, dtype=np.uint8)
+        state = self.model_state(np.clip(np.zeros(len(self.lower)), self.lower, self.upper))
+        goal = self.encode(frame)
+        if planner.goal == "objects":
+            arm = self.model.arm
+            cost = objects_goal_cost(arm.without_arm(goal, state), planner, arm, state, self.model.integrate)
+        else:
+            cost = latent_goal_cost(goal, planner)
+        generator, warm_start, times = make_generator(planner, self.device), None, []
+        for _ in range(repeats + 2):
+            started = time.perf_counter()
+            latent = self.encode(frame).to(self.rollout_dtype)
+            result = plan(self.rollout_fn(latent, state), cost, planner, self.model_config.action_dim, warm_start,
+                          generator)
+            times.append((time.perf_counter() - started) * 1e3)
+            warm_start = shift_plan(result.actions)
+        return float(np.median(times[2:]))
+
+    def _fit_to_budget(self) -> None:
+        """Plan with as many candidates as replan within planner.budget_ms here (runtime.samples_within)."""
+        budget = self.planner.budget_ms
+        samples, took = samples_within(budget, self.replan_ms, self.planner.num_samples)
+        self.planner = fewer_samples(self.planner, samples)
+        self.budget_overrun_ms = max(0.0, took - budget)
 
     def _warm_up(self) -> None:
         """Trace and optimise the rollout graphs of a plan and of an imagined command before the first tick.

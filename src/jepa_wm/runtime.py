@@ -18,6 +18,9 @@ from jepa_wm.config import ConfigError
 from jepa_wm.models.rollout_graph import TracedImagine
 from jepa_wm.planning import RolloutFn
 
+SAMPLE_STEP = 8  # candidate counts a planning budget chooses from: multiples of this
+FEWEST_SAMPLES = 16  # ... and no fewer (MPPI with fewer searched too little in the screens)
+
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_MAX = 32 << 20  # the largest glibc accepts on 64-bit systems
@@ -93,3 +96,19 @@ def rollout_factory(planning_model: torch.nn.Module, graph: str) -> Callable[[to
     if graph == "torchscript":
         return functools.partial(planning_model.rollout_fn, imagine=TracedImagine(planning_model))
     return planning_model.rollout_fn
+
+
+def samples_within(budget_ms: float, replan_ms: Callable[[int], float], most: int) -> tuple[int, float]:
+    """The most candidates, up to ``most``, whose replanning time ``replan_ms(n)`` (ms) fits ``budget_ms``.
+
+    Returns (candidates, their replanning time). Below ``most`` the count is a multiple of SAMPLE_STEP and
+    at least FEWEST_SAMPLES, even where that still overruns the budget (the caller says so). A plan's time
+    grows about linearly with its candidates plus a fixed part, so scaling the count by budget / time
+    overshoots a little: each step scales again from the last timing, and takes at least one SAMPLE_STEP off.
+    """
+    samples, took = most, replan_ms(most)
+    while took > budget_ms and samples > FEWEST_SAMPLES:
+        scaled = int(samples * budget_ms / took) // SAMPLE_STEP * SAMPLE_STEP
+        samples = max(FEWEST_SAMPLES, min(scaled, (samples - 1) // SAMPLE_STEP * SAMPLE_STEP))
+        took = replan_ms(samples)
+    return samples, took

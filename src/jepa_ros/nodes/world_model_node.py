@@ -122,6 +122,7 @@ class WorldModelNode(Node):
         self.controller = LatentMPC.from_checkpoint(folder, self.planner, self.robot, period, self.config.device,
                                                     self.config.stay_in_explored_range, self.config.hold_at_goal,
                                                     self.config.hold_by)
+        self._log_budget()
         if self.config.goal_image_file:
             self.controller.set_goal(read_image_file(self.config.goal_image_file))
         self.enabled = self.config.start_enabled
@@ -167,6 +168,21 @@ class WorldModelNode(Node):
             f"{self.config.command_topic}, camera {camera_topic}, "
             f"{'enabled' if self.enabled else 'disabled (call ~/enable)'}"
         )
+
+    def _log_budget(self) -> None:
+        """Say how many candidates planner.budget_ms left, and whether even the fewest overrun it."""
+        asked, planner = self.planner.num_samples, self.controller.planner
+        if self.planner.budget_ms <= 0:
+            return
+        took = self.planner.budget_ms + self.controller.budget_overrun_ms
+        if self.controller.budget_overrun_ms > 0:
+            self.get_logger().warning(
+                f"replanning takes {took:.0f} ms here with {planner.num_samples} candidates, over "
+                f"planner.budget_ms={self.planner.budget_ms:g}: lower planner.iterations ({planner.iterations}) or "
+                f"planner.horizon ({planner.horizon}), or raise the budget")
+        elif planner.num_samples < asked:
+            self.get_logger().info(f"planning {planner.num_samples} candidates of planner.num_samples={asked}: "
+                                   f"more replan over planner.budget_ms={self.planner.budget_ms:g} on this machine")
 
     def _read_parameters(self) -> tuple[RobotConfig, WorldModelNodeConfig, PlannerConfig]:
         """Robot preset first: it supplies the defaults of the robot-specific parameters."""
@@ -342,8 +358,8 @@ class WorldModelNode(Node):
             self.get_logger().warning(
                 f"replanning takes {median:.0f} ms (median of the last {len(self._replan_ms)}), longer than the "
                 f"{period_ms:.0f} ms control period at control_rate={self.config.control_rate} Hz; lower "
-                f"planner.num_samples ({self.planner.num_samples}), planner.iterations ({self.planner.iterations}) "
-                f"or control_rate",
+                f"planner.budget_ms ({self.planner.budget_ms:g}; {self.controller.planner.num_samples} candidates), "
+                f"planner.iterations ({self.planner.iterations}) or control_rate",
                 throttle_duration_sec=30.0,
             )
 
@@ -401,6 +417,7 @@ class WorldModelNode(Node):
             "encode_ms": f"{encode_ms:.2f}",
             "plan_ms": f"{plan_ms:.2f}",
             "overrunning": str(self.overrunning).lower(),  # median replanning time > control period
+            "num_samples": str(self.controller.planner.num_samples),  # candidates a plan, within planner.budget_ms
             "image_age": f"{image_age:.3f}",
             "joint_age": f"{joint_age:.3f}",
         }
