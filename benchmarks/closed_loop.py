@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from jepa_ros.demo import run_closed_loop  # noqa: E402
-from jepa_wm.config import PlannerConfig, from_dict, package_share  # noqa: E402
+from jepa_wm.config import PlannerConfig, node_planner  # noqa: E402
 from jepa_wm.models.checkpoint import default_checkpoint  # noqa: E402
 from jepa_wm.reaching import ReachingConfig  # noqa: E402
 
@@ -41,12 +41,6 @@ def planner_overrides(items: list[str]) -> dict:
         overrides[key] = yaml.safe_load(value)
     node_planner(overrides)  # refuses unknown keys and bad values here, before any process starts
     return overrides
-
-
-def node_planner(overrides: dict) -> PlannerConfig:
-    """The planner of config/nodes/world_model_node.yaml with ``overrides`` over it."""
-    params = yaml.safe_load((package_share() / "config" / "nodes" / "world_model_node.yaml").read_text())
-    return from_dict(PlannerConfig, {**params["/**"]["ros__parameters"]["planner"], **overrides}, "planner")
 
 
 def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerConfig, command_delay: float,

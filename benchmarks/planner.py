@@ -11,7 +11,8 @@ random weights (timing does not depend on the weights).
 
 Each planner runs eagerly and as TorchScript graphs (planner.rollout_graph), and MPPI once more
 beside a thread that holds the GIL like a node's subscription callbacks: that is where the graphs,
-which run without the GIL, make the difference.
+which run without the GIL, make the difference. Then world_model_node's planner (config/nodes/
+world_model_node.yaml) with as many candidates as replan within its planner.budget_ms here (``node_*``).
 
 Planning runs on ``--threads`` torch threads (1, as world_model_node runs by default: on a
 shared 2-core CPU one thread plans faster than two); the matmul peak uses every core.
@@ -33,11 +34,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, package_share
+from jepa_wm.config import PlannerConfig, WorldModelConfig, load_yaml, node_planner, package_share
+from jepa_wm.controller import fewer_samples
 from jepa_wm.models import WorldModel, load_checkpoint
 from jepa_wm.models.checkpoint import default_checkpoint
 from jepa_wm.planning import latent_goal_cost, make_generator, plan, shift_plan
-from jepa_wm.runtime import keep_freed_memory, resolve_precision, rollout_factory, rollout_model
+from jepa_wm.runtime import keep_freed_memory, resolve_precision, rollout_factory, rollout_model, samples_within
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -153,6 +155,16 @@ def main() -> None:
         with python_callbacks():
             config = dataclasses.replace(base, method="mppi", rollout_graph=graph)
             results["mppi", "callbacks", graph] = time_planner(model, config, args.repeats)
+    # world_model_node's planner: as many candidates as replan within its planner.budget_ms here
+    node = node_planner({"precision": resolve_precision(node_planner().precision, "cpu")})
+    budgeted: dict[int, dict[str, float]] = {}
+
+    def replan_ms(samples: int) -> float:
+        budgeted[samples] = time_planner(model, fewer_samples(node, samples), args.repeats)
+        return budgeted[samples]["encode_ms"] + budgeted[samples]["plan_ms"]
+
+    node_samples, node_replan_ms = samples_within(node.budget_ms, replan_ms, node.num_samples)
+    node_timing = budgeted[node_samples]
     planning_threads = torch.get_num_threads()
     torch.set_num_threads(all_threads)
     peak = max(peak, matmul_gflops())  # measured before and after: the machine is shared
@@ -187,6 +199,11 @@ def main() -> None:
         "planner_gflops": round(planner_gflops, 1),
         "mppi_planner_gflops": round(mppi["plan_flops"] / (mppi["plan_ms"] * 1e-3) / 1e9, 1),
         "fraction_of_peak": round(planner_gflops / peak, 3),
+        # world_model_node's planner (TorchScript, planner.precision auto) within its planner.budget_ms here
+        "node_budget_ms": node.budget_ms,
+        "node_num_samples": node_samples,
+        "node_replan_ms": round(node_replan_ms, 2),
+        "node_fraction_of_peak": round(node_timing["plan_flops"] / (node_timing["plan_ms"] * 1e-3) / 1e9 / peak, 3),
         # what world_model_node's planner.precision=auto runs on this machine
         "auto_precision": resolve_precision("auto", "cpu"),
         # the instructions torch dispatches to (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 on an

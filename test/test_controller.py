@@ -16,6 +16,7 @@ from jepa_wm.config import (
     RobotConfig,
     WorldModelConfig,
     load_robot,
+    node_planner,
     package_share,
 )
 from jepa_wm.controller import (
@@ -592,3 +593,12 @@ def test_planning_budget_is_checked():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match=rf"planner.budget_ms={bad}: expected >= 0 ms"):
             PlannerConfig(budget_ms=bad)
+
+
+def test_node_planner_is_the_packaged_node_config_with_overrides():
+    node = node_planner()
+    assert (node.budget_ms, node.rollout_graph, node.precision) == (80.0, "torchscript", "auto")
+    assert node.num_samples == PlannerConfig().num_samples  # not set in the node's file: the library default
+    assert node_planner({"budget_ms": 0, "horizon": 3}).budget_ms == 0 and node_planner({"horizon": 3}).horizon == 3
+    with pytest.raises(ConfigError, match="num_candidates"):
+        node_planner({"num_candidates": 8})

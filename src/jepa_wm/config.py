@@ -684,3 +684,9 @@ def package_share() -> Path:
             f"cannot find the jepa_ros share folder: not in a source tree ({source_root}) "
             "and ament_index does not know the package"
         ) from err
+
+
+def node_planner(overrides: dict | None = None) -> PlannerConfig:
+    """The planner world_model_node runs: config/nodes/world_model_node.yaml's planner.* with ``overrides`` over it."""
+    params = yaml.safe_load((package_share() / "config" / "nodes" / "world_model_node.yaml").read_text())
+    return from_dict(PlannerConfig, {**params["/**"]["ros__parameters"]["planner"], **(overrides or {})}, "planner")
