@@ -9,7 +9,7 @@ horizon and a tool-flag model both reached more goals here and fewer over DDS. L
 JSON object.
 
     python benchmarks/closed_loop.py [--goals 20] [--seed 0] [--out reports/closed_loop] [--checkpoint DIR]
-                                     [--planner num_samples=64 ...]
+                                     [--planner num_samples=64 ...] [--hold-by tool]
     python benchmarks/closed_loop.py --in-process [--command-delay 0.17] [--planner horizon=5 ...]
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/closed_loop.py  # as on an AVX2 CPU
 """
@@ -27,6 +27,7 @@ import yaml  # noqa: E402
 
 from jepa_ros.demo import run_closed_loop  # noqa: E402
 from jepa_wm.config import PlannerConfig, node_planner  # noqa: E402
+from jepa_wm.controller import HOLD_BY  # noqa: E402
 from jepa_wm.models.checkpoint import default_checkpoint  # noqa: E402
 from jepa_wm.reaching import ReachingConfig  # noqa: E402
 
@@ -44,7 +45,7 @@ def planner_overrides(items: list[str]) -> dict:
 
 
 def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerConfig, command_delay: float,
-                   out: Path) -> dict:
+                   out: Path, hold_by: str) -> dict:
     """LatentMPC against ArmSim in this process; the report of run_closed_loop."""
     from tqdm import tqdm
 
@@ -57,7 +58,7 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
     torch.set_num_threads(1)  # as world_model_node (torch_threads: 1)
     keep_freed_memory()  # as world_model_node
     robot = load_robot(checkpoint_robot(checkpoint))  # the preset the checkpoint was trained for
-    mpc = LatentMPC.from_checkpoint(checkpoint, planner, robot, config.control_period)
+    mpc = LatentMPC.from_checkpoint(checkpoint, planner, robot, config.control_period, hold_by=hold_by)
     model = mpc.model
     sim = make_sim(model.config.encoder.image_size, config.scene_seed, robot.name)
     goals = sample_goals(sim, config)
@@ -67,7 +68,8 @@ def run_in_process(config: ReachingConfig, checkpoint: Path, planner: PlannerCon
         "random": run_baseline(sim, goals, config, "random", model.config.action_scale),
         "zero": run_baseline(sim, goals, config, "zero", model.config.action_scale),
     }
-    hold = read_checkpoint_config(checkpoint)[1].get("reach")
+    reach = read_checkpoint_config(checkpoint)[1].get("reach")
+    hold = {**reach, "hold_by": hold_by} if reach else None
     extra = {"mode": "in_process", "command_delay_s": command_delay, "num_samples": mpc.planner.num_samples}
     return write_reaching_report(out, config, results, goals, extra, hold)
 
@@ -84,15 +86,18 @@ def main() -> None:
                         help="--in-process: seconds from a frame to its command reaching the arm (DDS median ~0.17)")
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE",
                         help="planner settings over config/nodes/world_model_node.yaml's (node parameters planner.KEY)")
+    parser.add_argument("--hold-by", choices=HOLD_BY, default=HOLD_BY[0], help="world_model_node's hold_by")
     args = parser.parse_args()
     config = ReachingConfig(num_goals=args.goals, seed=args.seed, scene_seed=args.scene_seed)
     checkpoint = args.checkpoint or default_checkpoint()
     overrides = planner_overrides(args.planner)
     if args.in_process:
-        metrics = run_in_process(config, checkpoint, node_planner(overrides), args.command_delay, args.out)
+        metrics = run_in_process(config, checkpoint, node_planner(overrides), args.command_delay, args.out,
+                                 args.hold_by)
     else:
+        node_params = {**({"planner": overrides} if overrides else {}), "hold_by": args.hold_by}
         metrics = run_closed_loop(config, image_size=None, graph_args=[], out=args.out, checkpoint=checkpoint,
-                                  node_params={"planner": overrides} if overrides else None)
+                                  node_params=node_params)
     print(f"report: {args.out}/report.md")
     print(json.dumps({
         "hold_success_rate": metrics["world_model"]["hold_success_rate"],
@@ -110,6 +115,7 @@ def main() -> None:
         "goals": args.goals,
         "seed": args.seed,
         "scene_seed": args.scene_seed,
+        "hold_by": args.hold_by,
         "mode": "in_process" if args.in_process else "dds",
         # the instructions torch dispatches to here and in the nodes it starts (ATEN_CPU_CAPABILITY=avx2 on
         # an AVX-512 CPU leaves out the AVX-512 kernels; it replanned ~2x faster than a real AVX2 CPU)
