@@ -117,3 +117,4 @@ def test_the_arm_model_is_saved_with_the_checkpoint_and_asked_for_by_the_control
     mpc.set_goal(frame)
     out = mpc.step(frame, np.zeros(6))
     assert out.command is not None and np.isfinite(out.goal_distance)
+    assert mpc.replan_ms(8, repeats=1) > 0  # a planning budget times the objects cost as the plans use it
