@@ -215,6 +215,11 @@ def write_reaching_report(
             f"| {name} | {m['hold_success_rate']:.0%} | {m['touch_success_rate']:.0%} | "
             f"{m['median_final_error_m'] * 100:.1f} | {m['median_best_error_m'] * 100:.1f} |"
         )
+    replan_ms = metrics[names[0]]["median_replan_ms"]
+    if np.isfinite(replan_ms):  # nan where nothing planned (baselines, or every tick held)
+        samples = metrics.get("num_samples")
+        lines += ["", f"Replanning (encode + plan) took {replan_ms:.0f} ms (median)"
+                  + (f", {samples} candidates a plan (planner.budget_ms)." if samples else ".")]
     lines += ["", "| goal | start (cm) | " + " | ".join(f"{n} final (cm)" for n in names) + " | held | touched |",
               "|---|---|" + "---|" * len(names) + "---|---|"]
     first = results[names[0]]
