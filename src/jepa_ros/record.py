@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +24,9 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
+from jepa_ros.nodes import stop_on_signals
 from jepa_ros.replay import message_class
 from jepa_wm import topics
 from jepa_wm.data.rosbag_io import TYPESTORE, BagError, BagWriter
@@ -114,20 +117,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     recorder = None
+    stopped = threading.Event()
     with BagWriter(args.out, storage=args.storage) as bag:
         try:
-            with rclpy.init():
+            # Ctrl-C / SIGTERM stop the loop below; the context shuts down after it, from this thread (rclpy's own
+            # handlers shut it down from theirs, where a discovery tick could still be asking for topics).
+            with rclpy.init(signal_handler_options=SignalHandlerOptions.NO), stop_on_signals(stopped.set):
                 recorder = Recorder(bag, args.topics, args.use_sim_time)
                 executor = SingleThreadedExecutor()
                 executor.add_node(recorder)
                 deadline = None if args.duration is None else time.monotonic() + args.duration
                 try:
-                    while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
+                    while not stopped.is_set() and (deadline is None or time.monotonic() < deadline):
                         executor.spin_once(timeout_sec=0.1)
                 finally:
                     executor.shutdown()
                     recorder.destroy_node()
-        except (KeyboardInterrupt, ExternalShutdownException):
+        except (KeyboardInterrupt, ExternalShutdownException):  # a signal before the handlers were in place
             pass
     counts = dict(recorder.counts) if recorder is not None else {}
     print(f"record: wrote {sum(counts.values())} messages to {args.out} ({args.storage}): {counts}")
