@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -175,3 +176,21 @@ def test_gap_is_reported_and_skipped_not_waited_through(bags, probe, tmp_path, c
     played = probe["image_wall"][-1] - probe["image_wall"][0]
     assert played < (STEPS - 1) * PERIOD - 1.5, played  # the 3 s hole took 0.5 s of wall time
     assert len(probe["image"]) == scan_bag(holed).topics["/camera/image_raw"].count  # nothing made up in the hole
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_replay_ends_cleanly_and_keeps_what_it_recorded(bags, probe, tmp_path, stop_signal):
+    record = tmp_path / "live"
+    process = NodeProcess(["-m", "jepa_ros.cli", "replay", "--bag", str(bags["mcap"]), "--rate", "0.5",
+                           "--record", str(record)])
+    try:
+        deadline = time.monotonic() + 60
+        while not probe["image"] and time.monotonic() < deadline and process.process.poll() is None:
+            time.sleep(0.05)
+        assert probe["image"], process.output()[-3000:]
+    finally:
+        code = process.stop(stop_signal, timeout=20)
+    output = process.output()
+    assert code == 0 and "Traceback" not in output, output[-3000:]
+    assert "stopped after" in output and len(probe["image"]) < STEPS  # it stopped publishing part way
+    assert f"recorded 0 live commands to {record}" in output and record.is_dir()  # nobody commanded: an empty bag

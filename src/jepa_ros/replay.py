@@ -83,10 +83,17 @@ def run(args: argparse.Namespace) -> int:
             after_s = (gap.start_ns - summary.start_ns) * 1e-9
             print(f"gap on {topic}: {gap.seconds:.2f} s without messages after {after_s:.2f} s of the bag "
                   "(nothing is made up for it)")
-    with rclpy.init():
+    from rclpy.signals import SignalHandlerOptions
+
+    from jepa_ros.nodes import stop_on_signals
+
+    # Ctrl-C / SIGTERM stop the replay; the recorded commands are still written and scored, and the context
+    # shuts down after the executor thread, from this thread (not from rclpy's handler, under a publish).
+    with rclpy.init(signal_handler_options=SignalHandlerOptions.NO):
         replayer = BagReplayer(summary, replayed, commands, args)
         try:
-            replayer.play()
+            with stop_on_signals(replayer.stopped.set):
+                replayer.play()
         finally:
             replayer.shutdown()
     if args.record:
@@ -177,6 +184,7 @@ class BagReplayer:
         self.bag_now_ns = summary.start_ns  # replay clock shared with the recording callbacks
         self.live: list[tuple[str, str, int, bytes]] = []
         self._lock = threading.Lock()
+        self.stopped = threading.Event()  # Ctrl-C / SIGTERM: stop publishing; what was recorded is kept
         for topic in commands:
             msgtype = summary.topics[topic].msgtype if topic in summary.topics else _default_type(topic)
             self.node.create_subscription(message_class(msgtype), topic, self._recorder(topic, msgtype), 10, raw=True)
@@ -200,7 +208,7 @@ class BagReplayer:
             return any(p.get_subscription_count() for p in self.publishers.values())
 
         deadline = time.monotonic() + self.args.wait_subscribers
-        while time.monotonic() < deadline and not subscribed():
+        while time.monotonic() < deadline and not subscribed() and not self.stopped.is_set():
             time.sleep(0.05)
         if not subscribed():
             print(f"warning: nobody subscribes to {self.replayed} after {self.args.wait_subscribers} s; "
@@ -257,18 +265,21 @@ class BagReplayer:
         total = sum(self.summary.topics[t].count for t in self.replayed)
         messages = tqdm(iter_cdr(self.summary.path, self.replayed), total=total, desc="replay", unit="msg")
         for topic, _, log_ns, cdr in messages:
+            if self.stopped.is_set():
+                print(f"stopped after {messages.n} of {total} messages")
+                return
             if previous_ns is not None and log_ns - previous_ns > max_gap_ns:
                 skipped_ns += log_ns - previous_ns - max_gap_ns
                 print(f"gap: no message for {(log_ns - previous_ns) * 1e-9:.2f} s; skipping ahead (not interpolated)")
             previous_ns = log_ns
             due = wall_start + (log_ns - start_ns - skipped_ns) * 1e-9 / rate
-            while (now := time.monotonic()) < due:
+            while (now := time.monotonic()) < due and not self.stopped.is_set():
                 self._publish_clock(min(log_ns, start_ns + skipped_ns + int((now - wall_start) * rate * 1e9)))
                 time.sleep(min(tick, due - now))
             self._publish_clock(log_ns)
             self.publishers[topic].publish(cdr)
         settle_end = time.monotonic() + self.args.settle
-        while time.monotonic() < settle_end:  # let the node answer the last frames; the clock stands still
+        while time.monotonic() < settle_end and not self.stopped.is_set():  # let the node answer the last frames; the clock stands still
             time.sleep(tick)
 
     def shutdown(self) -> None:
