@@ -279,8 +279,8 @@ class BagReplayer:
             self._publish_clock(log_ns)
             self.publishers[topic].publish(cdr)
         settle_end = time.monotonic() + self.args.settle
-        while time.monotonic() < settle_end and not self.stopped.is_set():  # let the node answer the last frames; the clock stands still
-            time.sleep(tick)
+        while time.monotonic() < settle_end and not self.stopped.is_set():
+            time.sleep(tick)  # the node answers the last frames; the clock stands still
 
     def shutdown(self) -> None:
         """Stop the executor thread and destroy the node."""

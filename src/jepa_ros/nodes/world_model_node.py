@@ -174,8 +174,8 @@ class WorldModelNode(Node):
         asked, planner = self.planner.num_samples, self.controller.planner
         if self.planner.budget_ms <= 0:
             return
-        took = self.planner.budget_ms + self.controller.budget_overrun_ms
         if self.controller.budget_overrun_ms > 0:
+            took = self.planner.budget_ms + self.controller.budget_overrun_ms
             self.get_logger().warning(
                 f"replanning takes {took:.0f} ms here with {planner.num_samples} candidates, over "
                 f"planner.budget_ms={self.planner.budget_ms:g}: lower planner.iterations ({planner.iterations}) or "
